@@ -1,0 +1,103 @@
+# Apache Kafka for the integration tests: a single KRaft node (broker + controller) on
+# 127.0.0.1, run from the official jars resolved by Maven. Sourced by scripts/services.sh.
+
+KAFKA_VER=3.9.0
+KAFKA_ROOT=$CACHE/kafka-$KAFKA_VER
+KAFKA_LIBS=$KAFKA_ROOT/libs
+
+kafka_installed() { [ -f "$KAFKA_ROOT/.complete" ]; }
+
+kafka_install() {
+  kafka_installed && return 0
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install maven
+  local log=$KAFKA_ROOT/install.log
+  rm -rf "$KAFKA_LIBS"
+  mkdir -p "$KAFKA_LIBS"
+  : >"$log"
+  run_logged "resolve Kafka $KAFKA_VER jars with Maven" "$log" \
+    mvn -B -q -f "$here/services/kafka-pom.xml" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS"
+  ls "$KAFKA_LIBS" | grep -q "^kafka_2.13-$KAFKA_VER.jar$" ||
+    fail "resolve Kafka jars" "kafka_2.13-$KAFKA_VER.jar missing from $KAFKA_LIBS" "$log"
+  touch "$KAFKA_ROOT/.complete"
+}
+
+kafka_java() {
+  java -Dlog4j.configuration="file:$RUN_DIR/kafka/log4j.properties" -cp "$KAFKA_LIBS/*" "$@"
+}
+
+kafka_ready() {
+  grep -q 'Kafka Server started' "$RUN_DIR/kafka.log" && tcp_open "$(env_get KAFKA_PORT)"
+}
+
+kafka_up() {
+  if pid_alive "$RUN_DIR/kafka.pid" && kafka_ready; then
+    return 0
+  fi
+  stop_pid kafka
+  local port ctrl dir=$RUN_DIR/kafka log=$RUN_DIR/kafka.log
+  port=$(pick_port 9092)
+  ctrl=$(pick_port 9093)
+  [ "$ctrl" = "$port" ] && ctrl=$(pick_port 0)
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  env_unset_prefix KAFKA_
+  env_set KAFKA_PORT "$port"
+  cat >"$dir/log4j.properties" <<PROPS
+log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaRaftServer=INFO
+PROPS
+  # Static quorum, formatted without --standalone. Small thread pools for a 2-core box;
+  # one partition for internal topics so the first consumer group is created quickly.
+  cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$ctrl
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=2
+num.recovery.threads.per.data.dir=1
+PROPS
+  : >"$log"
+  local cluster_id
+  cluster_id=$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())')
+  run_logged "format Kafka storage" "$log" \
+    kafka_java -Xmx256m kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties"
+  start_bg kafka "$log" java -Xms512m -Xmx1g -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dkafka.logs.dir="$dir/logs" \
+    -Dlog4j.configuration="file:$dir/log4j.properties" -cp "$KAFKA_LIBS/*" \
+    kafka.Kafka "$dir/server.properties"
+  wait_for kafka 90 "$log" kafka_ready
+  env_set KAFKA_BOOTSTRAP "127.0.0.1:$port"
+  env_set KAFKA_VERSION "$KAFKA_VER"
+}
+
+kafka_down() { stop_pid kafka; }
+
+kafka_status() {
+  if pid_alive "$RUN_DIR/kafka.pid" && kafka_ready; then
+    echo "kafka     up    127.0.0.1:$(env_get KAFKA_PORT)  (Apache Kafka $KAFKA_VER, KRaft)"
+  else
+    echo "kafka     down"
+    return 1
+  fi
+}

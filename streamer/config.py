@@ -1,0 +1,465 @@
+"""The daemon's whole configuration, as pydantic models; one YAML file fills them.
+
+Every section forbids unknown keys, so a typo is an error rather than a silently ignored
+setting. Sources, sinks, models, drift detectors and dead-letter outputs are tagged unions
+on `type`. Secrets are `SecretStr`: masked in `repr`, in `streamer config show` and in
+error messages. Reading a file (with `${VAR}` references and `STREAMER__` overrides) is
+in `streamer.config_file`; this module only says what is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from streamer.durations import Duration, PositiveDuration, format_duration
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- shared value types -----------------------------------------------------------------
+
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def _host_port(value: str) -> str:
+    match = _HOST_PORT.match(value)
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise ValueError(f"{value!r} is not host:port; expected e.g. '127.0.0.1:9092'")
+    return value
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+HostPort = Annotated[str, BeforeValidator(_host_port)]
+BootstrapServers = Annotated[list[HostPort], BeforeValidator(_split_commas), Field(min_length=1)]
+"""A list of host:port, or one comma-separated string of them."""
+
+Port = Annotated[int, Field(gt=0, lt=65536)]
+SeriesKind = Literal["price", "sensor"]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+# --- sources -----------------------------------------------------------------------------
+
+_FIELD_DEFAULTS: dict[str, dict[str, str]] = {
+    "price": {"series": "symbol", "value": "price", "size": "size"},
+    "sensor": {"series": "sensor_id", "value": "value", "values": "values"},
+}
+
+
+class FieldMap(Section):
+    """Where each part of an event is in a payload (or which column, in a replay file)."""
+
+    series: NonEmptyStr | None = None
+    value: NonEmptyStr | None = None
+    values: NonEmptyStr | None = None
+    size: NonEmptyStr | None = None
+    time: NonEmptyStr = "ts"
+    time_unit: Literal["s", "ms", "us", "ns", "iso8601"] = "ms"
+
+
+class SourceBase(Section):
+    """What every source has: a name, the kind of stream and how to read its events."""
+
+    name: NonEmptyStr | None = None
+    kind: SeriesKind = "sensor"
+    fields: FieldMap = FieldMap()
+    split_fields: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fields_default_by_kind(cls, data: Any) -> Any:
+        """Fill field names the user left out with the usual ones for the stream's kind."""
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("kind", "sensor")
+        fields = data.get("fields", {})
+        if kind in _FIELD_DEFAULTS and isinstance(fields, dict):
+            data = {**data, "fields": {**_FIELD_DEFAULTS[kind], **fields}}
+        return data
+
+
+class KafkaConnection(Section):
+    """How to reach a Kafka cluster; shared by the Kafka source, sink and dead letter."""
+
+    bootstrap_servers: BootstrapServers
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: NonEmptyStr | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    client_id: NonEmptyStr = "streamer"
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaConnection:
+        if self.security_protocol.startswith("SASL_"):
+            missing = [
+                key
+                for key in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, key) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"security_protocol {self.security_protocol} needs {', '.join(missing)}"
+                )
+        return self
+
+
+class KafkaSource(SourceBase, KafkaConnection):
+    """Consume a consumer group's share of one or more topics."""
+
+    type: Literal["kafka"]
+    topics: Annotated[list[NonEmptyStr], Field(min_length=1)]
+    group_id: NonEmptyStr = "streamer"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    format: Literal["json", "line_protocol"] = "json"
+    series_from: Literal["payload", "key"] = "payload"
+
+
+_MQTT_FILTER_LEVEL = re.compile(r"^[^+#]*$")
+
+
+def _mqtt_filter(value: str) -> str:
+    """Check an MQTT topic filter: `+` fills a whole level, `#` only the last one."""
+    levels = value.split("/")
+    for i, level in enumerate(levels):
+        ok = level in ("+", "#") or _MQTT_FILTER_LEVEL.match(level)
+        if not ok or (level == "#" and i != len(levels) - 1):
+            raise ValueError(
+                f"{value!r} is not an MQTT topic filter; '+' must be a whole level and '#' "
+                "the last level, e.g. 'sensors/+/temperature' or 'sensors/#'"
+            )
+    return value
+
+
+class MqttSource(SourceBase):
+    """Subscribe to MQTT topic filters."""
+
+    type: Literal["mqtt"]
+    host: NonEmptyStr = "127.0.0.1"
+    port: Port = 1883
+    topics: Annotated[
+        list[Annotated[NonEmptyStr, BeforeValidator(_mqtt_filter)]], Field(min_length=1)
+    ]
+    qos: Literal[0, 1, 2] = 1
+    client_id: NonEmptyStr | None = None
+    username: NonEmptyStr | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    keepalive: PositiveDuration = timedelta(seconds=60)
+    format: Literal["json", "line_protocol"] = "json"
+    series_from: Literal["payload", "topic"] = "payload"
+
+
+class ReplaySource(SourceBase):
+    """Replay a CSV or Parquet file with a time column, as fast as possible or paced."""
+
+    type: Literal["replay"]
+    path: Path
+    file_format: Literal["auto", "csv", "parquet"] = "auto"
+    speed: Annotated[float, Field(gt=0)] | Literal["max"] = "max"
+    stop_at_end: bool = False
+
+
+Source = Annotated[KafkaSource | MqttSource | ReplaySource, Field(discriminator="type")]
+
+
+# --- processing --------------------------------------------------------------------------
+
+
+class WindowConfig(Section):
+    """How irregular events become regular per-series steps."""
+
+    step: PositiveDuration = timedelta(seconds=1)
+    length: Annotated[int, Field(ge=2)] = 64
+    aggregation: Literal["last", "mean", "sum", "ohlc"] = "last"
+    allowed_lateness: Duration = timedelta(0)
+    max_gap: Annotated[int, Field(ge=0)] = 5
+    idle_close_after: PositiveDuration = timedelta(seconds=30)
+    max_series: Annotated[int, Field(ge=1)] = 10_000
+
+
+class FileDeadLetter(Section):
+    """Rejected records, with their original bytes and the reason, appended to a file."""
+
+    type: Literal["file"]
+    path: Path
+
+
+class KafkaDeadLetter(KafkaConnection):
+    """Rejected records, with their original bytes and the reason, sent to a topic."""
+
+    type: Literal["kafka"]
+    topic: NonEmptyStr
+
+
+DeadLetter = Annotated[FileDeadLetter | KafkaDeadLetter, Field(discriminator="type")]
+
+
+class PipelineConfig(Section):
+    """Micro-batching, backpressure and what happens to bad input."""
+
+    max_batch: Annotated[int, Field(ge=1)] = 5_000
+    max_wait: PositiveDuration = timedelta(milliseconds=200)
+    max_in_flight: Annotated[int, Field(ge=1)] = 4
+    max_future: PositiveDuration = timedelta(hours=1)
+    series_allowlist: list[NonEmptyStr] | None = None
+    dead_letter: DeadLetter | None = None
+
+
+class ModelBase(Section):
+    """What every forecaster has: how far ahead it forecasts and its interval coverage."""
+
+    horizon: Annotated[int, Field(ge=1, le=1000)] = 12
+    interval_coverage: Annotated[float, Field(gt=0, lt=1)] = 0.9
+
+
+class LstmModel(ModelBase):
+    """One LSTM shared by all series; each series keeps its own hidden and cell state."""
+
+    type: Literal["lstm"]
+    hidden_size: Annotated[int, Field(ge=1)] = 32
+    num_layers: Annotated[int, Field(ge=1)] = 1
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    learning_rate: Annotated[float, Field(gt=0)] = 1e-3
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    seed: int = 0
+
+
+class LastValueModel(ModelBase):
+    """Baseline: every horizon forecasts the last observed value."""
+
+    type: Literal["last_value"]
+
+
+class SeasonalNaiveModel(ModelBase):
+    """Baseline: each horizon forecasts the value one season earlier."""
+
+    type: Literal["seasonal_naive"]
+    season_length: Annotated[int, Field(ge=1)] = 24
+
+
+Model = Annotated[LstmModel | LastValueModel | SeasonalNaiveModel, Field(discriminator="type")]
+
+
+class RetrainConfig(Section):
+    """Incremental retraining on a schedule, without stopping the stream."""
+
+    enabled: bool = True
+    every: PositiveDuration = timedelta(minutes=15)
+    cron: NonEmptyStr | None = None
+    min_new_steps: Annotated[int, Field(ge=1)] = 500
+    buffer_steps: Annotated[int, Field(ge=1)] = 50_000
+    epochs: Annotated[int, Field(ge=1)] = 1
+    batch_size: Annotated[int, Field(ge=1)] = 256
+    validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    promote: Literal["if_better", "always"] = "if_better"
+    max_duration: PositiveDuration = timedelta(minutes=5)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{value!r} is not a crontab expression ({exc}); expected five fields, "
+                    "e.g. '*/15 * * * *'"
+                ) from None
+        return value
+
+
+class AdwinDetector(Section):
+    """river's ADWIN: adaptive window, for changes in the mean."""
+
+    type: Literal["adwin"]
+    delta: Annotated[float, Field(gt=0, lt=1)] = 0.002
+
+
+class PageHinkleyDetector(Section):
+    """river's Page-Hinkley test, for abrupt changes in the mean."""
+
+    type: Literal["page_hinkley"]
+    threshold: Annotated[float, Field(gt=0)] = 50.0
+    min_instances: Annotated[int, Field(ge=1)] = 30
+    delta: Annotated[float, Field(ge=0)] = 0.005
+    alpha: Annotated[float, Field(gt=0, le=1)] = 0.9999
+
+
+class KswinDetector(Section):
+    """river's KSWIN: Kolmogorov-Smirnov test over a sliding window, for changed shapes."""
+
+    type: Literal["kswin"]
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.005
+    window_size: Annotated[int, Field(ge=2)] = 100
+    stat_size: Annotated[int, Field(ge=1)] = 30
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _stat_fits_window(self) -> KswinDetector:
+        if self.stat_size >= self.window_size:
+            raise ValueError(
+                f"stat_size ({self.stat_size}) must be less than window_size ({self.window_size})"
+            )
+        return self
+
+
+Detector = Annotated[
+    AdwinDetector | PageHinkleyDetector | KswinDetector, Field(discriminator="type")
+]
+
+
+class DriftConfig(Section):
+    """Drift monitoring of forecast errors and/or inputs, per series."""
+
+    enabled: bool = True
+    signal: Literal["error", "input", "both"] = "error"
+    detector: Detector = AdwinDetector(type="adwin")
+    on_drift: Literal["log", "retrain"] = "log"
+
+
+# --- sinks -------------------------------------------------------------------------------
+
+_HTTP_URL = re.compile(r"^https?://[^/\s:]+(:\d{1,5})?/?$")
+
+
+def _http_url(value: str) -> str:
+    if not _HTTP_URL.match(value):
+        raise ValueError(f"{value!r} is not an http(s) URL; expected e.g. 'http://127.0.0.1:8086'")
+    return value.rstrip("/")
+
+
+class InfluxSink(Section):
+    """Forecasts, observations and error metrics to InfluxDB 2.x."""
+
+    type: Literal["influxdb"]
+    url: Annotated[str, BeforeValidator(_http_url)]
+    org: NonEmptyStr
+    bucket: NonEmptyStr
+    token: SecretStr
+    timeout: PositiveDuration = timedelta(seconds=10)
+    gzip: bool = True
+    max_retries: Annotated[int, Field(ge=0)] = 5
+    retry_backoff: PositiveDuration = timedelta(milliseconds=500)
+    max_backoff: PositiveDuration = timedelta(seconds=30)
+
+
+class FileSink(Section):
+    """Forecasts to a local file, as InfluxDB line protocol or CSV."""
+
+    type: Literal["file"]
+    path: Path
+    format: Literal["line_protocol", "csv"] = "line_protocol"
+
+
+class KafkaSink(KafkaConnection):
+    """Forecasts as JSON to a Kafka topic, for downstream consumers."""
+
+    type: Literal["kafka"]
+    topic: NonEmptyStr
+
+
+Sink = Annotated[InfluxSink | FileSink | KafkaSink, Field(discriminator="type")]
+
+
+# --- operations --------------------------------------------------------------------------
+
+
+class CheckpointConfig(Section):
+    """Atomic snapshots of model, state and offsets, so a restart continues exactly."""
+
+    enabled: bool = True
+    path: Path = Path("state/checkpoint")
+    every: PositiveDuration = timedelta(minutes=1)
+    keep: Annotated[int, Field(ge=1)] = 3
+
+
+class HttpConfig(Section):
+    """The health and metrics endpoint."""
+
+    enabled: bool = True
+    host: NonEmptyStr = "127.0.0.1"
+    port: Port = 8080
+
+
+class LoggingConfig(Section):
+    """Log level and format; rejected records are logged at most once per `rejected_every`."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    rejected_every: PositiveDuration = timedelta(seconds=10)
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+# --- the whole file ----------------------------------------------------------------------
+
+
+class StreamerConfig(Section):
+    """The daemon's config: where events come from, what is done to them, where results go."""
+
+    instance: NonEmptyStr = "streamer"
+    sources: Annotated[list[Source], Field(min_length=1)]
+    window: WindowConfig = WindowConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    model: Model = LstmModel(type="lstm")
+    retrain: RetrainConfig = RetrainConfig()
+    drift: DriftConfig = DriftConfig()
+    sinks: Annotated[list[Sink], Field(min_length=1)]
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    http: HttpConfig = HttpConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @field_validator("sources")
+    @classmethod
+    def _names_unique(cls, sources: list[Source]) -> list[Source]:
+        seen: set[str] = set()
+        for i, source in enumerate(sources):
+            name = source_name(source, i)
+            if name in seen:
+                raise ValueError(f"two sources are named {name!r}; give each a unique name")
+            seen.add(name)
+        return sources
+
+    def summary(self) -> str:
+        """One line saying what this config runs."""
+        sources = ", ".join(source_name(s, i) for i, s in enumerate(self.sources))
+        sinks = ", ".join(s.type for s in self.sinks)
+        return (
+            f"{len(self.sources)} source(s) [{sources}] -> window "
+            f"{format_duration(self.window.step)} "
+            f"x {self.window.length} ({self.window.aggregation}) -> model {self.model.type} "
+            f"(horizon {self.model.horizon}) -> {len(self.sinks)} sink(s) [{sinks}]"
+        )
+
+
+def source_name(source: Source, index: int) -> str:
+    """A source's configured name, or `<type>-<index>` when it has none."""
+    return source.name or f"{source.type}-{index}"

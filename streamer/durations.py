@@ -1,0 +1,69 @@
+"""Durations as config writes them: a number and a unit, `500ms`, `10s`, `5m`, `1h`, `2d`.
+
+>>> parse_duration("1.5s")
+datetime.timedelta(seconds=1, microseconds=500000)
+>>> format_duration(parse_duration("90m"))
+'90m'
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+
+UNITS: dict[str, timedelta] = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_EXPECTED = "a number and a unit (ms, s, m, h, d), e.g. '500ms', '10s', '5m', '1h'"
+
+
+def parse_duration(value: Any) -> timedelta:
+    """A timedelta from a duration string; ValueError saying what is accepted otherwise."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected a duration: {_EXPECTED}")
+    if isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} has no unit; expected {_EXPECTED}")
+    match = _PATTERN.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration; expected {_EXPECTED}")
+    number, unit = match.groups()
+    return float(number) * UNITS[unit]
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact spelling: the largest unit that divides the duration."""
+    micros = value // timedelta(microseconds=1)
+    if micros == 0:
+        return "0s"
+    for unit in ("d", "h", "m", "s", "ms"):
+        step = UNITS[unit] // timedelta(microseconds=1)
+        if micros % step == 0:
+            return f"{micros // step}{unit}"
+    return f"{micros / 1000:g}ms"
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"must be more than 0, e.g. '1s' (got {format_duration(value)})")
+    return value
+
+
+_serialize = PlainSerializer(format_duration, return_type=str)
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), _serialize]
+"""A duration of zero or more, written like `10s` in config."""
+
+PositiveDuration = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_positive), _serialize
+]
+"""A duration of more than zero."""

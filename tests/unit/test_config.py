@@ -1,0 +1,284 @@
+"""What a user sees when a config is valid, wrong, or holds secrets."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import typing
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from streamer.cli import main
+from streamer.config import KafkaSource, StreamerConfig
+from streamer.config_file import load_config, parse_config
+from streamer.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[2] / "config" / "streamer.example.yaml"
+
+MINIMAL = """
+sources:
+  - type: replay
+    path: data.csv
+sinks:
+  - type: file
+    path: out.lp
+"""
+
+
+def problems(text: str, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The problems a config text has, by key path."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(textwrap.dedent(text), "test.yaml", environ or {})
+    return {p.path: p.message for p in info.value.problems}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "streamer.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_example_config_is_valid() -> None:
+    config = load_config(EXAMPLE, environ={})
+    assert {s.type for s in config.sources} == {"kafka", "mqtt", "replay"}
+    assert {s.type for s in config.sinks} == {"influxdb", "file", "kafka"}
+
+
+def _models(annotation: typing.Any) -> typing.Iterator[type[BaseModel]]:
+    """Every model class reachable from an annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        for field in annotation.model_fields.values():
+            yield from _models(field.annotation)
+    for arg in typing.get_args(annotation):
+        yield from _models(arg)
+
+
+def test_example_config_documents_every_option() -> None:
+    text = EXAMPLE.read_text()
+    keys = set(re.findall(r"^[\s#]*-?\s*([a-z_]+):", text, flags=re.MULTILINE))
+    missing = {
+        f"{model.__name__}.{name}"
+        for model in _models(StreamerConfig)
+        for name in model.model_fields
+        if name not in keys
+    }
+    assert not missing, f"options missing from {EXAMPLE.name}: {sorted(missing)}"
+
+
+def test_validate_prints_a_one_line_summary_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["config", "validate", str(write(tmp_path, MINIMAL))]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert "valid" in out
+    assert "replay" in out
+
+
+def test_typo_key_and_bad_duration_exit_2_naming_both_key_paths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        MINIMAL
+        + """
+window:
+  stpe: 5s
+  allowed_lateness: 5 parsecs
+""",
+    )
+    assert main(["config", "validate", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    typo = next(line for line in lines if "window.stpe" in line)
+    assert "unknown key" in typo
+    assert "did you mean 'step'" in typo
+    duration = next(line for line in lines if "window.allowed_lateness" in line)
+    assert "'5 parsecs'" in duration
+    assert "10s" in duration
+
+
+def test_error_names_the_list_item_and_what_is_accepted() -> None:
+    found = problems(
+        """
+        sources:
+          - type: replay
+            path: data.csv
+          - type: kafka
+            bootstrap_servers: localhost
+            topics: [ticks]
+          - type: kafak
+        sinks:
+          - type: file
+        """
+    )
+    assert "'localhost' is not host:port" in found["sources[1].bootstrap_servers[0]"]
+    assert "'kafka', 'mqtt', 'replay'" in found["sources[2].type"]
+    assert found["sinks[0].path"] == "required, but missing"
+
+
+def test_a_choice_outside_the_accepted_values_lists_them() -> None:
+    found = problems(MINIMAL + "window:\n  aggregation: median\n")
+    assert "'last', 'mean', 'sum' or 'ohlc'" in found["window.aggregation"]
+    assert "got 'median'" in found["window.aggregation"]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems(MINIMAL + "http:\n  port: 0\nmodel:\n  type: lstm\n  horizon: 0\n")
+    assert set(found) == {"http.port", "model.horizon"}
+
+
+def test_file_that_is_not_yaml_reports_the_line() -> None:
+    found = problems("sources: [\n")
+    assert "invalid YAML" in found[""]
+    assert "line" in found[""]
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_override() -> None:
+    found = problems(MINIMAL + "window:\n  step: 1s\n  step: 2s\n")
+    assert "'step' is given twice" in found[""]
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read file"):
+        load_config(tmp_path / "nope.yaml", environ={})
+
+
+def test_field_names_default_by_stream_kind() -> None:
+    config = parse_config(
+        MINIMAL.replace("path: data.csv", "path: data.csv\n    kind: price"), environ={}
+    )
+    fields = config.sources[0].fields
+    assert (fields.series, fields.value, fields.size) == ("symbol", "price", "size")
+
+
+def test_sasl_without_credentials_says_what_is_missing() -> None:
+    found = problems(
+        MINIMAL
+        + """
+        pipeline:
+          dead_letter:
+            type: kafka
+            topic: dlq
+            bootstrap_servers: 127.0.0.1:9092
+            security_protocol: SASL_SSL
+            sasl_mechanism: PLAIN
+        """.replace("        ", "")
+    )
+    assert "needs sasl_username, sasl_password" in found["pipeline.dead_letter"]
+
+
+def test_mqtt_topic_filter_wildcards_are_checked() -> None:
+    text = """
+    sources:
+      - type: mqtt
+        topics: ["sensors/#/temp", "a+/b"]
+    sinks:
+      - type: file
+        path: out.lp
+    """
+    found = problems(text)
+    assert "is not an MQTT topic filter" in found["sources[0].topics[0]"]
+    assert "is not an MQTT topic filter" in found["sources[0].topics[1]"]
+
+
+# --- secrets -----------------------------------------------------------------------------
+
+INFLUX = MINIMAL.replace(
+    "sinks:\n",
+    "sinks:\n  - type: influxdb\n    url: http://127.0.0.1:8086\n    org: o\n    bucket: b\n"
+    "    token: ${INFLUX_TOKEN}\n",
+)
+
+
+def test_secret_from_env_reference_is_used_but_never_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFLUX_TOKEN", "s3cr3t-t0ken")
+    config = load_config(write(tmp_path, INFLUX))
+    sink = config.sinks[0]
+    assert sink.type == "influxdb"
+    assert sink.token.get_secret_value() == "s3cr3t-t0ken"
+    assert "s3cr3t-t0ken" not in repr(config)
+    assert main(["config", "show", str(tmp_path / "streamer.yaml")]) == 0
+    shown = capsys.readouterr().out
+    assert "s3cr3t-t0ken" not in shown
+    assert "token: '**********'" in shown
+
+
+def test_a_bad_secret_is_reported_without_its_value() -> None:
+    found = problems(INFLUX.replace("${INFLUX_TOKEN}", "[s3cr3t, t0ken]"))
+    assert "value hidden" in found["sinks[0].token"]
+    assert "s3cr3t" not in found["sinks[0].token"]
+
+
+def test_unset_env_reference_names_the_variable_and_the_key() -> None:
+    found = problems(INFLUX)
+    assert "INFLUX_TOKEN is not set" in found["sinks[0].token"]
+    assert "${INFLUX_TOKEN:-value}" in found["sinks[0].token"]
+
+
+def test_env_reference_default_and_literal_dollar() -> None:
+    text = INFLUX.replace("${INFLUX_TOKEN}", "${INFLUX_TOKEN:-dflt}").replace(
+        "bucket: b", "bucket: $${not-a-ref}"
+    )
+    sink = parse_config(text, environ={}).sinks[0]
+    assert sink.type == "influxdb"
+    assert sink.token.get_secret_value() == "dflt"
+    assert sink.bucket == "${not-a-ref}"
+
+
+# --- STREAMER__ overrides ----------------------------------------------------------------
+
+
+def test_env_overrides_reach_nested_keys_and_list_items() -> None:
+    config = parse_config(
+        INFLUX,
+        environ={
+            "INFLUX_TOKEN": "from-file-ref",
+            "STREAMER__WINDOW__STEP": "5s",
+            "STREAMER__SINKS__0__TOKEN": "from-override",
+            "STREAMER__SOURCES__0__SPEED": "10",
+            "STREAMER__PIPELINE__SERIES_ALLOWLIST": "[a, b]",
+        },
+    )
+    assert config.window.step == timedelta(seconds=5)
+    assert config.sinks[0].type == "influxdb"
+    assert config.sinks[0].token.get_secret_value() == "from-override"
+    assert config.sources[0].type == "replay"
+    assert config.sources[0].speed == 10
+    assert config.pipeline.series_allowlist == ["a", "b"]
+
+
+def test_env_override_can_add_a_list_item() -> None:
+    config = parse_config(
+        MINIMAL,
+        environ={"STREAMER__SINKS__1__TYPE": "file", "STREAMER__SINKS__1__PATH": "more.csv"},
+    )
+    assert len(config.sinks) == 2
+
+
+def test_bad_env_override_names_the_variable() -> None:
+    found = problems(MINIMAL, {"STREAMER__HTTP__PORT": "eighty"})
+    assert "got 'eighty'" in found["http.port"]
+    assert "STREAMER__HTTP__PORT" in found["http.port"]
+    found = problems(MINIMAL, {"STREAMER__SINKS__4__PATH": "x"})
+    assert "index 4 is past the end" in found["sinks[4].path"]
+    assert "STREAMER__SINKS__4__PATH" in found["sinks[4].path"]
+
+
+def test_typo_in_env_override_is_an_unknown_key() -> None:
+    found = problems(MINIMAL, {"STREAMER__WINDOW__STPE": "5s"})
+    assert "unknown key" in found["window.stpe"]
+    assert "STREAMER__WINDOW__STPE" in found["window.stpe"]
+
+
+def test_kafka_source_accepts_comma_separated_servers() -> None:
+    source = KafkaSource.model_validate(
+        {"type": "kafka", "bootstrap_servers": "a:9092, b:9093", "topics": ["t"]}
+    )
+    assert source.bootstrap_servers == ["a:9092", "b:9093"]
