@@ -1,0 +1,139 @@
+"""Fixtures for the real Kafka, InfluxDB and Mosquitto started by `scripts/services.sh up`.
+
+Connection facts come from the file that script writes. A service that is not there or
+does not answer fails the test with the tail of its log: it is never skipped. Each test
+gets its own Kafka topic, InfluxDB bucket and MQTT topic prefix, removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from influxdb_client import InfluxDBClient
+from kafka.admin import KafkaAdminClient
+
+CACHE = Path(
+    os.environ.get("STREAMER_SERVICES_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamer-services"
+)
+RUN_DIR = Path(os.environ.get("STREAMER_SERVICES_RUN", CACHE / "run"))
+SERVICES_ENV = RUN_DIR / "services.env"
+
+
+@dataclass(frozen=True)
+class Services:
+    """Where the test services run (from services.env)."""
+
+    kafka_bootstrap: str
+    influx_url: str
+    influx_org: str
+    influx_token: str
+    mqtt_host: str
+    mqtt_port: int
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def _log_tail(name: str, lines: int = 30) -> str:
+    log = RUN_DIR / f"{name}.log"
+    if not log.exists():
+        return f"(no log at {log})"
+    tail = log.read_text(errors="replace").splitlines()[-lines:]
+    return f"{log}:\n" + "\n".join(f"    | {line}" for line in tail)
+
+
+def _require_port(name: str, host: str, port: int) -> None:
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        pytest.fail(
+            f"{name} is not reachable at {host}:{port} ({exc}); start it with "
+            f"`scripts/services.sh up`.\n{_log_tail(name)}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def services() -> Services:
+    if not SERVICES_ENV.exists():
+        pytest.fail(
+            f"{SERVICES_ENV} does not exist: the test services are not up. "
+            "Run `scripts/services.sh up` (scripts/test.sh does).",
+            pytrace=False,
+        )
+    facts = dict(
+        line.split("=", 1) for line in SERVICES_ENV.read_text().splitlines() if "=" in line
+    )
+    found = Services(
+        kafka_bootstrap=facts.get("KAFKA_BOOTSTRAP", ""),
+        influx_url=facts.get("INFLUXDB_URL", ""),
+        influx_org=facts.get("INFLUXDB_ORG", ""),
+        influx_token=facts.get("INFLUXDB_TOKEN", ""),
+        mqtt_host=facts.get("MQTT_HOST", "127.0.0.1"),
+        mqtt_port=int(facts.get("MQTT_PORT", "0") or 0),
+    )
+    kafka_host, kafka_port = (
+        found.kafka_bootstrap.rsplit(":", 1) if found.kafka_bootstrap else ("", "0")
+    )
+    _require_port("kafka", kafka_host, int(kafka_port))
+    influx = re.match(r"https?://([^:/]+):(\d+)", found.influx_url)
+    _require_port(
+        "influxdb", influx.group(1) if influx else "", int(influx.group(2)) if influx else 0
+    )
+    _require_port("mosquitto", found.mqtt_host, found.mqtt_port)
+    return found
+
+
+def _unique(request: pytest.FixtureRequest) -> str:
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def kafka_topic(services: Services, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh topic with 4 partitions, deleted after the test."""
+    topic = f"test-{_unique(request)}"
+    admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
+    try:
+        admin.create_topics(
+            {topic: {"num_partitions": 4, "replication_factor": 1}}, wait_for_metadata=True
+        )
+        yield topic
+        admin.delete_topics([topic])
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def influx_client(services: Services) -> Iterator[InfluxDBClient]:
+    with InfluxDBClient(
+        url=services.influx_url, token=services.influx_token, org=services.influx_org
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def influx_bucket(influx_client: InfluxDBClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh bucket, deleted after the test."""
+    buckets = influx_client.buckets_api()
+    bucket = buckets.create_bucket(bucket_name=f"test-{_unique(request)}")
+    yield bucket.name
+    buckets.delete_bucket(bucket)
+
+
+@pytest.fixture
+def mqtt_prefix(request: pytest.FixtureRequest) -> str:
+    """A topic prefix no other test publishes under."""
+    return f"streamer-test/{_unique(request)}"
