@@ -2,187 +2,66 @@
 
 Every section forbids unknown keys, so a typo is an error rather than a silently ignored
 setting. Sources, sinks, models, drift detectors and dead-letter outputs are tagged unions
-on `type`. Secrets are `SecretStr`: masked in `repr`, in `streamer config show` and in
+on `type`; the edges (sources, sinks, dead letters) are defined in `streamer.config_edges`
+and re-exported here. Secrets are `SecretStr`: masked in `repr`, in `streamer config show` and in
 error messages. Reading a file (with `${VAR}` references and `STREAMER__` overrides) is
 in `streamer.config_file`; this module only says what is valid.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
+from streamer.config_edges import (
+    DeadLetter,
+    FileDeadLetter,
+    FileSink,
+    InfluxSink,
+    KafkaConnection,
+    KafkaDeadLetter,
+    KafkaSink,
+    KafkaSource,
+    MqttSource,
+    ReplaySource,
+    Sink,
+    Source,
+)
+from streamer.config_types import NonEmptyStr, Port, Section
 from streamer.durations import Duration, PositiveDuration, format_duration
 
-
-class Section(BaseModel):
-    """A config section: unknown keys are errors, values are immutable once loaded."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- shared value types -----------------------------------------------------------------
-
-_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
-
-
-def _host_port(value: str) -> str:
-    match = _HOST_PORT.match(value)
-    if match is None or not 0 < int(match.group(2)) < 65536:
-        raise ValueError(f"{value!r} is not host:port; expected e.g. '127.0.0.1:9092'")
-    return value
-
-
-def _split_commas(value: Any) -> Any:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-HostPort = Annotated[str, BeforeValidator(_host_port)]
-BootstrapServers = Annotated[list[HostPort], BeforeValidator(_split_commas), Field(min_length=1)]
-"""A list of host:port, or one comma-separated string of them."""
-
-Port = Annotated[int, Field(gt=0, lt=65536)]
-SeriesKind = Literal["price", "sensor"]
-NonEmptyStr = Annotated[str, Field(min_length=1)]
-
-
-# --- sources -----------------------------------------------------------------------------
-
-_FIELD_DEFAULTS: dict[str, dict[str, str]] = {
-    "price": {"series": "symbol", "value": "price", "size": "size"},
-    "sensor": {"series": "sensor_id", "value": "value", "values": "values"},
-}
-
-
-class FieldMap(Section):
-    """Where each part of an event is in a payload (or which column, in a replay file)."""
-
-    series: NonEmptyStr | None = None
-    value: NonEmptyStr | None = None
-    values: NonEmptyStr | None = None
-    size: NonEmptyStr | None = None
-    time: NonEmptyStr = "ts"
-    time_unit: Literal["s", "ms", "us", "ns", "iso8601"] = "ms"
-
-
-class SourceBase(Section):
-    """What every source has: a name, the kind of stream and how to read its events."""
-
-    name: NonEmptyStr | None = None
-    kind: SeriesKind = "sensor"
-    fields: FieldMap = FieldMap()
-    split_fields: bool = True
-
-    @model_validator(mode="before")
-    @classmethod
-    def _fields_default_by_kind(cls, data: Any) -> Any:
-        """Fill field names the user left out with the usual ones for the stream's kind."""
-        if not isinstance(data, dict):
-            return data
-        kind = data.get("kind", "sensor")
-        fields = data.get("fields", {})
-        if kind in _FIELD_DEFAULTS and isinstance(fields, dict):
-            data = {**data, "fields": {**_FIELD_DEFAULTS[kind], **fields}}
-        return data
-
-
-class KafkaConnection(Section):
-    """How to reach a Kafka cluster; shared by the Kafka source, sink and dead letter."""
-
-    bootstrap_servers: BootstrapServers
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: NonEmptyStr | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    client_id: NonEmptyStr = "streamer"
-
-    @model_validator(mode="after")
-    def _sasl_complete(self) -> KafkaConnection:
-        if self.security_protocol.startswith("SASL_"):
-            missing = [
-                key
-                for key in ("sasl_mechanism", "sasl_username", "sasl_password")
-                if getattr(self, key) is None
-            ]
-            if missing:
-                raise ValueError(
-                    f"security_protocol {self.security_protocol} needs {', '.join(missing)}"
-                )
-        return self
-
-
-class KafkaSource(SourceBase, KafkaConnection):
-    """Consume a consumer group's share of one or more topics."""
-
-    type: Literal["kafka"]
-    topics: Annotated[list[NonEmptyStr], Field(min_length=1)]
-    group_id: NonEmptyStr = "streamer"
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    format: Literal["json", "line_protocol"] = "json"
-    series_from: Literal["payload", "key"] = "payload"
-
-
-_MQTT_FILTER_LEVEL = re.compile(r"^[^+#]*$")
-
-
-def _mqtt_filter(value: str) -> str:
-    """Check an MQTT topic filter: `+` fills a whole level, `#` only the last one."""
-    levels = value.split("/")
-    for i, level in enumerate(levels):
-        ok = level in ("+", "#") or _MQTT_FILTER_LEVEL.match(level)
-        if not ok or (level == "#" and i != len(levels) - 1):
-            raise ValueError(
-                f"{value!r} is not an MQTT topic filter; '+' must be a whole level and '#' "
-                "the last level, e.g. 'sensors/+/temperature' or 'sensors/#'"
-            )
-    return value
-
-
-class MqttSource(SourceBase):
-    """Subscribe to MQTT topic filters."""
-
-    type: Literal["mqtt"]
-    host: NonEmptyStr = "127.0.0.1"
-    port: Port = 1883
-    topics: Annotated[
-        list[Annotated[NonEmptyStr, BeforeValidator(_mqtt_filter)]], Field(min_length=1)
-    ]
-    qos: Literal[0, 1, 2] = 1
-    client_id: NonEmptyStr | None = None
-    username: NonEmptyStr | None = None
-    password: SecretStr | None = None
-    tls: bool = False
-    keepalive: PositiveDuration = timedelta(seconds=60)
-    format: Literal["json", "line_protocol"] = "json"
-    series_from: Literal["payload", "topic"] = "payload"
-
-
-class ReplaySource(SourceBase):
-    """Replay a CSV or Parquet file with a time column, as fast as possible or paced."""
-
-    type: Literal["replay"]
-    path: Path
-    file_format: Literal["auto", "csv", "parquet"] = "auto"
-    speed: Annotated[float, Field(gt=0)] | Literal["max"] = "max"
-    stop_at_end: bool = False
-
-
-Source = Annotated[KafkaSource | MqttSource | ReplaySource, Field(discriminator="type")]
+__all__ = [
+    "AdwinDetector",
+    "CheckpointConfig",
+    "DeadLetter",
+    "DriftConfig",
+    "FileDeadLetter",
+    "FileSink",
+    "HttpConfig",
+    "InfluxSink",
+    "KafkaConnection",
+    "KafkaDeadLetter",
+    "KafkaSink",
+    "KafkaSource",
+    "KswinDetector",
+    "LastValueModel",
+    "LoggingConfig",
+    "LstmModel",
+    "MqttSource",
+    "PageHinkleyDetector",
+    "PipelineConfig",
+    "ReplaySource",
+    "RetrainConfig",
+    "SeasonalNaiveModel",
+    "Sink",
+    "Source",
+    "StreamerConfig",
+    "WindowConfig",
+    "source_name",
+]
 
 
 # --- processing --------------------------------------------------------------------------
@@ -198,23 +77,6 @@ class WindowConfig(Section):
     max_gap: Annotated[int, Field(ge=0)] = 5
     idle_close_after: PositiveDuration = timedelta(seconds=30)
     max_series: Annotated[int, Field(ge=1)] = 10_000
-
-
-class FileDeadLetter(Section):
-    """Rejected records, with their original bytes and the reason, appended to a file."""
-
-    type: Literal["file"]
-    path: Path
-
-
-class KafkaDeadLetter(KafkaConnection):
-    """Rejected records, with their original bytes and the reason, sent to a topic."""
-
-    type: Literal["kafka"]
-    topic: NonEmptyStr
-
-
-DeadLetter = Annotated[FileDeadLetter | KafkaDeadLetter, Field(discriminator="type")]
 
 
 class PipelineConfig(Section):
@@ -340,50 +202,6 @@ class DriftConfig(Section):
     signal: Literal["error", "input", "both"] = "error"
     detector: Detector = AdwinDetector(type="adwin")
     on_drift: Literal["log", "retrain"] = "log"
-
-
-# --- sinks -------------------------------------------------------------------------------
-
-_HTTP_URL = re.compile(r"^https?://[^/\s:]+(:\d{1,5})?/?$")
-
-
-def _http_url(value: str) -> str:
-    if not _HTTP_URL.match(value):
-        raise ValueError(f"{value!r} is not an http(s) URL; expected e.g. 'http://127.0.0.1:8086'")
-    return value.rstrip("/")
-
-
-class InfluxSink(Section):
-    """Forecasts, observations and error metrics to InfluxDB 2.x."""
-
-    type: Literal["influxdb"]
-    url: Annotated[str, BeforeValidator(_http_url)]
-    org: NonEmptyStr
-    bucket: NonEmptyStr
-    token: SecretStr
-    timeout: PositiveDuration = timedelta(seconds=10)
-    gzip: bool = True
-    max_retries: Annotated[int, Field(ge=0)] = 5
-    retry_backoff: PositiveDuration = timedelta(milliseconds=500)
-    max_backoff: PositiveDuration = timedelta(seconds=30)
-
-
-class FileSink(Section):
-    """Forecasts to a local file, as InfluxDB line protocol or CSV."""
-
-    type: Literal["file"]
-    path: Path
-    format: Literal["line_protocol", "csv"] = "line_protocol"
-
-
-class KafkaSink(KafkaConnection):
-    """Forecasts as JSON to a Kafka topic, for downstream consumers."""
-
-    type: Literal["kafka"]
-    topic: NonEmptyStr
-
-
-Sink = Annotated[InfluxSink | FileSink | KafkaSink, Field(discriminator="type")]
 
 
 # --- operations --------------------------------------------------------------------------

@@ -41,13 +41,14 @@ sys.exit(1)
 PY
 }
 
+# free_port: a port the kernel says is free on 127.0.0.1 now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
 # pick_port PREFERRED: the preferred port if free on 127.0.0.1, else a free one.
 pick_port() {
-  if ! port_in_use "$1"; then
-    echo "$1"
-    return
-  fi
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  if port_in_use "$1"; then free_port; else echo "$1"; fi
 }
 
 tcp_open() {

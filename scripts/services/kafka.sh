@@ -40,7 +40,7 @@ kafka_up() {
   local port ctrl dir=$RUN_DIR/kafka log=$RUN_DIR/kafka.log
   port=$(pick_port 9092)
   ctrl=$(pick_port 9093)
-  [ "$ctrl" = "$port" ] && ctrl=$(pick_port 0)
+  while [ "$ctrl" = "$port" ]; do ctrl=$(free_port); done
   rm -rf "$dir"
   mkdir -p "$dir"
   env_unset_prefix KAFKA_
