@@ -30,7 +30,7 @@ from streamer.config_edges import (
     Sink,
     Source,
 )
-from streamer.config_types import NonEmptyStr, Port, Section
+from streamer.config_types import HostPort, NonEmptyStr, Schedule, Section
 from streamer.durations import Duration, PositiveDuration, format_duration
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "FileSink",
     "HttpConfig",
     "InfluxSink",
+    "IntervalsConfig",
     "KafkaConnection",
     "KafkaDeadLetter",
     "KafkaSink",
@@ -58,6 +59,7 @@ __all__ = [
     "SeasonalNaiveModel",
     "Sink",
     "Source",
+    "StatsConfig",
     "StreamerConfig",
     "WindowConfig",
     "source_name",
@@ -91,10 +93,16 @@ class PipelineConfig(Section):
 
 
 class ModelBase(Section):
-    """What every forecaster has: how far ahead it forecasts and its interval coverage."""
+    """What every forecaster has: how many steps ahead it forecasts."""
 
     horizon: Annotated[int, Field(ge=1, le=1000)] = 12
-    interval_coverage: Annotated[float, Field(gt=0, lt=1)] = 0.9
+
+
+class IntervalsConfig(Section):
+    """Prediction intervals from recent residuals, per series and horizon."""
+
+    coverage: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    window: Annotated[int, Field(ge=10)] = 500
 
 
 class LstmModel(ModelBase):
@@ -129,30 +137,15 @@ class RetrainConfig(Section):
     """Incremental retraining on a schedule, without stopping the stream."""
 
     enabled: bool = True
-    every: PositiveDuration = timedelta(minutes=15)
-    cron: NonEmptyStr | None = None
+    schedule: Schedule = "15m"
     min_new_steps: Annotated[int, Field(ge=1)] = 500
     buffer_steps: Annotated[int, Field(ge=1)] = 50_000
     epochs: Annotated[int, Field(ge=1)] = 1
     batch_size: Annotated[int, Field(ge=1)] = 256
     validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     promote: Literal["if_better", "always"] = "if_better"
+    promote_tolerance: Annotated[float, Field(ge=0)] = 0.0
     max_duration: PositiveDuration = timedelta(minutes=5)
-
-    @field_validator("cron")
-    @classmethod
-    def _cron_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
-            try:
-                CronTrigger.from_crontab(value)
-            except ValueError as exc:
-                raise ValueError(
-                    f"{value!r} is not a crontab expression ({exc}); expected five fields, "
-                    "e.g. '*/15 * * * *'"
-                ) from None
-        return value
 
 
 class AdwinDetector(Section):
@@ -199,9 +192,10 @@ class DriftConfig(Section):
     """Drift monitoring of forecast errors and/or inputs, per series."""
 
     enabled: bool = True
-    signal: Literal["error", "input", "both"] = "error"
+    signal: Literal["error", "input", "both"] = "both"
     detector: Detector = AdwinDetector(type="adwin")
-    on_drift: Literal["log", "retrain"] = "log"
+    on_drift: Literal["alert", "retrain", "reset_state"] = "alert"
+    retrain_cooldown: Duration = timedelta(minutes=10)
 
 
 # --- operations --------------------------------------------------------------------------
@@ -220,8 +214,14 @@ class HttpConfig(Section):
     """The health and metrics endpoint."""
 
     enabled: bool = True
-    host: NonEmptyStr = "127.0.0.1"
-    port: Port = 8080
+    bind: HostPort = "127.0.0.1:8000"
+    stall_after: PositiveDuration = timedelta(minutes=1)
+
+
+class StatsConfig(Section):
+    """How often the daemon reports its own counters (the streamer_stats measurement)."""
+
+    every: PositiveDuration = timedelta(seconds=10)
 
 
 class LoggingConfig(Section):
@@ -244,15 +244,18 @@ class StreamerConfig(Section):
     """The daemon's config: where events come from, what is done to them, where results go."""
 
     instance: NonEmptyStr = "streamer"
+    shutdown_timeout: PositiveDuration = timedelta(seconds=30)
     sources: Annotated[list[Source], Field(min_length=1)]
     window: WindowConfig = WindowConfig()
     pipeline: PipelineConfig = PipelineConfig()
     model: Model = LstmModel(type="lstm")
+    intervals: IntervalsConfig = IntervalsConfig()
     retrain: RetrainConfig = RetrainConfig()
     drift: DriftConfig = DriftConfig()
     sinks: Annotated[list[Sink], Field(min_length=1)]
     checkpoint: CheckpointConfig = CheckpointConfig()
     http: HttpConfig = HttpConfig()
+    stats: StatsConfig = StatsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @field_validator("sources")

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from streamer.durations import format_duration, parse_duration
+
 
 class Section(BaseModel):
     """A config section: unknown keys are errors, values are immutable once loaded."""
@@ -39,3 +41,31 @@ BootstrapServers = Annotated[list[HostPort], BeforeValidator(_split_commas), Fie
 Port = Annotated[int, Field(gt=0, lt=65536)]
 SeriesKind = Literal["price", "sensor"]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+def _schedule(value: Any) -> str:
+    """A duration (run every ...) or a five-field crontab; durations come back canonical."""
+    if not isinstance(value, str):
+        raise ValueError("expected a duration like '15m' or a crontab like '*/15 * * * *'")
+    try:
+        interval = parse_duration(value)
+    except ValueError:
+        pass
+    else:
+        if interval.total_seconds() <= 0:
+            raise ValueError(f"{value!r}: an interval must be more than 0")
+        return format_duration(interval)
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"{value!r} is neither a duration ('15m') nor a crontab ({exc}); "
+            "expected e.g. '15m' or '*/15 * * * *'"
+        ) from None
+    return value
+
+
+Schedule = Annotated[str, BeforeValidator(_schedule)]
+"""When to run: an interval (`15m`) or a crontab with five fields (`*/15 * * * *`)."""

@@ -128,8 +128,8 @@ def test_a_choice_outside_the_accepted_values_lists_them() -> None:
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    found = problems(MINIMAL + "http:\n  port: 0\nmodel:\n  type: lstm\n  horizon: 0\n")
-    assert set(found) == {"http.port", "model.horizon"}
+    found = problems(MINIMAL + "http:\n  bind: nowhere\nmodel:\n  type: lstm\n  horizon: 0\n")
+    assert set(found) == {"http.bind", "model.horizon"}
 
 
 def test_file_that_is_not_yaml_reports_the_line() -> None:
@@ -263,9 +263,9 @@ def test_env_override_can_add_a_list_item() -> None:
 
 
 def test_bad_env_override_names_the_variable() -> None:
-    found = problems(MINIMAL, {"STREAMER__HTTP__PORT": "eighty"})
-    assert "got 'eighty'" in found["http.port"]
-    assert "STREAMER__HTTP__PORT" in found["http.port"]
+    found = problems(MINIMAL, {"STREAMER__WINDOW__LENGTH": "eighty"})
+    assert "got 'eighty'" in found["window.length"]
+    assert "STREAMER__WINDOW__LENGTH" in found["window.length"]
     found = problems(MINIMAL, {"STREAMER__SINKS__4__PATH": "x"})
     assert "index 4 is past the end" in found["sinks[4].path"]
     assert "STREAMER__SINKS__4__PATH" in found["sinks[4].path"]
@@ -282,3 +282,17 @@ def test_kafka_source_accepts_comma_separated_servers() -> None:
         {"type": "kafka", "bootstrap_servers": "a:9092, b:9093", "topics": ["t"]}
     )
     assert source.bootstrap_servers == ["a:9092", "b:9093"]
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"), [("90m", "90m"), ("3600s", "1h"), ("*/15 * * * *", "*/15 * * * *")]
+)
+def test_retrain_schedule_is_an_interval_or_a_crontab(given: str, kept: str) -> None:
+    config = parse_config(MINIMAL + f"retrain:\n  schedule: '{given}'\n", environ={})
+    assert config.retrain.schedule == kept
+
+
+def test_bad_retrain_schedule_says_both_forms() -> None:
+    found = problems(MINIMAL + "retrain:\n  schedule: '61 * * * *'\n")
+    assert "'15m'" in found["retrain.schedule"]
+    assert "'*/15 * * * *'" in found["retrain.schedule"]
