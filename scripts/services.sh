@@ -15,7 +15,7 @@
 # (default <cache>/run/services.env), which the tests read.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=services/common.sh
+# shellcheck source-path=SCRIPTDIR
 . "$here/services/common.sh"
 . "$here/services/kafka.sh"
 . "$here/services/influxdb.sh"

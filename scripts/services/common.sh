@@ -76,11 +76,11 @@ start_bg() {
 
 # stop_pid NAME: SIGTERM the process we started, SIGKILL after 30 s; forget its pid.
 stop_pid() {
-  local pidfile=$RUN_DIR/$1.pid pid i
+  local pidfile=$RUN_DIR/$1.pid pid
   if pid_alive "$pidfile"; then
     pid=$(cat "$pidfile")
     kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 60); do
+    for _ in $(seq 1 60); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.5
     done
@@ -126,7 +126,7 @@ env_unset_prefix() {
 
 # apt_install PKG...: install Debian packages (as root, or through sudo).
 apt_install() {
-  local sudo= log=$CACHE/apt.log
+  local sudo='' log=$CACHE/apt.log
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   say "installing $* from Debian's packages (log: $log)"
   {

@@ -2,6 +2,7 @@
 # 127.0.0.1, run from the official jars resolved by Maven. Sourced by scripts/services.sh.
 
 KAFKA_VER=3.9.0
+KAFKA_POM=$(dirname "${BASH_SOURCE[0]}")/kafka-pom.xml
 KAFKA_ROOT=$CACHE/kafka-$KAFKA_VER
 KAFKA_LIBS=$KAFKA_ROOT/libs
 
@@ -16,10 +17,10 @@ kafka_install() {
   mkdir -p "$KAFKA_LIBS"
   : >"$log"
   run_logged "resolve Kafka $KAFKA_VER jars with Maven" "$log" \
-    mvn -B -q -f "$here/services/kafka-pom.xml" \
+    mvn -B -q -f "$KAFKA_POM" \
     org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS"
-  ls "$KAFKA_LIBS" | grep -q "^kafka_2.13-$KAFKA_VER.jar$" ||
+  [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VER.jar" ] ||
     fail "resolve Kafka jars" "kafka_2.13-$KAFKA_VER.jar missing from $KAFKA_LIBS" "$log"
   touch "$KAFKA_ROOT/.complete"
 }
