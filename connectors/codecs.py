@@ -1,0 +1,255 @@
+"""Decode raw events (JSON, line protocol, or a CSV row) into observations or rejections.
+
+Price ticks look like `{symbol, price, size?, ts}` and sensor readings like
+`{sensor_id, value | values{...}, ts}`; the names come from the source's `fields` map.
+A multi-value reading becomes one series per value, `sensor_id/field`, unless
+`split_fields` is off. Anything unusable becomes a `Rejection` with its reason and its
+original bytes: decoding never raises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from connectors.line_protocol import LineProtocolError, parse_line
+from streamer.records import (
+    BAD_TIME,
+    MALFORMED,
+    MISSING_FIELD,
+    NON_FINITE,
+    NON_NUMERIC,
+    NS_PER_S,
+    UNKNOWN_SERIES,
+    Observation,
+    Position,
+    Rejection,
+    SeriesKind,
+)
+
+TimeUnit = Literal["s", "ms", "us", "ns", "iso8601"]
+PayloadFormat = Literal["json", "line_protocol"]
+
+EARLIEST_NS = 365 * 86_400 * NS_PER_S  # 1971-01-01T00:00:00Z
+_NS_PER_UNIT = {"s": NS_PER_S, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_BAD_SERIES_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+class _RejectError(Exception):
+    """Internal: one field of an event cannot be used."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason, self.detail = reason, detail
+
+
+class Decoder:
+    """Turns one source's raw events into observations, rejecting what cannot be used.
+
+    Set up once per source; `decode` is the per-event path and does no lookups it could
+    have done here.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: SeriesKind,
+        series_field: str,
+        value_field: str | None,
+        values_field: str | None = None,
+        time_field: str = "ts",
+        time_unit: TimeUnit | None = None,
+        payload_format: PayloadFormat = "json",
+        split_fields: bool = True,
+        max_future_ns: int = 3600 * NS_PER_S,
+        allowlist: frozenset[str] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.series_field = series_field
+        self.value_field = value_field
+        self.values_field = values_field
+        self.time_field = time_field
+        self.time_unit: TimeUnit = time_unit or (
+            "ns" if payload_format == "line_protocol" else "ms"
+        )
+        self.payload_format = payload_format
+        self.split_fields = split_fields
+        self.max_future_ns = max_future_ns
+        self.allowlist = allowlist
+
+    def decode(
+        self,
+        raw: bytes,
+        now_ns: int,
+        position: Position | None = None,
+        series: str | None = None,
+    ) -> tuple[list[Observation], list[Rejection]]:
+        """Observations in one payload, and rejections for what could not be used.
+
+        `series` names the series when it comes from outside the payload (a Kafka key,
+        an MQTT topic); otherwise the payload's series field does.
+        """
+        try:
+            if self.payload_format == "json":
+                event = json.loads(raw)
+                if not isinstance(event, dict):
+                    raise _RejectError(
+                        MALFORMED, f"expected a JSON object, got {type(event).__name__}"
+                    )
+                time_value = event.get(self.time_field)
+            else:
+                line = parse_line(raw.decode("utf-8"))
+                event = {**line.tags, **line.fields}
+                time_value = line.time
+        except _RejectError as exc:
+            return [], [Rejection(exc.reason, exc.detail, raw, position)]
+        except (ValueError, UnicodeDecodeError, LineProtocolError) as exc:
+            return [], [Rejection(MALFORMED, f"{self.payload_format}: {exc}", raw, position)]
+        return self.decode_mapping(event, time_value, raw, now_ns, position, series)
+
+    def decode_mapping(
+        self,
+        event: Mapping[str, Any],
+        time_value: Any,
+        raw: bytes,
+        now_ns: int,
+        position: Position | None = None,
+        series: str | None = None,
+    ) -> tuple[list[Observation], list[Rejection]]:
+        """Like `decode`, for an event already read into a mapping (a CSV row, say)."""
+        try:
+            base = series if series is not None else self._series(event)
+            time_ns = self._time_ns(time_value, now_ns)
+        except _RejectError as exc:
+            return [], [Rejection(exc.reason, exc.detail, raw, position)]
+        observations: list[Observation] = []
+        rejections: list[Rejection] = []
+        values, problem = self._values(event)
+        if problem is not None:
+            rejections.append(Rejection(MALFORMED, problem, raw, position))
+        for name, value in values:
+            series_id = base if name is None else f"{base}/{name}"
+            try:
+                self._check_allowed(base, series_id)
+                number = _number(value, name or self.value_field or "value")
+            except _RejectError as exc:
+                rejections.append(Rejection(exc.reason, exc.detail, raw, position))
+                continue
+            observations.append(Observation(series_id, time_ns, number, self.kind, position))
+        if not observations and not rejections:
+            wanted = " or ".join(f"'{f}'" for f in (self.value_field, self.values_field) if f)
+            rejections.append(
+                Rejection(MISSING_FIELD, f"no value: expected {wanted}", raw, position)
+            )
+        return observations, rejections
+
+    def _series(self, event: Mapping[str, Any]) -> str:
+        value = event.get(self.series_field)
+        if value is None or value == "":
+            raise _RejectError(MISSING_FIELD, f"no series id: expected field '{self.series_field}'")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise _RejectError(
+                MALFORMED, f"series id '{self.series_field}' must be a string or integer"
+            )
+        text = str(value)
+        if _BAD_SERIES_CHARS.search(text):
+            raise _RejectError(
+                MALFORMED,
+                f"series id {text[:40]!r} holds a control character or backslash, "
+                "which InfluxDB tags cannot hold faithfully",
+            )
+        return text
+
+    def _values(self, event: Mapping[str, Any]) -> tuple[list[tuple[str | None, Any]], str | None]:
+        """(field name, or None for the main value; raw value) pairs, and a problem if any."""
+        found: list[tuple[str | None, Any]] = []
+        if self.value_field is not None and self.value_field in event:
+            found.append((None, event[self.value_field]))
+        if not self.split_fields or self.values_field is None:
+            return found, None
+        if self.payload_format == "line_protocol":
+            # Line protocol has no nested objects: every other field is a value of its own.
+            skip = {self.series_field, self.value_field, self.time_field}
+            found += [(k, v) for k, v in event.items() if k not in skip and not isinstance(v, str)]
+            return found, None
+        values = event.get(self.values_field)
+        if values is None:
+            return found, None
+        if not isinstance(values, dict):
+            return found, f"'{self.values_field}' must be an object of named values"
+        return found + [(str(k), v) for k, v in values.items()], None
+
+    def _check_allowed(self, base: str, series_id: str) -> None:
+        if (
+            self.allowlist is not None
+            and base not in self.allowlist
+            and series_id not in self.allowlist
+        ):
+            raise _RejectError(UNKNOWN_SERIES, f"series {series_id!r} is not in series_allowlist")
+
+    def _time_ns(self, value: Any, now_ns: int) -> int:
+        if value is None:
+            raise _RejectError(MISSING_FIELD, f"no event time: expected field '{self.time_field}'")
+        if self.time_unit == "iso8601":
+            time_ns = _iso_ns(value)
+        else:
+            time_ns = _epoch_ns(value, self.time_unit)
+        if time_ns < EARLIEST_NS:
+            raise _RejectError(
+                BAD_TIME,
+                f"event time {value!r} is before 1971 as {self.time_unit}; check time_unit",
+            )
+        if time_ns > now_ns + self.max_future_ns:
+            raise _RejectError(
+                BAD_TIME,
+                f"event time {value!r} is more than max_future ahead of now as "
+                f"{self.time_unit}; check time_unit and the producer's clock",
+            )
+        return time_ns
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _RejectError(NON_NUMERIC, f"'{name}' is {type(value).__name__}, not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise _RejectError(NON_NUMERIC, f"'{name}' is {str(value)[:40]!r}, not a number") from None
+    if not math.isfinite(number):
+        raise _RejectError(NON_FINITE, f"'{name}' is {number}")
+    return number
+
+
+def _epoch_ns(value: Any, unit: str) -> int:
+    scale = _NS_PER_UNIT[unit]
+    if isinstance(value, bool):
+        raise _RejectError(BAD_TIME, f"event time {value!r} is not a number of {unit}")
+    if isinstance(value, int):
+        return value * scale
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _RejectError(
+            BAD_TIME, f"event time {str(value)[:40]!r} is not a number of {unit}"
+        ) from None
+    if not math.isfinite(number):
+        raise _RejectError(BAD_TIME, f"event time {value!r} is not finite")
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        return int(value) * scale
+    return round(number * scale)
+
+
+def _iso_ns(value: Any) -> int:
+    if not isinstance(value, str):
+        raise _RejectError(BAD_TIME, f"event time {value!r} is not an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _RejectError(BAD_TIME, f"event time {value[:40]!r} is not ISO 8601") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1_000

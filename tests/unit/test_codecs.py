@@ -1,0 +1,178 @@
+"""Decoding price ticks and sensor readings, and every way an input can be rejected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connectors.codecs import Decoder
+from streamer.records import NS_PER_S, Observation, Position
+
+NOW = 1_800_000_000 * NS_PER_S  # 2027-01-15
+T = 1_790_000_000  # seconds, before NOW
+POS = Position("src", 0, 7)
+
+prices = Decoder(kind="price", series_field="symbol", value_field="price")
+sensors = Decoder(
+    kind="sensor", series_field="sensor_id", value_field="value", values_field="values"
+)
+
+
+def decode(decoder: Decoder, event: object) -> tuple[list[Observation], list[str]]:
+    observations, rejections = decoder.decode(json.dumps(event).encode(), NOW, POS)
+    assert all(r.position == POS for r in rejections)
+    return observations, [r.reason for r in rejections]
+
+
+def test_price_tick_becomes_one_observation() -> None:
+    observations, rejected = decode(
+        prices, {"symbol": "AAPL", "price": 187.5, "size": 3, "ts": T * 1000}
+    )
+    assert rejected == []
+    assert observations == [Observation("AAPL", T * NS_PER_S, 187.5, "price", POS)]
+
+
+def test_multi_value_reading_becomes_one_series_per_field() -> None:
+    event = {"sensor_id": "s1", "values": {"temp": 21.5, "hum": "40"}, "ts": T * 1000}
+    observations, rejected = decode(sensors, event)
+    assert rejected == []
+    assert {(o.series, o.value) for o in observations} == {("s1/temp", 21.5), ("s1/hum", 40.0)}
+
+
+def test_split_fields_off_reads_only_the_main_value() -> None:
+    decoder = Decoder(
+        kind="sensor",
+        series_field="sensor_id",
+        value_field="value",
+        values_field="values",
+        split_fields=False,
+    )
+    event = {"sensor_id": "s1", "value": 1, "values": {"temp": 21.5}, "ts": T * 1000}
+    observations, _ = decode(decoder, event)
+    assert [o.series for o in observations] == ["s1"]
+
+
+@pytest.mark.parametrize(
+    ("unit", "value"),
+    [
+        ("s", T),
+        ("s", T + 0.5),
+        ("ms", T * 1000),
+        ("us", T * 10**6),
+        ("ns", T * 10**9),
+        ("ms", str(T * 1000)),
+        ("iso8601", "2026-09-21T14:13:20Z"),
+        ("iso8601", "2026-09-21T16:13:20+02:00"),
+    ],
+)
+def test_time_units(unit: str, value: object) -> None:
+    decoder = Decoder(kind="sensor", series_field="id", value_field="v", time_unit=unit)  # type: ignore[arg-type]
+    observations, rejected = decode(decoder, {"id": "a", "v": 1, "ts": value})
+    assert rejected == []
+    expected = T * NS_PER_S + (NS_PER_S // 2 if value == T + 0.5 else 0)
+    assert observations[0].time_ns == expected
+
+
+def test_line_protocol_reading_uses_tags_fields_and_ns_timestamp() -> None:
+    decoder = Decoder(
+        kind="sensor",
+        series_field="sensor_id",
+        value_field="value",
+        values_field="values",
+        payload_format="line_protocol",
+    )
+    raw = f"env,sensor_id=s1 temperature=21.5,humidity=40i {T * NS_PER_S}".encode()
+    observations, rejections = decoder.decode(raw, NOW)
+    assert rejections == []
+    assert {(o.series, o.value, o.time_ns) for o in observations} == {
+        ("s1/temperature", 21.5, T * NS_PER_S),
+        ("s1/humidity", 40.0, T * NS_PER_S),
+    }
+
+
+def test_series_from_outside_the_payload() -> None:
+    observations, _ = prices.decode(b'{"price": 1, "ts": %d}' % (T * 1000), NOW, series="KEY")
+    assert observations[0].series == "KEY"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "malformed"),
+        (b"[1, 2]", "malformed"),
+        (b"\xff\xfe", "malformed"),
+        (b'{"price": 1, "ts": 1790000000000}', "missing_field"),
+        (b'{"symbol": "A", "ts": 1790000000000}', "missing_field"),
+        (b'{"symbol": "A", "price": 1}', "missing_field"),
+        (b'{"symbol": "A", "price": "abc", "ts": 1790000000000}', "non_numeric"),
+        (b'{"symbol": "A", "price": true, "ts": 1790000000000}', "non_numeric"),
+        (b'{"symbol": "A", "price": NaN, "ts": 1790000000000}', "non_finite"),
+        (b'{"symbol": "A", "price": Infinity, "ts": 1790000000000}', "non_finite"),
+        (b'{"symbol": "A", "price": 1, "ts": 1790000000}', "bad_time"),  # seconds given as ms: 1970
+        (b'{"symbol": "A", "price": 1, "ts": 1900000000000}', "bad_time"),  # years ahead
+        (b'{"symbol": "A", "price": 1, "ts": "soon"}', "bad_time"),
+        (b'{"symbol": "A\\nB", "price": 1, "ts": 1790000000000}', "malformed"),
+        (b'{"symbol": {"x": 1}, "price": 1, "ts": 1790000000000}', "malformed"),
+    ],
+)
+def test_bad_input_is_rejected_with_its_reason_and_bytes(raw: bytes, reason: str) -> None:
+    observations, rejections = prices.decode(raw, NOW, POS)
+    assert observations == []
+    assert [r.reason for r in rejections] == [reason]
+    assert rejections[0].raw == raw
+    assert rejections[0].detail
+
+
+def test_one_bad_value_in_a_reading_rejects_only_that_value() -> None:
+    event = {"sensor_id": "s1", "values": {"temp": 21.5, "hum": None}, "ts": T * 1000}
+    observations, rejected = decode(sensors, event)
+    assert [o.series for o in observations] == ["s1/temp"]
+    assert rejected == ["non_numeric"]
+
+
+def test_allowlist_rejects_unknown_series() -> None:
+    decoder = Decoder(
+        kind="price", series_field="symbol", value_field="price", allowlist=frozenset({"AAPL"})
+    )
+    assert decode(decoder, {"symbol": "AAPL", "price": 1, "ts": T * 1000})[1] == []
+    assert decode(decoder, {"symbol": "MSFT", "price": 1, "ts": T * 1000})[1] == ["unknown_series"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["sensor_id", "value", "values", "ts", "other"]), json_values, max_size=5
+    )
+)
+def test_any_json_event_decodes_or_is_rejected_never_raises(event: dict[str, object]) -> None:
+    raw = json.dumps(event).encode()
+    observations, rejections = sensors.decode(raw, NOW, POS)
+    assert observations or rejections
+    assert all(r.raw == raw for r in rejections)
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_decode_or_are_rejected_never_raise(raw: bytes) -> None:
+    for decoder in (
+        prices,
+        Decoder(
+            kind="sensor",
+            series_field="id",
+            value_field="v",
+            values_field="vs",
+            payload_format="line_protocol",
+        ),
+    ):
+        observations, rejections = decoder.decode(raw, NOW)
+        assert observations or rejections
