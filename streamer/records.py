@@ -3,6 +3,8 @@
 An `Observation` is one accepted value of one series at one event time; a `Rejection` is
 an input that could not be used, kept with its original bytes and the reason. Both carry
 the `Position` they came from, so a source commits only what the sinks acknowledged.
+A `StepBatch` is what the window closed in one micro-batch, and `Forecasts` what a model
+made of it: arrays over many series, so each stage works on all of them at once.
 """
 
 from __future__ import annotations
@@ -10,7 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 SeriesKind = Literal["price", "sensor"]
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
 
 NS_PER_S = 1_000_000_000
 
@@ -67,3 +74,79 @@ class Rejection:
     detail: str
     raw: bytes
     position: Position | None = None
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """Steps closed by one call, one row per (series, step), ordered by slot then step.
+
+    `values` has one column, or four (open, high, low, close) for ohlc; the last column
+    is what models forecast. `filled` rows had no events (forward-filled); `reset` rows
+    follow a gap longer than max_gap, or are a series' first step.
+    """
+
+    slots: I64
+    series: NDArray[np.object_]
+    kinds: NDArray[np.object_]
+    steps: I64
+    values: F64
+    filled: NDArray[np.bool_]
+    reset: NDArray[np.bool_]
+    step_ns: int
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    @property
+    def times_ns(self) -> I64:
+        """Each step's start time."""
+        return self.steps * self.step_ns
+
+    @property
+    def target(self) -> F64:
+        """The value models forecast: the step's value, or its close for ohlc."""
+        return self.values[:, -1]
+
+
+def concat_batches(batches: list[StepBatch]) -> StepBatch:
+    """One StepBatch of several (rows of later batches after earlier ones)."""
+    first = batches[0]
+    return StepBatch(
+        slots=np.concatenate([b.slots for b in batches]),
+        series=np.concatenate([b.series for b in batches]),
+        kinds=np.concatenate([b.kinds for b in batches]),
+        steps=np.concatenate([b.steps for b in batches]),
+        values=np.concatenate([b.values for b in batches]),
+        filled=np.concatenate([b.filled for b in batches]),
+        reset=np.concatenate([b.reset for b in batches]),
+        step_ns=first.step_ns,
+    )
+
+
+@dataclass(frozen=True)
+class Forecasts:
+    """Forecasts issued at closed steps: row i forecasts `series[i]` for the H steps
+    after `steps[i]`. `lower`/`upper` bound each forecast, or are None when no interval
+    is known yet. `model` is the tag that names the forecaster (and its version).
+    """
+
+    series: NDArray[np.object_]
+    steps: I64
+    yhat: F64
+    model: str
+    step_ns: int
+    lower: F64 | None = None
+    upper: F64 | None = None
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def horizon(self) -> int:
+        return int(self.yhat.shape[1])
+
+    def target_times_ns(self) -> I64:
+        """[n, H]: the time each forecast is for (step start of steps + h)."""
+        h = np.arange(1, self.horizon + 1, dtype=np.int64)
+        times: I64 = (self.steps[:, None] + h[None, :]) * self.step_ns
+        return times

@@ -22,44 +22,14 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from streamer.records import StepBatch, concat_batches
+
 Aggregation = Literal["last", "mean", "sum", "ohlc"]
 NO_STEP = np.int64(-1)
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
 
 _ACC_FIELDS = ("first_t", "first_v", "last_t", "last_v", "total", "count", "high", "low")
-
-
-@dataclass(frozen=True)
-class StepBatch:
-    """Steps closed by one call, one row per (series, step), ordered by slot then step.
-
-    `values` has one column, or four (open, high, low, close) for ohlc; the last column
-    is what models forecast. `filled` rows had no events (forward-filled); `reset` rows
-    follow a gap longer than max_gap, or are a series' first step.
-    """
-
-    slots: I64
-    series: NDArray[np.object_]
-    kinds: NDArray[np.object_]
-    steps: I64
-    values: F64
-    filled: NDArray[np.bool_]
-    reset: NDArray[np.bool_]
-    step_ns: int
-
-    def __len__(self) -> int:
-        return len(self.slots)
-
-    @property
-    def times_ns(self) -> I64:
-        """Each step's start time."""
-        return self.steps * self.step_ns
-
-    @property
-    def target(self) -> F64:
-        """The value models forecast: the step's value, or its close for ohlc."""
-        return self.values[:, -1]
 
 
 @dataclass(frozen=True)
@@ -145,6 +115,8 @@ class WindowBuffer:
         self.slot_of: dict[str, int] = {}
         self.series_of = np.full(capacity, None, dtype=object)
         self.kind_of = np.full(capacity, None, dtype=object)
+        # A series new to its slot: its next row is a reset, as models hold no state for it.
+        self.fresh = np.zeros(capacity, dtype=bool)
         self.free = list(range(capacity - 1, -1, -1))
         self.touched = np.zeros(capacity)
         self.max_time = np.full(capacity, -1, dtype=np.int64)
@@ -251,6 +223,7 @@ class WindowBuffer:
         self.slot_of[name] = slot
         self.series_of[slot] = name
         self.kind_of[slot] = kind
+        self.fresh[slot] = True
         state = self.spill.pop(name)
         if state is not None:
             self._restore(slot, state)
@@ -276,6 +249,7 @@ class WindowBuffer:
 
     def _clear(self, slot: int) -> None:
         self.series_of[slot] = self.kind_of[slot] = None
+        self.fresh[slot] = False
         self.max_time[slot] = -1
         self.last_closed[slot] = self.last_real[slot] = self.open_step[slot] = NO_STEP
         self.ring_head[slot] = self.ring_count[slot] = 0
@@ -311,9 +285,9 @@ class WindowBuffer:
         done = groups.take(closing)
         data_values = self._aggregate(done)
         upto = np.maximum(close_upto[touched], self.last_closed[touched])
-        batch = self._emit(done, data_values, touched, upto)
+        batch, gap_reset = self._emit(done, data_values, touched, upto)
         self.last_closed[touched] = upto
-        self._write_ring(batch)
+        self._write_ring(batch, gap_reset)
         return batch
 
     def _aggregate(self, g: _Groups) -> F64:
@@ -333,8 +307,11 @@ class WindowBuffer:
             return np.repeat(last[:, 3:4], 4, axis=1)  # flat at the previous close
         return last
 
-    def _emit(self, done: _Groups, data_values: F64, touched: I64, upto: I64) -> StepBatch:
-        """Rows for the closed data steps plus forward-filled empty steps, in order."""
+    def _emit(
+        self, done: _Groups, data_values: F64, touched: I64, upto: I64
+    ) -> tuple[StepBatch, NDArray[np.bool_]]:
+        """Rows for the closed data steps plus forward-filled empty steps, in order, and
+        which rows follow a gap (their series' history starts anew there)."""
         slot, step = done.slot, done.step  # sorted by (slot, step)
         # The real step before each data step: the previous one of the same slot, or the
         # slot's last real step from earlier batches.
@@ -378,19 +355,24 @@ class WindowBuffer:
         all_step = np.concatenate([step, f_step])
         order = np.lexsort((all_step, all_slot))
         all_slot, all_step = all_slot[order], all_step[order]
-        return StepBatch(
+        gap_reset = np.concatenate([reset, np.zeros(n_fill, bool)])[order]
+        first_row = np.r_[True, all_slot[1:] != all_slot[:-1]] if len(all_slot) else gap_reset
+        all_reset = gap_reset | (first_row & self.fresh[all_slot])
+        self.fresh[all_slot] = False
+        batch = StepBatch(
             slots=all_slot,
             series=self.series_of[all_slot],
             kinds=self.kind_of[all_slot],
             steps=all_step,
             values=np.concatenate([data_values, f_values])[order],
             filled=np.concatenate([np.zeros(n_data, bool), np.ones(n_fill, bool)])[order],
-            reset=np.concatenate([reset, np.zeros(n_fill, bool)])[order],
+            reset=all_reset,
             step_ns=self.step_ns,
         )
+        return batch, gap_reset
 
-    def _write_ring(self, batch: StepBatch) -> None:
-        """Append closed rows to each series' history ring (a reset starts it anew)."""
+    def _write_ring(self, batch: StepBatch, gap_reset: NDArray[np.bool_]) -> None:
+        """Append closed rows to each series' history ring (a gap starts it anew)."""
         if len(batch) == 0:
             return
         slot = batch.slots
@@ -403,7 +385,7 @@ class WindowBuffer:
         self.ring[slot[keep], position[keep]] = batch.values[keep]
         uniq = slot[starts]
         # Rows since the last reset in this batch (or all of them, added to the old count).
-        reset_rank = np.where(batch.reset, rank, -1)
+        reset_rank = np.where(gap_reset, rank, -1)
         last_reset = np.maximum.reduceat(reset_rank, starts)
         grown = np.where(last_reset >= 0, sizes - last_reset, self.ring_count[uniq] + sizes)
         self.ring_count[uniq] = np.minimum(grown, self.length)
@@ -420,21 +402,6 @@ class WindowBuffer:
             reset=np.empty(0, bool),
             step_ns=self.step_ns,
         )
-
-
-def concat_batches(batches: list[StepBatch]) -> StepBatch:
-    """One StepBatch of several (rows of later batches after earlier ones)."""
-    first = batches[0]
-    return StepBatch(
-        slots=np.concatenate([b.slots for b in batches]),
-        series=np.concatenate([b.series for b in batches]),
-        kinds=np.concatenate([b.kinds for b in batches]),
-        steps=np.concatenate([b.steps for b in batches]),
-        values=np.concatenate([b.values for b in batches]),
-        filled=np.concatenate([b.filled for b in batches]),
-        reset=np.concatenate([b.reset for b in batches]),
-        step_ns=first.step_ns,
-    )
 
 
 _SLOT_ARRAYS = (

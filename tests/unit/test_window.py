@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamer.window import MemorySpill, StepBatch, WindowBuffer
+from streamer.records import StepBatch
+from streamer.window import MemorySpill, WindowBuffer
 
 S = 1_000  # step, in ns (small numbers keep examples readable)
 T0 = 1_000_000  # step 1000
@@ -286,9 +287,10 @@ def test_memory_stays_bounded_and_evicted_series_keep_their_state() -> None:
         assert buffer.live_series <= 3
     assert "keep" in spill.items
     assert buffer.ring.nbytes + buffer.open_step.nbytes == arrays_before
-    # It returns: its open step (1001) and its history continue, no reset.
+    # It returns: its open step (1001) and its history continue. Its first step is a
+    # reset, as the model's state for it was not kept with it.
     out = add(buffer, [("keep", T0 + 2 * S, 3.0)], now=100.0)
-    assert out == [("keep", 1001, (2.0,), False, False)]
+    assert out == [("keep", 1001, (2.0,), False, True)]
     assert buffer.history(buffer.slot_of["keep"]).ravel().tolist() == [1.0, 2.0]
 
 

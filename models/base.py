@@ -1,0 +1,63 @@
+"""The interface every forecaster implements.
+
+A forecaster is stateful per series: it keeps what it needs in preallocated arrays
+indexed by the window's slot, and `step` consumes the closed steps of one micro-batch
+in order (all series at once), returning forecasts for horizons 1..H issued at each.
+A row with `reset` set starts that series' state afresh. State round-trips through
+`state_dict` / `load_state_dict`, so a restored forecaster continues exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamer.records import Forecasts, StepBatch
+
+
+class Forecaster(Protocol):
+    """Turns closed steps into forecasts for the next `horizon` steps."""
+
+    @property
+    def name(self) -> str:
+        """The `model` tag written with each forecast."""
+        ...
+
+    @property
+    def horizon(self) -> int: ...
+
+    def step(self, batch: StepBatch) -> Forecasts:
+        """Consume the batch's steps (in order per series) and forecast at each one."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly, as plain values and arrays."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def ranks(slots: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Position of each row among the rows of its slot (rows are grouped by slot).
+
+    >>> ranks(np.array([3, 3, 3, 5, 7, 7])).tolist()
+    [0, 1, 2, 0, 0, 1]
+    """
+    if len(slots) == 0:
+        return np.empty(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]])
+    sizes = np.diff(np.r_[starts, len(slots)])
+    out: NDArray[np.int64] = np.arange(len(slots)) - np.repeat(starts, sizes)
+    return out
+
+
+def grown(array: NDArray[Any], needed: int, fill: Any = 0) -> NDArray[Any]:
+    """array with its first axis grown (doubling) to hold index needed - 1."""
+    if needed <= len(array):
+        return array
+    size = max(needed, 2 * len(array), 16)
+    out = np.full((size, *array.shape[1:]), fill, dtype=array.dtype)
+    out[: len(array)] = array
+    return out
