@@ -146,6 +146,13 @@ class Decoder:
             )
         return observations, rejections
 
+    def event_time_ns(self, event: Mapping[str, Any]) -> int | None:
+        """The event time of a mapping, or None if it has none that can be read."""
+        try:
+            return self._time_ns(event.get(self.time_field), now_ns=2**62)
+        except _RejectError:
+            return None
+
     def _series(self, event: Mapping[str, Any]) -> str:
         value = event.get(self.series_field)
         if value is None or value == "":

@@ -1,6 +1,7 @@
-"""The `streamer` command: `streamer config validate FILE`, `streamer config show FILE`.
+"""The `streamer` command: `run`, `config validate` and `config show`.
 
-Exit status: 0 when all is well, 2 for a config (or command line) that cannot be used.
+Exit status: 0 when all is well, 1 when a source or sink cannot be used, 2 for a config
+(or command line) that cannot be used, 130 when stopped at once by a second signal.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from importlib.metadata import version
 
 import yaml
 
+from streamer import logs
 from streamer.config_file import load_config
-from streamer.errors import ConfigError
+from streamer.errors import ConfigError, SourceError
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130
+DEFAULT_CONFIG = "config/demo.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,6 +37,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"streamer {version('streamer')}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
+    run = commands.add_parser("run", help="run the daemon until SIGINT/SIGTERM or the end of data")
+    run.add_argument(
+        "-c",
+        "--config",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help=f"config file (default: {DEFAULT_CONFIG}, the bundled demo replay)",
+    )
+    run.set_defaults(handler=_run)
+
     config = commands.add_parser("config", help="check or print a config file")
     config_commands = config.add_subparsers(required=True, metavar="ACTION")
     validate = config_commands.add_parser(
@@ -45,6 +60,44 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("file", metavar="FILE")
     show.set_defaults(handler=_config_show)
     return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from streamer.daemon import run
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _report(exc)
+    logs.configure(config.logging.level, config.logging.format)
+    try:
+        result = run(config)
+    except ConfigError as exc:
+        return _report(exc)
+    except SourceError as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("stopped at once by a second signal; the last checkpoint stands", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    c = result.counters
+    rejected = ", ".join(f"{n} {reason}" for reason, n in c.rejected.most_common()) or "none"
+    dead_letter = config.pipeline.dead_letter
+    if c.rejected_total and dead_letter is not None:
+        rejected += f", sent to {_describe_sink(dead_letter)}"
+    sinks = ", ".join(_describe_sink(s) for s in config.sinks)
+    print(
+        f"done: {c.events_in} events read, {c.rejected_total} rejected ({rejected}), "
+        f"{result.series} series, {c.steps_closed} steps, {c.forecasts_out} forecasts "
+        f"written to {sinks}"
+    )
+    return EXIT_OK
+
+
+def _describe_sink(sink: object) -> str:
+    kind = getattr(sink, "type", "?")
+    where = getattr(sink, "path", None) or getattr(sink, "url", None) or getattr(sink, "topic", "")
+    return f"{kind} {where}"
 
 
 def _config_validate(args: argparse.Namespace) -> int:

@@ -205,7 +205,7 @@ class CheckpointConfig(Section):
     """Atomic snapshots of model, state and offsets, so a restart continues exactly."""
 
     enabled: bool = True
-    path: Path = Path("state/checkpoint")
+    path: Path = Path("state/checkpoint.db")
     every: PositiveDuration = timedelta(minutes=1)
     keep: Annotated[int, Field(ge=1)] = 3
 

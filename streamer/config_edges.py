@@ -189,6 +189,7 @@ class FileSink(Section):
     type: Literal["file"]
     path: Path
     format: Literal["line_protocol", "csv"] = "line_protocol"
+    mode: Literal["append", "truncate"] = "append"
 
 
 class KafkaSink(KafkaConnection):

@@ -1,8 +1,13 @@
 """Streamer's own exceptions: third-party errors are translated into these at the edges.
 
     StreamerError           anything Streamer reports on purpose
-     └── ConfigError        the config file, a ${VAR} reference or a STREAMER__ override
-                            is invalid; carries every problem found, not just the first
+     ├── ConfigError        the config file, a ${VAR} reference or a STREAMER__ override
+     │                      is invalid; carries every problem found, not just the first
+     ├── SourceError        a source cannot be opened or read
+     └── SinkError          a sink cannot write now (after its own retries); the same
+          │                 output is tried again, and polling waits meanwhile
+          └── SinkRejectedError  the destination refused the output (a 4xx); it goes to
+                                 the dead letter with the destination's message
 
 Errors that a user can cause say what was wrong, where, and what would be accepted.
 """
@@ -35,3 +40,19 @@ class ConfigError(StreamerError):
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s) in config\n{lines}")
+
+
+class SourceError(StreamerError):
+    """A source cannot be opened or read; the message names the source and the cause."""
+
+
+class SinkError(StreamerError):
+    """A sink cannot write now; retrying the same output later may succeed."""
+
+
+class SinkRejectedError(SinkError):
+    """The destination refused the output for good; `lines` are what it refused."""
+
+    def __init__(self, message: str, lines: list[str]) -> None:
+        super().__init__(message)
+        self.lines = lines

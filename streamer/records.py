@@ -45,13 +45,14 @@ REASONS = (
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a record was read: the source's name, a partition and an offset in it.
+    """Where a record was read: the source's name, a partition key and an offset in it.
 
-    Sources without partitions use partition 0; a replay file uses the row number.
+    Kafka partitions are keyed `topic/3`; sources without partitions use `""`. A replay
+    file's offset is the row number; MQTT's is the order of arrival.
     """
 
     source: str
-    partition: int
+    partition: str
     offset: int
 
 

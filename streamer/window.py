@@ -185,6 +185,35 @@ class WindowBuffer:
         np.maximum.at(close_upto, groups.slot, groups.step)
         return self._close(groups, idle, close_upto)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (evicted series are in the spill)."""
+        state: dict[str, Any] = {name: getattr(self, name).copy() for name in _STATE_ARRAYS}
+        state["acc"] = {name: a.copy() for name, a in self.acc.items()}
+        state["slot_of"] = dict(self.slot_of)
+        state["free"] = list(self.free)
+        state["settings"] = (self.step_ns, self.length, self.aggregation, self.open_slots)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict()` of a window with the same settings."""
+        mine = (self.step_ns, self.length, self.aggregation, self.open_slots)
+        if tuple(state["settings"]) != mine:
+            raise ValueError(
+                f"the checkpoint's window (step_ns, length, aggregation, open steps) "
+                f"{tuple(state['settings'])} differs from the config's {mine}; remove the "
+                "checkpoint to start afresh with the new window settings"
+            )
+        if len(state["max_time"]) != self.max_series:
+            raise ValueError(
+                f"the checkpoint holds {len(state['max_time'])} series slots, the config's "
+                f"max_series is {self.max_series}; set it back or remove the checkpoint"
+            )
+        for name in _STATE_ARRAYS:
+            setattr(self, name, state[name].copy())
+        self.acc = {name: a.copy() for name, a in state["acc"].items()}
+        self.slot_of = dict(state["slot_of"])
+        self.free = list(state["free"])
+
     @property
     def live_series(self) -> int:
         return len(self.slot_of)
@@ -414,6 +443,9 @@ _SLOT_ARRAYS = (
     "ring_count",
     "open_step",
 )
+
+
+_STATE_ARRAYS = (*_SLOT_ARRAYS, "series_of", "kind_of", "fresh", "touched")
 
 
 def _acc_dtype(name: str) -> type:

@@ -13,7 +13,7 @@ from streamer.records import NS_PER_S, Observation, Position
 
 NOW = 1_800_000_000 * NS_PER_S  # 2027-01-15
 T = 1_790_000_000  # seconds, before NOW
-POS = Position("src", 0, 7)
+POS = Position("src", "", 7)
 
 prices = Decoder(kind="price", series_field="symbol", value_field="price")
 sensors = Decoder(

@@ -1,0 +1,94 @@
+"""The two narrow interfaces at the edges: a `Source` to read from, a `Sink` to write to.
+
+The pipeline is written against these alone; tests use the in-memory ones in
+`connectors.memory`, and the real ones are tested against real servers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from streamer.records import Forecasts, Position, Rejection, StepBatch
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One input as read: its bytes, where it was read, and the series when the
+    transport names it (a Kafka key, an MQTT topic). A replay row also has its fields."""
+
+    payload: bytes
+    position: Position
+    series: str | None = None
+    fields: Mapping[str, Any] | None = None
+
+
+class Source(Protocol):
+    """Reads raw records; commits only positions whose outputs the sinks acknowledged."""
+
+    name: str
+
+    def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
+        """Up to max_records, waiting at most timeout seconds for the first."""
+        ...
+
+    def commit(self, positions: Mapping[str, int]) -> None:
+        """Mark everything before `positions[partition]` (the next offset) as done."""
+        ...
+
+    def seek(self, positions: Mapping[str, int]) -> None:
+        """Continue reading at these positions (after a restore)."""
+        ...
+
+    @property
+    def exhausted(self) -> bool:
+        """True when the source will produce nothing more (a replay at its end)."""
+        ...
+
+    @property
+    def wants_commit(self) -> bool:
+        """True when the source cannot take much more without a commit."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Output:
+    """What one micro-batch produced: closed steps (observed) and forecasts."""
+
+    observed: StepBatch
+    forecasts: Forecasts
+    issued_at_ns: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Sink(Protocol):
+    """Writes outputs; `write` returns only once the destination has acknowledged them."""
+
+    def write(self, output: Output) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to make the output exact after a restore."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def start_fresh(self) -> None:
+        """Called when there is no checkpoint to continue from."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DeadLetter(Protocol):
+    """Where rejected inputs go, with their original bytes and the reason."""
+
+    def write(self, rejections: list[Rejection]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...

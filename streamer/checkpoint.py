@@ -1,0 +1,100 @@
+"""Checkpoints and the spill of evicted series, in one SQLite file.
+
+A checkpoint is the daemon's whole state (window, model, sinks, source positions) as one
+row with its SHA-256. Evicted series' window state is spilled to the same database in
+the same open transaction, and both are committed together by `save`, so after a crash
+the spill and the newest checkpoint always agree (SQLite makes the commit atomic and
+durable). `keep` generations are kept; a row whose checksum does not match is reported
+and skipped in favour of the one before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkpoint (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    sha256 TEXT NOT NULL,
+    state BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spill (series TEXT PRIMARY KEY, state BLOB NOT NULL);
+"""
+
+
+class CheckpointStore:
+    """Saves and restores checkpoints; also the `SpillStore` of the window."""
+
+    def __init__(self, path: Path, keep: int = 3) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.keep = keep
+        self._db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+
+    def save(self, state: dict[str, Any]) -> int:
+        """Write a checkpoint and commit it with every spill since the last one."""
+        blob = pickle.dumps(state, protocol=5)
+        cursor = self._db.execute(
+            "INSERT INTO checkpoint (created, sha256, state) VALUES (?, ?, ?)",
+            (time.time(), hashlib.sha256(blob).hexdigest(), blob),
+        )
+        self._db.execute(
+            "DELETE FROM checkpoint WHERE id NOT IN "
+            "(SELECT id FROM checkpoint ORDER BY id DESC LIMIT ?)",
+            (self.keep,),
+        )
+        self._db.commit()
+        return int(cursor.lastrowid or 0)
+
+    def load(self) -> dict[str, Any] | None:
+        """The newest checkpoint whose checksum matches, or None if there is none."""
+        rows = self._db.execute("SELECT id, sha256, state FROM checkpoint ORDER BY id DESC")
+        for checkpoint_id, sha256, blob in rows:
+            if hashlib.sha256(blob).hexdigest() != sha256:
+                log.error(
+                    "checkpoint %d in %s is corrupt (checksum mismatch); skipped",
+                    checkpoint_id,
+                    self.path,
+                )
+                continue
+            state: dict[str, Any] = pickle.loads(blob)
+            log.info("restored checkpoint %d from %s", checkpoint_id, self.path)
+            return state
+        return None
+
+    # SpillStore: uncommitted until the next save, so a crash rolls spills back with it.
+
+    def put(self, series: str, state: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO spill (series, state) VALUES (?, ?)",
+            (series, pickle.dumps(state, protocol=5)),
+        )
+
+    def pop(self, series: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT state FROM spill WHERE series = ?", (series,)).fetchone()
+        if row is None:
+            return None
+        self._db.execute("DELETE FROM spill WHERE series = ?", (series,))
+        state: dict[str, Any] = pickle.loads(row[0])
+        return state
+
+    def spilled(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM spill").fetchone()[0])
+
+    def close(self) -> None:
+        """Close without committing: what was not saved is what a crash would lose."""
+        self._db.rollback()
+        self._db.close()

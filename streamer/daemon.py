@@ -1,0 +1,165 @@
+"""Build the pipeline a config describes, and run it until a signal or the end of data."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from types import FrameType
+
+from connectors.base import DeadLetter, Sink, Source
+from connectors.codecs import Decoder
+from connectors.dead_letter import FileDeadLetter
+from connectors.file_sink import FileSink
+from connectors.replay import ReplaySource, ReplaySourceError
+from models.base import Forecaster
+from models.baseline import LastValue, SeasonalNaive
+from streamer import config as cfg
+from streamer.checkpoint import CheckpointStore
+from streamer.config import StreamerConfig, source_name
+from streamer.errors import ConfigError, ConfigProblem, SourceError
+from streamer.pipeline import Counters, Pipeline, PipelineSettings
+from streamer.records import NS_PER_S
+from streamer.window import WindowBuffer
+
+log = logging.getLogger(__name__)
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * NS_PER_S)
+
+
+def build_decoder(config: StreamerConfig, source: cfg.Source) -> Decoder:
+    fields = source.fields
+    allowlist = config.pipeline.series_allowlist
+    return Decoder(
+        kind=source.kind,
+        series_field=fields.series or "series",
+        value_field=fields.value,
+        values_field=fields.values,
+        time_field=fields.time,
+        time_unit=fields.time_unit,
+        payload_format=getattr(source, "format", "json"),
+        split_fields=source.split_fields,
+        max_future_ns=_ns(config.pipeline.max_future.total_seconds()),
+        allowlist=frozenset(allowlist) if allowlist is not None else None,
+    )
+
+
+def build_source(source: cfg.Source, name: str, decoder: Decoder) -> Source:
+    if isinstance(source, cfg.ReplaySource):
+        try:
+            return ReplaySource(
+                name,
+                source.path,
+                file_format=source.file_format,
+                speed=source.speed,
+                event_time=decoder.event_time_ns,
+            )
+        except ReplaySourceError as exc:
+            raise SourceError(str(exc)) from None
+    raise SourceError(f"source {name!r}: type {source.type!r} is not available in this build")
+
+
+def build_sink(sink: cfg.Sink) -> Sink:
+    if isinstance(sink, cfg.FileSink):
+        return FileSink(sink.path, sink.format, sink.mode)
+    raise SourceError(f"sink type {sink.type!r} is not available in this build")
+
+
+def build_forecaster(config: StreamerConfig) -> Forecaster:
+    model = config.model
+    if model.type == "last_value":
+        return LastValue(model.horizon)
+    if model.type == "seasonal_naive":
+        return SeasonalNaive(model.horizon, model.season_length)
+    raise ConfigError(
+        "model",
+        [
+            ConfigProblem(
+                "model.type",
+                f"{model.type!r} is not available yet; use last_value or seasonal_naive",
+            )
+        ],
+    )
+
+
+def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> Pipeline:
+    """The pipeline for a config; raises ConfigError or SourceError with what is wrong."""
+    window = config.window
+    checkpoints = (
+        CheckpointStore(config.checkpoint.path, config.checkpoint.keep)
+        if config.checkpoint.enabled
+        else None
+    )
+    buffer = WindowBuffer(
+        step_ns=_ns(window.step.total_seconds()),
+        length=window.length,
+        aggregation=window.aggregation,
+        allowed_lateness_ns=_ns(window.allowed_lateness.total_seconds()),
+        max_gap=window.max_gap,
+        idle_close_after=window.idle_close_after.total_seconds(),
+        max_series=window.max_series,
+        spill=checkpoints,
+    )
+    sources: list[tuple[Source, Decoder]] = []
+    for i, source in enumerate(config.sources):
+        decoder = build_decoder(config, source)
+        sources.append((build_source(source, source_name(source, i), decoder), decoder))
+    dead_letter: DeadLetter | None = None
+    if isinstance(config.pipeline.dead_letter, cfg.FileDeadLetter):
+        dead_letter = FileDeadLetter(config.pipeline.dead_letter.path)
+    if stop_at_end is None:
+        stop_at_end = all(getattr(s, "stop_at_end", False) for s in config.sources)
+    settings = PipelineSettings(
+        max_batch=config.pipeline.max_batch,
+        max_wait=config.pipeline.max_wait.total_seconds(),
+        checkpoint_every=config.checkpoint.every.total_seconds() if checkpoints else None,
+        stop_at_end=stop_at_end,
+        rejected_log_every=config.logging.rejected_every.total_seconds(),
+        progress_every=config.stats.every.total_seconds(),
+    )
+    return Pipeline(
+        sources=sources,
+        window=buffer,
+        forecaster=build_forecaster(config),
+        sinks=[build_sink(s) for s in config.sinks],
+        dead_letter=dead_letter,
+        checkpoints=checkpoints,
+        settings=settings,
+    )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    counters: Counters
+    series: int
+    restored: bool
+
+
+def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResult:
+    """Run the daemon until SIGINT/SIGTERM (a second one exits at once) or the end of data."""
+    stop = stop or threading.Event()
+    pipeline = build_pipeline(config)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info(
+            "%s: stopping after this batch (again to stop at once)", signal.Signals(signum).name
+        )
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+    try:
+        restored = pipeline.restore()
+        log.info(
+            "started: %s%s", config.summary(), " (continuing from checkpoint)" if restored else ""
+        )
+        counters = pipeline.run(stop)
+        return RunResult(counters, pipeline.window.live_series, restored)
+    finally:
+        pipeline.close()

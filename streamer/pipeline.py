@@ -1,0 +1,327 @@
+"""The micro-batch loop: poll -> decode -> window -> forecast -> sinks -> commit.
+
+One thread owns all mutable state. Writes are synchronous, so while a sink is slow or
+down nothing more is polled (backpressure, bounded memory), and the same output is
+retried until it is written. Source positions are committed only after a checkpoint
+has recorded them together with the window and model state, so a restart continues
+exactly: replayed events rebuild the same steps and overwrite the same points.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from connectors.base import DeadLetter, Output, RawRecord, Sink, Source
+from connectors.codecs import Decoder
+from models.base import Forecaster
+from streamer.checkpoint import CheckpointStore
+from streamer.errors import SinkError, SinkRejectedError
+from streamer.records import LATE, NS_PER_S, SINK_REJECTED, Rejection, StepBatch, concat_batches
+from streamer.window import WindowBuffer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """The loop's knobs, in seconds where they are times."""
+
+    max_batch: int = 5_000
+    max_wait: float = 0.2
+    checkpoint_every: float | None = 60.0
+    stop_at_end: bool = False
+    rejected_log_every: float = 10.0
+    progress_every: float = 5.0
+    sink_retry_wait: float = 1.0
+
+
+@dataclass
+class Counters:
+    """What the daemon has done since it started."""
+
+    events_in: int = 0
+    observations: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    steps_closed: int = 0
+    forecasts_out: int = 0
+    batches: int = 0
+    checkpoints: int = 0
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+@dataclass
+class _Decoded:
+    """A batch's accepted values as columns, with the record each came from."""
+
+    series: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    origin: list[RawRecord] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+class Pipeline:
+    """Runs the daemon's loop over sources, a window, a forecaster and sinks."""
+
+    def __init__(
+        self,
+        *,
+        sources: list[tuple[Source, Decoder]],
+        window: WindowBuffer,
+        forecaster: Forecaster,
+        sinks: list[Sink],
+        dead_letter: DeadLetter | None = None,
+        checkpoints: CheckpointStore | None = None,
+        settings: PipelineSettings = PipelineSettings(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sources = sources
+        self.window = window
+        self.forecaster = forecaster
+        self.sinks = sinks
+        self.dead_letter = dead_letter
+        self.checkpoints = checkpoints
+        self.settings = settings
+        self.clock = clock
+        self.counters = Counters()
+        self.positions: dict[str, dict[str, int]] = {s.name: {} for s, _ in sources}
+        self._last_checkpoint = clock()
+        self._last_progress = clock()
+        self._last_rejection_log: dict[str, float] = {}
+        self._unlogged: Counter[str] = Counter()
+        self.restored = False
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def restore(self) -> bool:
+        """Continue from the newest checkpoint, if there is one."""
+        state = self.checkpoints.load() if self.checkpoints else None
+        if state is None:
+            for sink in self.sinks:
+                sink.start_fresh()
+            return False
+        self.window.load_state_dict(state["window"])
+        self.forecaster.load_state_dict(state["forecaster"])
+        for sink, sink_state in zip(self.sinks, state["sinks"], strict=True):
+            sink.load_state_dict(sink_state)
+        self.positions = {name: dict(p) for name, p in state["positions"].items()}
+        for source, _ in self.sources:
+            source.seek(self.positions.get(source.name, {}))
+        self.restored = True
+        return True
+
+    def run(self, stop: threading.Event) -> Counters:
+        """Run until stop is set, or (with stop_at_end) every source is exhausted."""
+        while not stop.is_set():
+            self.step()
+            if self.settings.stop_at_end and all(s.exhausted for s, _ in self.sources):
+                self._flush_windows()
+                break
+        self.checkpoint()
+        return self.counters
+
+    def close(self) -> None:
+        for source, _ in self.sources:
+            source.close()
+        for sink in self.sinks:
+            sink.close()
+        if self.dead_letter:
+            self.dead_letter.close()
+        if self.checkpoints:
+            self.checkpoints.close()
+
+    # --- one micro-batch ----------------------------------------------------------------
+
+    def step(self) -> int:
+        """Poll, decode, window, forecast and write one micro-batch; returns records read."""
+        records = self._poll()
+        now = self.clock()
+        decoded = self._decode(records, int(now * NS_PER_S))
+        result = self.window.add(
+            decoded.series,
+            decoded.kinds,
+            np.array(decoded.times, dtype=np.int64),
+            np.array(decoded.values, dtype=np.float64),
+            now,
+        )
+        for i in result.late.tolist():
+            record = decoded.origin[i]
+            at = np.datetime64(decoded.times[i], "ns")
+            detail = f"its step (event time {at}Z) had closed; allowed_lateness was exceeded"
+            decoded.rejections.append(Rejection(LATE, detail, record.payload, record.position))
+        closed = concat_batches([result.closed, self.window.close_idle(now)])
+        self._emit(closed, now)
+        self._reject(decoded.rejections, now)
+        self.counters.events_in += len(records)
+        self.counters.observations += len(decoded.series) - len(result.late)
+        self.counters.batches += 1
+        self._maybe_checkpoint(now)
+        self._maybe_progress(now)
+        return len(records)
+
+    def _poll(self) -> list[RawRecord]:
+        records: list[RawRecord] = []
+        wait = self.settings.max_wait / max(1, len(self.sources))
+        for source, _ in self.sources:
+            room = self.settings.max_batch - len(records)
+            if room <= 0:
+                break
+            got = source.poll(room, 0.0 if records else wait)
+            records.extend(got)
+            latest = self.positions[source.name]
+            for record in got:
+                position = record.position
+                if position.offset >= latest.get(position.partition, 0):
+                    latest[position.partition] = position.offset + 1
+        return records
+
+    def _decode(self, records: list[RawRecord], now_ns: int) -> _Decoded:
+        out = _Decoded()
+        decoders = {source.name: decoder for source, decoder in self.sources}
+        for record in records:
+            decoder = decoders[record.position.source]
+            if record.fields is not None:
+                observations, rejections = decoder.decode_mapping(
+                    record.fields,
+                    record.fields.get(decoder.time_field),
+                    record.payload,
+                    now_ns,
+                    record.position,
+                    record.series,
+                )
+            else:
+                observations, rejections = decoder.decode(
+                    record.payload, now_ns, record.position, record.series
+                )
+            for o in observations:
+                out.series.append(o.series)
+                out.kinds.append(o.kind)
+                out.times.append(o.time_ns)
+                out.values.append(o.value)
+                out.origin.append(record)
+            out.rejections.extend(rejections)
+        return out
+
+    def _emit(self, closed: StepBatch, now: float) -> None:
+        if len(closed) == 0:
+            return
+        forecasts = self.forecaster.step(closed)
+        output = Output(closed, forecasts, issued_at_ns=int(now * NS_PER_S))
+        for sink in self.sinks:
+            self._write(sink, output)
+        self.counters.steps_closed += len(closed)
+        self.counters.forecasts_out += len(forecasts) * forecasts.horizon
+
+    def _write(self, sink: Sink, output: Output) -> None:
+        """Write until the sink has it; a rejected output goes to the dead letter."""
+        attempt = 0
+        while True:
+            try:
+                sink.write(output)
+                return
+            except SinkRejectedError as exc:
+                log.error("%s refused %d points: %s", type(sink).__name__, len(exc.lines), exc)
+                rejected = [
+                    Rejection(SINK_REJECTED, str(exc), line.encode(), None) for line in exc.lines
+                ]
+                self._reject(rejected, self.clock())
+                return
+            except SinkError as exc:
+                attempt += 1
+                wait = min(30.0, self.settings.sink_retry_wait * 2 ** min(attempt, 5))
+                log.warning(
+                    "%s cannot write (%s); retrying in %.1fs, not polling meanwhile",
+                    type(sink).__name__,
+                    exc,
+                    wait,
+                )
+                time.sleep(wait)
+
+    def _reject(self, rejections: list[Rejection], now: float) -> None:
+        if not rejections:
+            return
+        if self.dead_letter:
+            self.dead_letter.write(rejections)
+        for rejection in rejections:
+            self.counters.rejected[rejection.reason] += 1
+            self._unlogged[rejection.reason] += 1
+        # At most one line per reason per rejected_log_every.
+        for rejection in rejections:
+            reason = rejection.reason
+            if (
+                now - self._last_rejection_log.get(reason, -math.inf)
+                >= self.settings.rejected_log_every
+            ):
+                where = rejection.position
+                log.warning(
+                    "rejected %d record(s) as %s since the last report; e.g. %s%s",
+                    self._unlogged[reason],
+                    reason,
+                    rejection.detail,
+                    f" ({where.source} {where.partition}@{where.offset})" if where else "",
+                )
+                self._last_rejection_log[reason] = now
+                self._unlogged[reason] = 0
+
+    def _flush_windows(self) -> None:
+        """Close every open step (the end of a replay): nothing is left unwritten."""
+        now = self.clock()
+        self._emit(self.window.close_idle(math.inf), now)
+
+    # --- checkpoints, commits, progress --------------------------------------------------
+
+    def _maybe_checkpoint(self, now: float) -> None:
+        every = self.settings.checkpoint_every
+        due = every is not None and now - self._last_checkpoint >= every
+        if due or any(s.wants_commit for s, _ in self.sources):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Flush sinks, save the state with the positions it stands for, then commit them."""
+        for sink in self.sinks:
+            sink.flush()
+        if self.dead_letter:
+            self.dead_letter.flush()
+        if self.checkpoints:
+            self.checkpoints.save(self.state_dict())
+            self.counters.checkpoints += 1
+        for source, _ in self.sources:
+            positions = self.positions[source.name]
+            if positions:
+                source.commit(positions)
+        self._last_checkpoint = self.clock()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "window": self.window.state_dict(),
+            "forecaster": self.forecaster.state_dict(),
+            "sinks": [sink.state_dict() for sink in self.sinks],
+            "positions": {name: dict(p) for name, p in self.positions.items()},
+        }
+
+    def _maybe_progress(self, now: float) -> None:
+        if now - self._last_progress < self.settings.progress_every:
+            return
+        self._last_progress = now
+        c = self.counters
+        log.info(
+            "events %d, rejected %d, series %d, steps %d, forecasts %d",
+            c.events_in,
+            c.rejected_total,
+            self.window.live_series,
+            c.steps_closed,
+            c.forecasts_out,
+        )
