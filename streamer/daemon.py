@@ -12,6 +12,11 @@ from connectors.base import DeadLetter, Sink, Source
 from connectors.codecs import Decoder
 from connectors.dead_letter import FileDeadLetter
 from connectors.file_sink import FileSink
+from connectors.influx_sink import InfluxSink
+from connectors.kafka_client import client_settings
+from connectors.kafka_sink import KafkaDeadLetter, KafkaSink
+from connectors.kafka_source import KafkaSource
+from connectors.mqtt_source import MqttSource
 from connectors.replay import ReplaySource, ReplaySourceError
 from models.base import Forecaster
 from models.baseline import LastValue, SeasonalNaive
@@ -47,6 +52,19 @@ def build_decoder(config: StreamerConfig, source: cfg.Source) -> Decoder:
     )
 
 
+def kafka_settings(connection: cfg.KafkaConnection) -> dict[str, object]:
+    password = connection.sasl_password
+    return client_settings(
+        bootstrap_servers=connection.bootstrap_servers,
+        client_id=connection.client_id,
+        security_protocol=connection.security_protocol,
+        sasl_mechanism=connection.sasl_mechanism,
+        sasl_username=connection.sasl_username,
+        sasl_password=password.get_secret_value() if password else None,
+        ssl_cafile=str(connection.ssl_cafile) if connection.ssl_cafile else None,
+    )
+
+
 def build_source(source: cfg.Source, name: str, decoder: Decoder) -> Source:
     if isinstance(source, cfg.ReplaySource):
         try:
@@ -59,13 +77,55 @@ def build_source(source: cfg.Source, name: str, decoder: Decoder) -> Source:
             )
         except ReplaySourceError as exc:
             raise SourceError(str(exc)) from None
-    raise SourceError(f"source {name!r}: type {source.type!r} is not available in this build")
+    if isinstance(source, cfg.KafkaSource):
+        return KafkaSource(
+            name,
+            topics=source.topics,
+            group_id=source.group_id,
+            auto_offset_reset=source.auto_offset_reset,
+            series_from=source.series_from,
+            settings=kafka_settings(source),
+        )
+    password = source.password
+    return MqttSource(
+        name,
+        host=source.host,
+        port=source.port,
+        topics=source.topics,
+        qos=source.qos,
+        client_id=source.client_id,
+        username=source.username,
+        password=password.get_secret_value() if password else None,
+        tls=source.tls,
+        keepalive=source.keepalive.total_seconds(),
+        series_from=source.series_from,
+    )
 
 
 def build_sink(sink: cfg.Sink) -> Sink:
     if isinstance(sink, cfg.FileSink):
         return FileSink(sink.path, sink.format, sink.mode)
-    raise SourceError(f"sink type {sink.type!r} is not available in this build")
+    if isinstance(sink, cfg.InfluxSink):
+        return InfluxSink(
+            url=sink.url,
+            org=sink.org,
+            bucket=sink.bucket,
+            token=sink.token.get_secret_value(),
+            timeout=sink.timeout.total_seconds(),
+            gzip=sink.gzip,
+            max_retries=sink.max_retries,
+            retry_backoff=sink.retry_backoff.total_seconds(),
+            max_backoff=sink.max_backoff.total_seconds(),
+        )
+    return KafkaSink(sink.topic, kafka_settings(sink))
+
+
+def build_dead_letter(config: cfg.DeadLetter | None) -> DeadLetter | None:
+    if isinstance(config, cfg.FileDeadLetter):
+        return FileDeadLetter(config.path)
+    if isinstance(config, cfg.KafkaDeadLetter):
+        return KafkaDeadLetter(config.topic, kafka_settings(config))
+    return None
 
 
 def build_forecaster(config: StreamerConfig) -> Forecaster:
@@ -107,9 +167,7 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
     for i, source in enumerate(config.sources):
         decoder = build_decoder(config, source)
         sources.append((build_source(source, source_name(source, i), decoder), decoder))
-    dead_letter: DeadLetter | None = None
-    if isinstance(config.pipeline.dead_letter, cfg.FileDeadLetter):
-        dead_letter = FileDeadLetter(config.pipeline.dead_letter.path)
+    dead_letter = build_dead_letter(config.pipeline.dead_letter)
     if stop_at_end is None:
         stop_at_end = all(getattr(s, "stop_at_end", False) for s in config.sources)
     settings = PipelineSettings(
@@ -120,7 +178,7 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
         rejected_log_every=config.logging.rejected_every.total_seconds(),
         progress_every=config.stats.every.total_seconds(),
     )
-    return Pipeline(
+    pipeline = Pipeline(
         sources=sources,
         window=buffer,
         forecaster=build_forecaster(config),
@@ -129,6 +187,10 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
         checkpoints=checkpoints,
         settings=settings,
     )
+    for reader, _ in sources:
+        if isinstance(reader, KafkaSource):
+            reader.on_revoke = pipeline.checkpoint
+    return pipeline
 
 
 @dataclass(frozen=True)

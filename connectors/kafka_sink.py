@@ -1,0 +1,122 @@
+"""Forecasts as JSON to a Kafka topic, and rejected inputs to a dead-letter topic.
+
+Each forecast message is keyed by its series and holds all horizons issued at one
+step; `write` returns once the broker acknowledged every message (acks=all).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from connectors.base import Output
+from streamer.errors import SinkError
+from streamer.records import Rejection
+
+
+def _iso(ns: Any) -> list[str]:
+    stamps = np.datetime_as_string(np.asarray(ns, dtype="datetime64[ns]"), unit="auto")
+    return [f"{s}Z" for s in np.ravel(stamps).tolist()]
+
+
+def forecast_messages(output: Output) -> list[tuple[bytes, bytes]]:
+    """(key, value) per issued forecast: the series, and all its horizons as JSON."""
+    f = output.forecasts
+    issued = _iso(f.steps * f.step_ns)
+    targets = np.asarray(_iso(f.target_times_ns())).reshape(len(f), f.horizon).tolist()
+    yhat = f.yhat.tolist()
+    out = []
+    for i, series in enumerate(f.series):
+        horizons = []
+        for j in range(f.horizon):
+            point: dict[str, Any] = {"horizon": j + 1, "time": targets[i][j], "yhat": yhat[i][j]}
+            if f.lower is not None and f.upper is not None and np.isfinite(f.lower[i, j]):
+                point["lower"], point["upper"] = float(f.lower[i, j]), float(f.upper[i, j])
+            horizons.append(point)
+        value = {
+            "series": str(series),
+            "model": f.model,
+            "issued_at": issued[i],
+            "forecasts": horizons,
+        }
+        out.append((str(series).encode(), json.dumps(value).encode()))
+    return out
+
+
+class _Producer:
+    def __init__(self, topic: str, settings: dict[str, Any]) -> None:
+        self.topic = topic
+        self.producer = KafkaProducer(acks="all", linger_ms=5, **settings)
+
+    def send_all(
+        self, messages: Sequence[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
+    ) -> None:
+        try:
+            futures = [
+                self.producer.send(self.topic, key=key, value=value, headers=headers)
+                for key, value, headers in messages
+            ]
+            self.producer.flush()
+            for future in futures:
+                future.get(timeout=30)
+        except KafkaError as exc:
+            raise SinkError(f"Kafka topic {self.topic!r}: {exc}") from None
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+class KafkaSink:
+    """Writes one JSON message per issued forecast."""
+
+    def __init__(self, topic: str, settings: dict[str, Any]) -> None:
+        self._producer = _Producer(topic, settings)
+
+    def write(self, output: Output) -> None:
+        self._producer.send_all([(k, v, []) for k, v in forecast_messages(output)])
+
+    def flush(self) -> None:
+        """Nothing buffered: every write was acknowledged when it returned."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """At least once: messages after the checkpoint may be sent again."""
+
+    def start_fresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+class KafkaDeadLetter:
+    """Rejected inputs to a topic: the original bytes as the value, the reason in headers."""
+
+    def __init__(self, topic: str, settings: dict[str, Any]) -> None:
+        self._producer = _Producer(topic, settings)
+
+    def write(self, rejections: list[Rejection]) -> None:
+        messages = []
+        for r in rejections:
+            headers = [("reason", r.reason.encode()), ("detail", r.detail.encode())]
+            if r.position is not None:
+                headers += [
+                    ("source", r.position.source.encode()),
+                    ("partition", r.position.partition.encode()),
+                    ("offset", str(r.position.offset).encode()),
+                ]
+            messages.append((None, r.raw, headers))
+        self._producer.send_all(messages)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._producer.close()

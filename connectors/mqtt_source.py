@@ -1,0 +1,178 @@
+"""Subscribe to MQTT topic filters (QoS 1 by default) and read messages as raw records.
+
+MQTT v5 with a persistent session (a stable client id, clean_start off, an hour's
+session expiry): while the daemon is away the broker keeps its subscriptions and queues
+QoS 1 messages for it. paho reconnects by itself, backing off up to 30 s. Messages are
+acknowledged on receipt (MQTT has no replay to seek in, and brokers drop what exceeds
+their in-flight window), then held in a bounded queue: when the pipeline is slower than
+the broker, the queue fills and reading stops, so the backlog waits at the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from connectors.base import RawRecord
+from streamer.errors import SourceError
+from streamer.records import Position
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 3600
+
+
+def topic_series(filters: list[str], topic: str) -> str:
+    """The part of topic matched by the wildcards of the first filter it matches.
+
+    >>> topic_series(["sensors/+/temperature"], "sensors/boiler-2/temperature")
+    'boiler-2'
+    >>> topic_series(["plant/#"], "plant/hall/line-3")
+    'hall/line-3'
+    """
+    levels = topic.split("/")
+    for pattern in filters:
+        parts = pattern.split("/")
+        matched: list[str] = []
+        for i, part in enumerate(parts):
+            if part == "#":
+                matched += levels[i:]
+                return "/".join(matched) or topic
+            if i >= len(levels) or (part != "+" and part != levels[i]):
+                break
+            if part == "+":
+                matched.append(levels[i])
+        else:
+            if len(parts) == len(levels):
+                return "/".join(matched) or topic
+    return topic
+
+
+class MqttSource:
+    """Reads messages of topic filters from one MQTT broker."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: str,
+        port: int,
+        topics: list[str],
+        qos: int = 1,
+        client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        keepalive: float = 60.0,
+        series_from: str = "payload",
+        queue_size: int = 100_000,
+        connect_timeout: float = 15.0,
+    ) -> None:
+        self.name = name
+        self.topics = topics
+        self.qos = qos
+        self.series_from = series_from
+        self._queue: queue.Queue[tuple[bytes, str]] = queue.Queue(maxsize=queue_size)
+        self._next = 0
+        self.subscribed = threading.Event()
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"streamer-{name}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        if username is not None:
+            client.username_pw_set(username, password)
+        if tls:
+            client.tls_set()
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
+        self._client = client
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        try:
+            client.connect(
+                host, port, keepalive=int(keepalive), clean_start=False, properties=properties
+            )
+        except OSError as exc:
+            raise SourceError(
+                f"source {name!r}: cannot reach MQTT broker {host}:{port}: {exc}"
+            ) from None
+        client.loop_start()
+        if not self.subscribed.wait(connect_timeout):
+            client.loop_stop()
+            raise SourceError(
+                f"source {name!r}: no subscription to {topics} at {host}:{port} "
+                f"within {connect_timeout:.0f}s (see the log for the broker's answer)"
+            )
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("source %r: MQTT broker refused the connection: %s", self.name, reason)
+            return
+        options = SubscribeOptions(qos=self.qos)
+        client.subscribe([(topic, options) for topic in self.topics])
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed:
+            log.error("source %r: subscription to %s refused: %s", self.name, self.topics, failed)
+            return
+        log.info("source %r: subscribed to %s", self.name, self.topics)
+        self.subscribed.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning(
+                "source %r: disconnected from the MQTT broker (%s); reconnecting", self.name, reason
+            )
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        self._queue.put((bytes(message.payload), message.topic))  # blocks when full
+
+    def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
+        out: list[RawRecord] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < max_records:
+            try:
+                if out:
+                    payload, topic = self._queue.get_nowait()
+                else:
+                    payload, topic = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            series = topic_series(self.topics, topic) if self.series_from == "topic" else None
+            out.append(RawRecord(payload, Position(self.name, "", self._next), series))
+            self._next += 1
+        return out
+
+    def commit(self, positions: Mapping[str, int]) -> None:
+        """Nothing to do: messages were acknowledged on receipt."""
+
+    def seek(self, positions: Mapping[str, int]) -> None:
+        """MQTT cannot seek; the count of messages read continues from the checkpoint."""
+        self._next = positions.get("", 0)
+
+    @property
+    def exhausted(self) -> bool:
+        return False
+
+    @property
+    def wants_commit(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
