@@ -51,6 +51,15 @@ class Source(Protocol):
         """True when the source cannot take much more without a commit."""
         ...
 
+    @property
+    def ready(self) -> bool:
+        """True while the source is reading its stream (connected, partitions assigned).
+
+        Time when a source is not ready does not count towards a series' idleness: a
+        stream that is not being read says nothing about whether its series went quiet.
+        """
+        ...
+
     def close(self) -> None: ...
 
 

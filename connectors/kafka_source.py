@@ -61,20 +61,32 @@ class KafkaSource:
         group_id: str,
         auto_offset_reset: str = "earliest",
         series_from: str = "payload",
+        group_instance_id: str | None = None,
         settings: dict[str, Any],
     ) -> None:
         self.name = name
         self.series_from = series_from
         self.on_revoke: Callable[[], None] | None = None
+        self.in_rebalance = False
         self.pending_seek: dict[str, int] = {}
         try:
             self.consumer = KafkaConsumer(
                 group_id=group_id,
                 enable_auto_commit=False,
                 auto_offset_reset=auto_offset_reset,
+                # A topic created after start is noticed within this time.
+                metadata_max_age_ms=30_000,
+                group_instance_id=group_instance_id,
                 **settings,
             )
             self.consumer.subscribe(topics, listener=_Listener(self))
+            # Know the topics' partitions before the first join: a member that joins
+            # without them is assigned nothing until the next metadata refresh.
+            for topic in topics:
+                if self.consumer.partitions_for_topic(topic) is None:
+                    log.warning(
+                        "source %r: topic %r does not exist (yet); waiting for it", name, topic
+                    )
         except KafkaError as exc:
             raise SourceError(
                 f"source {name!r}: cannot reach Kafka at {settings['bootstrap_servers']}: {exc}"
@@ -106,8 +118,17 @@ class KafkaSource:
             for key, offset in positions.items()
             if key in assigned
         }
-        if offsets:
+        if not offsets:
+            return
+        if self.in_rebalance:
+            # Queued ahead of the group's join request on the coordinator connection.
+            self.consumer.commit_async(offsets, callback=self._commit_done)
+        else:
             self.consumer.commit(offsets)
+
+    def _commit_done(self, offsets: Any, response: Any) -> None:
+        if isinstance(response, Exception):
+            log.warning("source %r: commit before rebalance failed: %s", self.name, response)
 
     def seek(self, positions: Mapping[str, int]) -> None:
         self.pending_seek.update(positions)
@@ -120,5 +141,11 @@ class KafkaSource:
     def wants_commit(self) -> bool:
         return False
 
+    @property
+    def ready(self) -> bool:
+        """Partitions are assigned (not, say, waiting for a rebalance after a restart)."""
+        return bool(self.consumer.assignment())
+
     def close(self) -> None:
+        self.on_revoke = None  # the pipeline took its last checkpoint before closing us
         self.consumer.close(autocommit=False)

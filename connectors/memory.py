@@ -46,6 +46,10 @@ class MemorySource:
     def wants_commit(self) -> bool:
         return False
 
+    @property
+    def ready(self) -> bool:
+        return True
+
     def close(self) -> None:
         pass
 

@@ -30,6 +30,7 @@ from streamer.records import Position
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 3600
+RECEIVE_MAXIMUM = 65_535
 
 
 def topic_series(filters: list[str], topic: str) -> str:
@@ -102,6 +103,9 @@ class MqttSource:
         self._client = client
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        # Let the broker send this many unacknowledged QoS 1/2 messages: a narrow window
+        # makes a burst queue up at the broker, which drops what exceeds its queue.
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
         try:
             client.connect(
                 host, port, keepalive=int(keepalive), clean_start=False, properties=properties
@@ -172,6 +176,11 @@ class MqttSource:
     @property
     def wants_commit(self) -> bool:
         return False
+
+    @property
+    def ready(self) -> bool:
+        """Connected and subscribed."""
+        return self.subscribed.is_set()
 
     def close(self) -> None:
         self._client.disconnect()

@@ -137,6 +137,10 @@ class ReplaySource:
     def wants_commit(self) -> bool:
         return False
 
+    @property
+    def ready(self) -> bool:
+        return True
+
     def close(self) -> None:
         close = getattr(self._rows, "close", None)
         if close:

@@ -83,7 +83,8 @@ class KafkaSource(SourceBase, KafkaConnection):
 
     type: Literal["kafka"]
     topics: Annotated[list[NonEmptyStr], Field(min_length=1)]
-    group_id: NonEmptyStr = "streamer"
+    group_id: NonEmptyStr | None = None
+    group_instance_id: NonEmptyStr | None = None
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     format: Literal["json", "line_protocol"] = "json"
     series_from: Literal["payload", "key"] = "payload"

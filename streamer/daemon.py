@@ -65,7 +65,7 @@ def kafka_settings(connection: cfg.KafkaConnection) -> dict[str, object]:
     )
 
 
-def build_source(source: cfg.Source, name: str, decoder: Decoder) -> Source:
+def build_source(config: StreamerConfig, source: cfg.Source, name: str, decoder: Decoder) -> Source:
     if isinstance(source, cfg.ReplaySource):
         try:
             return ReplaySource(
@@ -81,9 +81,10 @@ def build_source(source: cfg.Source, name: str, decoder: Decoder) -> Source:
         return KafkaSource(
             name,
             topics=source.topics,
-            group_id=source.group_id,
+            group_id=source.group_id or f"{config.instance}-{name}",
             auto_offset_reset=source.auto_offset_reset,
             series_from=source.series_from,
+            group_instance_id=source.group_instance_id,
             settings=kafka_settings(source),
         )
     password = source.password
@@ -166,7 +167,7 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
     sources: list[tuple[Source, Decoder]] = []
     for i, source in enumerate(config.sources):
         decoder = build_decoder(config, source)
-        sources.append((build_source(source, source_name(source, i), decoder), decoder))
+        sources.append((build_source(config, source, source_name(source, i), decoder), decoder))
     dead_letter = build_dead_letter(config.pipeline.dead_letter)
     if stop_at_end is None:
         stop_at_end = all(getattr(s, "stop_at_end", False) for s in config.sources)

@@ -100,6 +100,10 @@ class Pipeline:
         self.positions: dict[str, dict[str, int]] = {s.name: {} for s, _ in sources}
         self._last_checkpoint = clock()
         self._last_progress = clock()
+        # Processing time as the window sees it: it advances only while every source
+        # is ready, so outages, restarts and rebalances do not make series look idle.
+        self.idle_clock = 0.0
+        self._last_tick = clock()
         self._last_rejection_log: dict[str, float] = {}
         self._unlogged: Counter[str] = Counter()
         self.restored = False
@@ -118,6 +122,7 @@ class Pipeline:
         for sink, sink_state in zip(self.sinks, state["sinks"], strict=True):
             sink.load_state_dict(sink_state)
         self.positions = {name: dict(p) for name, p in state["positions"].items()}
+        self.idle_clock = float(state["idle_clock"])
         for source, _ in self.sources:
             source.seek(self.positions.get(source.name, {}))
         self.restored = True
@@ -149,20 +154,23 @@ class Pipeline:
         """Poll, decode, window, forecast and write one micro-batch; returns records read."""
         records = self._poll()
         now = self.clock()
+        if all(source.ready for source, _ in self.sources):
+            self.idle_clock += max(0.0, now - self._last_tick)
+        self._last_tick = now
         decoded = self._decode(records, int(now * NS_PER_S))
         result = self.window.add(
             decoded.series,
             decoded.kinds,
             np.array(decoded.times, dtype=np.int64),
             np.array(decoded.values, dtype=np.float64),
-            now,
+            self.idle_clock,
         )
         for i in result.late.tolist():
             record = decoded.origin[i]
             at = np.datetime64(decoded.times[i], "ns")
             detail = f"its step (event time {at}Z) had closed; allowed_lateness was exceeded"
             decoded.rejections.append(Rejection(LATE, detail, record.payload, record.position))
-        closed = concat_batches([result.closed, self.window.close_idle(now)])
+        closed = concat_batches([result.closed, self.window.close_idle(self.idle_clock)])
         self._emit(closed, now)
         self._reject(decoded.rejections, now)
         self.counters.events_in += len(records)
@@ -310,6 +318,7 @@ class Pipeline:
             "forecaster": self.forecaster.state_dict(),
             "sinks": [sink.state_dict() for sink in self.sinks],
             "positions": {name: dict(p) for name, p in self.positions.items()},
+            "idle_clock": self.idle_clock,
         }
 
     def _maybe_progress(self, now: float) -> None:

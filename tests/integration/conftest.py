@@ -11,7 +11,7 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,18 +102,34 @@ def _unique(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def kafka_topic(services: Services, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh topic with 4 partitions, deleted after the test."""
-    topic = f"test-{_unique(request)}"
+def make_topic(
+    services: Services, request: pytest.FixtureRequest
+) -> Iterator[Callable[[int], str]]:
+    """Makes fresh topics (with n partitions), deleted after the test."""
     admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
-    try:
+    made: list[str] = []
+
+    def make(partitions: int = 4) -> str:
+        topic = f"test-{_unique(request)}"
         admin.create_topics(
-            {topic: {"num_partitions": 4, "replication_factor": 1}}, wait_for_metadata=True
+            {topic: {"num_partitions": partitions, "replication_factor": 1}},
+            wait_for_metadata=True,
         )
-        yield topic
-        admin.delete_topics([topic])
+        made.append(topic)
+        return topic
+
+    try:
+        yield make
+        if made:
+            admin.delete_topics(made)
     finally:
         admin.close()
+
+
+@pytest.fixture
+def kafka_topic(make_topic: Callable[[int], str]) -> str:
+    """A fresh topic with 4 partitions, deleted after the test."""
+    return make_topic(4)
 
 
 @pytest.fixture
@@ -137,3 +153,15 @@ def influx_bucket(influx_client: InfluxDBClient, request: pytest.FixtureRequest)
 def mqtt_prefix(request: pytest.FixtureRequest) -> str:
     """A topic prefix no other test publishes under."""
     return f"streamer-test/{_unique(request)}"
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left_running() -> Iterator[None]:
+    """A test that fails part-way must not leave a daemon process behind."""
+    from tests.integration.daemon import Daemon
+
+    Daemon.started.clear()
+    yield
+    for daemon in Daemon.started:
+        if daemon.running():
+            daemon.kill()

@@ -189,3 +189,83 @@ def test_batch_size_does_not_change_the_output(max_batch: int) -> None:
     sink = MemorySink()
     pipeline(ticks(seconds=30), sink, max_batch=max_batch).run(threading.Event())
     assert points(sink.outputs) == points(_clean(ticks(seconds=30)))
+
+
+class SwitchableSource(MemorySource):
+    """A source whose readiness (connected, partitions assigned) the test controls."""
+
+    is_ready = True
+
+    @property
+    def ready(self) -> bool:
+        return self.is_ready
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = float(NOW)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def idle_pipeline(
+    source: SwitchableSource,
+    clock: Clock,
+    sink: MemorySink,
+    checkpoints: CheckpointStore | None = None,
+) -> Pipeline:
+    decoder = Decoder(kind="price", series_field="symbol", value_field="price")
+    return Pipeline(
+        sources=[(source, decoder)],
+        window=WindowBuffer(step_ns=NS_PER_S, length=8, idle_close_after=30.0, spill=checkpoints),
+        forecaster=SeasonalNaive(horizon=1, season_length=2),
+        sinks=[sink],
+        checkpoints=checkpoints,
+        settings=PipelineSettings(max_wait=0, checkpoint_every=None),
+        clock=clock,
+    )
+
+
+def test_a_quiet_series_closes_its_step_after_idle_close_after() -> None:
+    clock, sink = Clock(), MemorySink()
+    p = idle_pipeline(SwitchableSource("ticks", [tick("S0", 0, 1.0)]), clock, sink)
+    p.step()
+    clock.now += 29
+    p.step()
+    assert points(sink.outputs) == {}
+    clock.now += 2
+    p.step()
+    assert ("observed", "S0", 0, T0 * NS_PER_S) in points(sink.outputs)
+
+
+def test_time_when_a_source_is_not_reading_does_not_make_series_idle(tmp_path: Path) -> None:
+    clock, sink = Clock(), MemorySink()
+    source = SwitchableSource("ticks", [tick("S0", 0, 1.0)])
+    store = CheckpointStore(tmp_path / "c.db")
+    p = idle_pipeline(source, clock, sink, store)
+    p.step()
+    clock.now += 20
+    p.step()
+    source.is_ready = False  # say, waiting for partitions after a rebalance
+    for _ in range(10):
+        clock.now += 60
+        p.step()
+    assert points(sink.outputs) == {}
+    p.checkpoint()
+
+    # A restart an hour later: the downtime does not count either.
+    clock.now += 3600
+    later = MemorySink()
+    restored = idle_pipeline(
+        SwitchableSource("ticks", [tick("S0", 0, 1.0)]),
+        clock,
+        later,
+        CheckpointStore(tmp_path / "c.db"),
+    )
+    assert restored.restore()
+    restored.step()
+    assert points(later.outputs) == {}
+    clock.now += 10  # 20 + 10 seconds of ready time in all
+    restored.step()
+    assert ("observed", "S0", 0, T0 * NS_PER_S) in points(later.outputs)
