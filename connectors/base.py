@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from streamer.records import Forecasts, Position, Rejection, StepBatch
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     """One input as read: its bytes, where it was read, and the series when the
     transport names it (a Kafka key, an MQTT topic). A replay row also has its fields."""
 

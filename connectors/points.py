@@ -1,51 +1,83 @@
 """Outputs as InfluxDB points, in the schema of DESIGN.md (what Grafana reads).
 
-    observed        tags series, kind                fields value                  time: the step
+    observed        tags kind, series                fields value                  time: the step
     forecast        tags horizon, model, series      fields yhat, lower, upper,    time: the target
                                                             issued_at
 
 A forecast point's key is measurement + tags + target time, so writing the same
-forecast again overwrites it: replays cannot duplicate output.
+forecast again overwrites it: replays cannot duplicate output. This is the hot end of
+the sink: lines are assembled from pre-escaped pieces, one f-string per point.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from connectors.base import Output
-from connectors.line_protocol import format_line
+
+_TAG_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
+
+
+@lru_cache(maxsize=200_000)
+def tag(value: str) -> str:
+    """A tag value escaped for line protocol (cached: series ids repeat every batch)."""
+    return value.translate(_TAG_ESCAPES)
 
 
 def observed_lines(output: Output) -> list[str]:
     batch = output.observed
+    values = batch.target
+    keep = np.isfinite(values)
     times = batch.times_ns.tolist()
-    values = batch.target.tolist()
     return [
-        format_line("observed", {"kind": str(kind), "series": str(series)}, {"value": v}, t)
-        for series, kind, v, t in zip(batch.series, batch.kinds, values, times, strict=True)
+        f"observed,kind={tag(kind)},series={tag(series)} value={v!r} {t}"
+        for series, kind, v, t, ok in zip(
+            batch.series.tolist(),
+            batch.kinds.tolist(),
+            values.tolist(),
+            times,
+            keep.tolist(),
+            strict=True,
+        )
+        if ok
     ]
 
 
 def forecast_lines(output: Output) -> list[str]:
     f = output.forecasts
+    horizon = f.horizon
+    prefixes = [f"forecast,horizon={h},model={tag(f.model)},series=" for h in range(1, horizon + 1)]
     targets = f.target_times_ns().tolist()
     issued = (f.steps * f.step_ns).tolist()
     yhat = f.yhat.tolist()
-    lower = f.lower.tolist() if f.lower is not None else None
-    upper = f.upper.tolist() if f.upper is not None else None
-    horizons = [str(h) for h in range(1, f.horizon + 1)]
-    lines = []
-    for i, series in enumerate(f.series):
-        tags_series = str(series)
-        for j, h in enumerate(horizons):
-            fields: dict[str, float | int] = {"yhat": yhat[i][j]}
-            if lower is not None and upper is not None and np.isfinite(lower[i][j]):
-                fields["lower"] = lower[i][j]
-                fields["upper"] = upper[i][j]
-            fields["issued_at"] = issued[i]
-            tags = {"horizon": h, "model": f.model, "series": tags_series}
-            lines.append(format_line("forecast", tags, fields, targets[i][j]))
+    finite = np.isfinite(f.yhat)
+    all_finite = bool(finite.all())
+    intervals = _intervals(f.lower, f.upper, f.yhat.shape)
+    lines: list[str] = []
+    for i, series in enumerate(f.series.tolist()):
+        name, row, at, when = tag(series), yhat[i], issued[i], targets[i]
+        for j in range(horizon):
+            if not all_finite and not finite[i, j]:
+                continue  # line protocol cannot hold NaN or infinity
+            interval = intervals[i][j] if intervals else ""
+            lines.append(f"{prefixes[j]}{name} yhat={row[j]!r}{interval},issued_at={at}i {when[j]}")
     return lines
+
+
+def _intervals(
+    lower: np.ndarray | None, upper: np.ndarray | None, shape: tuple[int, ...]
+) -> list[list[str]] | None:
+    """`,lower=..,upper=..` per forecast, "" where the interval is unknown; None if none."""
+    if lower is None or upper is None:
+        return None
+    known = (np.isfinite(lower) & np.isfinite(upper)).tolist()
+    lo, up = lower.tolist(), upper.tolist()
+    return [
+        [f",lower={lo[i][j]!r},upper={up[i][j]!r}" if known[i][j] else "" for j in range(shape[1])]
+        for i in range(shape[0])
+    ]
 
 
 def lines(output: Output) -> list[str]:

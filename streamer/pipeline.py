@@ -1,10 +1,12 @@
 """The micro-batch loop: poll -> decode -> window -> forecast -> sinks -> commit.
 
-One thread owns all mutable state. Writes are synchronous, so while a sink is slow or
-down nothing more is polled (backpressure, bounded memory), and the same output is
-retried until it is written. Source positions are committed only after a checkpoint
-has recorded them together with the window and model state, so a restart continues
-exactly: replayed events rebuild the same steps and overwrite the same points.
+One thread owns all mutable state; outputs are handed to a `SinkWriter`, which writes
+them on its own thread at most `max_in_flight` behind, so polling and decoding overlap
+the sinks' I/O, and a slow or failing sink stops polling (backpressure, bounded
+memory) while the same output is retried. Source positions are committed only after a
+checkpoint has recorded them together with the window and model state, and every
+output up to them is written, so a restart continues exactly: replayed events rebuild
+the same steps and overwrite the same points.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from connectors.base import DeadLetter, Output, RawRecord, Sink, Source
 from connectors.codecs import Decoder
 from models.base import Forecaster
 from streamer.checkpoint import CheckpointStore
-from streamer.errors import SinkError, SinkRejectedError
-from streamer.records import LATE, NS_PER_S, SINK_REJECTED, Rejection, StepBatch, concat_batches
+from streamer.records import LATE, NS_PER_S, Rejection, StepBatch, concat_batches
+from streamer.sink_writer import SinkWriter
 from streamer.window import WindowBuffer
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class PipelineSettings:
 
     max_batch: int = 5_000
     max_wait: float = 0.2
+    max_in_flight: int = 4
     checkpoint_every: float | None = 60.0
     stop_at_end: bool = False
     rejected_log_every: float = 10.0
@@ -96,6 +99,7 @@ class Pipeline:
         self.checkpoints = checkpoints
         self.settings = settings
         self.clock = clock
+        self.writer = SinkWriter(sinks, settings.max_in_flight, settings.sink_retry_wait)
         self.counters = Counters()
         self.positions: dict[str, dict[str, int]] = {s.name: {} for s, _ in sources}
         self._last_checkpoint = clock()
@@ -139,6 +143,7 @@ class Pipeline:
         return self.counters
 
     def close(self) -> None:
+        self.writer.close()
         for source, _ in self.sources:
             source.close()
         for sink in self.sinks:
@@ -152,12 +157,13 @@ class Pipeline:
 
     def step(self) -> int:
         """Poll, decode, window, forecast and write one micro-batch; returns records read."""
-        records = self._poll()
+        polled = self._poll()
+        records = sum(len(batch) for _, batch in polled)
         now = self.clock()
         if all(source.ready for source, _ in self.sources):
             self.idle_clock += max(0.0, now - self._last_tick)
         self._last_tick = now
-        decoded = self._decode(records, int(now * NS_PER_S))
+        decoded = self._decode(polled, int(now * NS_PER_S))
         result = self.window.add(
             decoded.series,
             decoded.kinds,
@@ -172,91 +178,82 @@ class Pipeline:
             decoded.rejections.append(Rejection(LATE, detail, record.payload, record.position))
         closed = concat_batches([result.closed, self.window.close_idle(self.idle_clock)])
         self._emit(closed, now)
-        self._reject(decoded.rejections, now)
-        self.counters.events_in += len(records)
+        self._reject(decoded.rejections + self.writer.take_refused(), now)
+        self.counters.events_in += records
         self.counters.observations += len(decoded.series) - len(result.late)
         self.counters.batches += 1
         self._maybe_checkpoint(now)
         self._maybe_progress(now)
-        return len(records)
+        return records
 
-    def _poll(self) -> list[RawRecord]:
-        records: list[RawRecord] = []
+    def _poll(self) -> list[tuple[Decoder, list[RawRecord]]]:
+        """Records from each source (with the decoder for them), up to max_batch in all."""
+        polled: list[tuple[Decoder, list[RawRecord]]] = []
+        count = 0
         wait = self.settings.max_wait / max(1, len(self.sources))
-        for source, _ in self.sources:
-            room = self.settings.max_batch - len(records)
+        for source, decoder in self.sources:
+            room = self.settings.max_batch - count
             if room <= 0:
                 break
-            got = source.poll(room, 0.0 if records else wait)
-            records.extend(got)
+            got = source.poll(room, 0.0 if count else wait)
+            if not got:
+                continue
+            polled.append((decoder, got))
+            count += len(got)
             latest = self.positions[source.name]
             for record in got:
                 position = record.position
                 if position.offset >= latest.get(position.partition, 0):
                     latest[position.partition] = position.offset + 1
-        return records
+        return polled
 
-    def _decode(self, records: list[RawRecord], now_ns: int) -> _Decoded:
+    def _decode(self, polled: list[tuple[Decoder, list[RawRecord]]], now_ns: int) -> _Decoded:
         out = _Decoded()
-        decoders = {source.name: decoder for source, decoder in self.sources}
-        for record in records:
-            decoder = decoders[record.position.source]
-            if record.fields is not None:
-                observations, rejections = decoder.decode_mapping(
-                    record.fields,
-                    record.fields.get(decoder.time_field),
-                    record.payload,
-                    now_ns,
-                    record.position,
-                    record.series,
-                )
-            else:
-                observations, rejections = decoder.decode(
-                    record.payload, now_ns, record.position, record.series
-                )
-            for o in observations:
-                out.series.append(o.series)
-                out.kinds.append(o.kind)
-                out.times.append(o.time_ns)
-                out.values.append(o.value)
-                out.origin.append(record)
-            out.rejections.extend(rejections)
+        series, kinds, times, values, origin = (
+            out.series,
+            out.kinds,
+            out.times,
+            out.values,
+            out.origin,
+        )
+        for decoder, records in polled:
+            decode, decode_mapping, time_field = (
+                decoder.decode,
+                decoder.decode_mapping,
+                decoder.time_field,
+            )
+            for record in records:
+                if record.fields is None:
+                    observations, rejections = decode(
+                        record.payload, now_ns, record.position, record.series
+                    )
+                else:
+                    fields = record.fields
+                    observations, rejections = decode_mapping(
+                        fields,
+                        fields.get(time_field),
+                        record.payload,
+                        now_ns,
+                        record.position,
+                        record.series,
+                    )
+                for o in observations:
+                    series.append(o.series)
+                    kinds.append(o.kind)
+                    times.append(o.time_ns)
+                    values.append(o.value)
+                    origin.append(record)
+                if rejections:
+                    out.rejections.extend(rejections)
         return out
 
     def _emit(self, closed: StepBatch, now: float) -> None:
         if len(closed) == 0:
             return
         forecasts = self.forecaster.step(closed)
-        output = Output(closed, forecasts, issued_at_ns=int(now * NS_PER_S))
-        for sink in self.sinks:
-            self._write(sink, output)
+        self.writer.submit(Output(closed, forecasts, issued_at_ns=int(now * NS_PER_S)))
         self.counters.steps_closed += len(closed)
         self.counters.forecasts_out += len(forecasts) * forecasts.horizon
-
-    def _write(self, sink: Sink, output: Output) -> None:
-        """Write until the sink has it; a rejected output goes to the dead letter."""
-        attempt = 0
-        while True:
-            try:
-                sink.write(output)
-                return
-            except SinkRejectedError as exc:
-                log.error("%s refused %d points: %s", type(sink).__name__, len(exc.lines), exc)
-                rejected = [
-                    Rejection(SINK_REJECTED, str(exc), line.encode(), None) for line in exc.lines
-                ]
-                self._reject(rejected, self.clock())
-                return
-            except SinkError as exc:
-                attempt += 1
-                wait = min(30.0, self.settings.sink_retry_wait * 2 ** min(attempt, 5))
-                log.warning(
-                    "%s cannot write (%s); retrying in %.1fs, not polling meanwhile",
-                    type(sink).__name__,
-                    exc,
-                    wait,
-                )
-                time.sleep(wait)
 
     def _reject(self, rejections: list[Rejection], now: float) -> None:
         if not rejections:
@@ -299,6 +296,8 @@ class Pipeline:
 
     def checkpoint(self) -> None:
         """Flush sinks, save the state with the positions it stands for, then commit them."""
+        self.writer.drain()
+        self._reject(self.writer.take_refused(), self.clock())
         for sink in self.sinks:
             sink.flush()
         if self.dead_letter:

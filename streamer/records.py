@@ -4,13 +4,15 @@ An `Observation` is one accepted value of one series at one event time; a `Rejec
 an input that could not be used, kept with its original bytes and the reason. Both carry
 the `Position` they came from, so a source commits only what the sinks acknowledged.
 A `StepBatch` is what the window closed in one micro-batch, and `Forecasts` what a model
-made of it: arrays over many series, so each stage works on all of them at once.
+made of it: arrays over many series, so each stage works on all of them at once. The
+per-event types are NamedTuples: immutable, and about twice as fast to make as frozen
+dataclasses, which matters at one or more per event.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,8 +45,7 @@ REASONS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(NamedTuple):
     """Where a record was read: the source's name, a partition key and an offset in it.
 
     Kafka partitions are keyed `topic/3`; sources without partitions use `""`. A replay
@@ -56,8 +57,7 @@ class Position:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(NamedTuple):
     """One value of one series at an event time (ns since the epoch)."""
 
     series: str
@@ -67,8 +67,7 @@ class Observation:
     position: Position | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
+class Rejection(NamedTuple):
     """An input that was not used: why, in words, and its original bytes."""
 
     reason: str

@@ -233,9 +233,11 @@ def test_a_quiet_series_closes_its_step_after_idle_close_after() -> None:
     p.step()
     clock.now += 29
     p.step()
+    p.writer.drain()
     assert points(sink.outputs) == {}
     clock.now += 2
     p.step()
+    p.writer.drain()
     assert ("observed", "S0", 0, T0 * NS_PER_S) in points(sink.outputs)
 
 
@@ -251,6 +253,7 @@ def test_time_when_a_source_is_not_reading_does_not_make_series_idle(tmp_path: P
     for _ in range(10):
         clock.now += 60
         p.step()
+    p.writer.drain()
     assert points(sink.outputs) == {}
     p.checkpoint()
 
@@ -265,7 +268,9 @@ def test_time_when_a_source_is_not_reading_does_not_make_series_idle(tmp_path: P
     )
     assert restored.restore()
     restored.step()
+    restored.writer.drain()
     assert points(later.outputs) == {}
     clock.now += 10  # 20 + 10 seconds of ready time in all
     restored.step()
+    restored.writer.drain()
     assert ("observed", "S0", 0, T0 * NS_PER_S) in points(later.outputs)

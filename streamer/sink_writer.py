@@ -1,0 +1,100 @@
+"""Writes outputs to the sinks on a thread of its own, at most `max_in_flight` behind.
+
+The pipeline thread hands each output over through a bounded queue and goes on polling
+and decoding while the writer formats, compresses and waits for the server. When the
+sinks fall behind, the queue is full and `submit` blocks: the pipeline stops polling
+(backpressure) instead of growing memory. A sink that fails is retried with backoff
+until it takes the output; an output a sink refuses comes back as rejections for the
+dead letter. `drain` waits until every submitted output is written: the pipeline drains
+before each checkpoint, so a checkpoint never covers an output that was not written.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from connectors.base import Output, Sink
+from streamer.errors import SinkError, SinkRejectedError
+from streamer.records import SINK_REJECTED, Rejection
+
+log = logging.getLogger(__name__)
+
+
+class SinkWriter:
+    """A background writer for a list of sinks (see module doc)."""
+
+    def __init__(self, sinks: list[Sink], max_in_flight: int = 4, retry_wait: float = 1.0) -> None:
+        self.sinks = sinks
+        self.retry_wait = retry_wait
+        self.refused: queue.Queue[Rejection] = queue.Queue()
+        self._queue: queue.Queue[Output | None] = queue.Queue(max_in_flight)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sink-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, output: Output) -> None:
+        """Queue an output for the sinks; blocks while max_in_flight are waiting."""
+        self._raise_failure()
+        self._queue.put(output)
+
+    def drain(self) -> None:
+        """Return once every submitted output has been written (or refused)."""
+        self._queue.join()
+        self._raise_failure()
+
+    def take_refused(self) -> list[Rejection]:
+        out: list[Rejection] = []
+        while True:
+            try:
+                out.append(self.refused.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise RuntimeError("the sink writer failed") from self._failure
+
+    def _run(self) -> None:
+        while True:
+            output = self._queue.get()
+            try:
+                if output is None:
+                    return
+                for sink in self.sinks:
+                    self._write(sink, output)
+            except BaseException as exc:  # a bug: surfaced in the pipeline thread
+                self._failure = exc
+            finally:
+                self._queue.task_done()
+
+    def _write(self, sink: Sink, output: Output) -> None:
+        attempt = 0
+        while True:
+            try:
+                sink.write(output)
+                return
+            except SinkRejectedError as exc:
+                log.error("%s refused %d points: %s", type(sink).__name__, len(exc.lines), exc)
+                for line in exc.lines:
+                    self.refused.put(Rejection(SINK_REJECTED, str(exc), line.encode(), None))
+                return
+            except SinkError as exc:
+                attempt += 1
+                wait = min(30.0, self.retry_wait * 2 ** min(attempt, 5))
+                log.warning(
+                    "%s cannot write (%s); retrying in %.1fs; polling pauses when %d outputs wait",
+                    type(sink).__name__,
+                    exc,
+                    wait,
+                    self._queue.maxsize,
+                )
+                time.sleep(wait)

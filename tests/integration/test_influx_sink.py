@@ -1,0 +1,95 @@
+"""The InfluxDB sink against the real server: writes, refusals, an unreachable server."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+from influxdb_client import InfluxDBClient
+
+from connectors.base import Output
+from connectors.influx_sink import InfluxSink
+from streamer.errors import SinkError, SinkRejectedError
+from streamer.records import Forecasts, StepBatch
+from tests.integration.conftest import Services
+from tests.integration.daemon import forecast_points
+
+STEP = 1_000_000_000
+T = 1_790_000_000
+
+
+def output(series: list[str], yhat: list[list[float]]) -> Output:
+    n = len(series)
+    names = np.array(series, dtype=object)
+    steps = np.full(n, T, dtype=np.int64)
+    batch = StepBatch(
+        slots=np.arange(n),
+        series=names,
+        kinds=np.array(["price"] * n, dtype=object),
+        steps=steps,
+        values=np.array([[row[0]] for row in yhat]),
+        filled=np.zeros(n, bool),
+        reset=np.zeros(n, bool),
+        step_ns=STEP,
+    )
+    return Output(batch, Forecasts(names, steps, np.array(yhat), "last_value", STEP))
+
+
+def sink(services: Services, bucket: str, **options: object) -> InfluxSink:
+    return InfluxSink(
+        url=services.influx_url,
+        org=services.influx_org,
+        bucket=bucket,
+        token=services.influx_token,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("gzip", [True, False])
+def test_written_points_are_read_back(
+    services: Services, influx_client: InfluxDBClient, influx_bucket: str, gzip: bool
+) -> None:
+    writer = sink(services, influx_bucket, gzip=gzip)
+    writer.write(output(["AAPL", "a b,c=d"], [[1.5, 2.5], [3.0, 4.0]]))
+    writer.close()
+    got = {key: value for key, value, _ in forecast_points(influx_client, influx_bucket)}
+    assert got == {
+        ("AAPL", 1, (T + 1) * STEP): 1.5,
+        ("AAPL", 2, (T + 2) * STEP): 2.5,
+        ("a b,c=d", 1, (T + 1) * STEP): 3.0,
+        ("a b,c=d", 2, (T + 2) * STEP): 4.0,
+    }
+
+
+def test_a_write_the_server_refuses_raises_with_its_message_and_the_lines(
+    services: Services, influx_bucket: str
+) -> None:
+    writer = sink(services, influx_bucket)
+    writer.write_lines(["forecast,series=X yhat=1.0 1790000000000000000"])
+    conflicting = ['forecast,series=X yhat="text" 1790000001000000000']
+    with pytest.raises(SinkRejectedError) as refused:
+        writer.write_lines(conflicting)
+    writer.close()
+    assert "InfluxDB 4" in str(refused.value)
+    assert "field type conflict" in str(refused.value)
+    assert refused.value.lines == conflicting
+
+
+def test_an_unreachable_server_is_retried_then_reported(services: Services) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    writer = InfluxSink(
+        url=f"http://127.0.0.1:{port}",
+        org="o",
+        bucket="b",
+        token="t",
+        max_retries=2,
+        retry_backoff=0.01,
+        max_backoff=0.02,
+        timeout=1.0,
+    )
+    with pytest.raises(SinkError, match=r"unreachable.*gave up after 2 retries"):
+        writer.write_lines(["m v=1 1"])
+    writer.close()

@@ -1,0 +1,80 @@
+"""Every point the sinks write parses back to the intended measurement, tags, fields and time."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connectors.base import Output
+from connectors.line_protocol import parse_line
+from connectors.points import lines
+from streamer.records import Forecasts, StepBatch
+
+names = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\\"),
+    min_size=1,
+    max_size=10,
+)
+values = st.floats(allow_infinity=False, allow_nan=True, width=64)
+
+
+@given(
+    st.lists(
+        st.tuples(names, values, st.lists(values, min_size=2, max_size=2)), min_size=1, max_size=6
+    ),
+    st.booleans(),
+)
+def test_lines_parse_back_to_the_points_of_the_schema(
+    rows: list[tuple[str, float, list[float]]], with_interval: bool
+) -> None:
+    n, step_ns = len(rows), 1_000_000_000
+    series = np.array([r[0] for r in rows], dtype=object)
+    steps = np.arange(n, dtype=np.int64) + 1_700_000_000
+    observed = StepBatch(
+        slots=np.arange(n),
+        series=series,
+        kinds=np.array(["sensor"] * n, dtype=object),
+        steps=steps,
+        values=np.array([[r[1]] for r in rows]),
+        filled=np.zeros(n, bool),
+        reset=np.zeros(n, bool),
+        step_ns=step_ns,
+    )
+    yhat = np.array([r[2] for r in rows])
+    forecasts = Forecasts(
+        series,
+        steps,
+        yhat,
+        "last_value",
+        step_ns,
+        lower=yhat - 1 if with_interval else None,
+        upper=yhat + 1 if with_interval else None,
+    )
+    got = [parse_line(line) for line in lines(Output(observed, forecasts))]
+
+    expected_observed = [
+        (r[0], r[1], int(s) * step_ns)
+        for r, s in zip(rows, steps, strict=True)
+        if math.isfinite(r[1])
+    ]
+    assert [
+        (p.tags["series"], p.fields["value"], p.time) for p in got if p.measurement == "observed"
+    ] == expected_observed
+    forecast_points = [p for p in got if p.measurement == "forecast"]
+    expected = [
+        (r[0], str(h + 1), r[2][h], (int(s) + h + 1) * step_ns)
+        for r, s in zip(rows, steps, strict=True)
+        for h in range(2)
+        if math.isfinite(r[2][h])
+    ]
+    assert [
+        (p.tags["series"], p.tags["horizon"], p.fields["yhat"], p.time) for p in forecast_points
+    ] == expected
+    for p in forecast_points:
+        assert p.tags["model"] == "last_value"
+        assert p.time is not None
+        assert p.fields["issued_at"] == p.time - int(p.tags["horizon"]) * step_ns
+        assert ("lower" in p.fields) == with_interval
