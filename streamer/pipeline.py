@@ -140,6 +140,7 @@ class Pipeline:
                 self._flush_windows()
                 break
         self.checkpoint()
+        self._maybe_progress(self.clock(), force=True)
         return self.counters
 
     def close(self) -> None:
@@ -320,8 +321,8 @@ class Pipeline:
             "idle_clock": self.idle_clock,
         }
 
-    def _maybe_progress(self, now: float) -> None:
-        if now - self._last_progress < self.settings.progress_every:
+    def _maybe_progress(self, now: float, force: bool = False) -> None:
+        if not force and now - self._last_progress < self.settings.progress_every:
             return
         self._last_progress = now
         c = self.counters

@@ -274,3 +274,26 @@ def test_time_when_a_source_is_not_reading_does_not_make_series_idle(tmp_path: P
     restored.step()
     restored.writer.drain()
     assert ("observed", "S0", 0, T0 * NS_PER_S) in points(later.outputs)
+
+
+def test_rejections_are_logged_at_most_once_per_reason_per_period(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    bad = [b"{not json"] * 50 + [b'{"symbol": "S0", "price": "x", "ts": 1700000000000}'] * 50
+    source = SwitchableSource("ticks", bad)
+    p = idle_pipeline(source, clock, MemorySink())
+    p.settings = PipelineSettings(
+        max_batch=10, max_wait=0, checkpoint_every=None, rejected_log_every=10.0
+    )
+    with caplog.at_level("WARNING", logger="streamer.pipeline"):
+        for _ in range(5):
+            p.step()  # 50 malformed records within the period: one line
+        clock.now += 10
+        for _ in range(5):
+            p.step()  # 50 non-numeric ones, 10 s later: one line each reason that occurred
+    lines = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(lines) == 2
+    assert "as malformed" in lines[0]
+    assert "as non_numeric" in lines[1]
+    assert p.counters.rejected == {"malformed": 50, "non_numeric": 50}
