@@ -100,3 +100,37 @@ class DeadLetter(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class AcknowledgedSink:
+    """Defaults for a sink whose `write` returns only once the destination has the
+    output: nothing to flush, and nothing in a checkpoint (replays overwrite or repeat)."""
+
+    def flush(self) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def start_fresh(self) -> None:
+        pass
+
+
+class StreamSource:
+    """Defaults for a source of an endless stream that is always reading and never
+    needs an early commit; sources override what differs."""
+
+    @property
+    def exhausted(self) -> bool:
+        return False
+
+    @property
+    def wants_commit(self) -> bool:
+        return False
+
+    @property
+    def ready(self) -> bool:
+        return True

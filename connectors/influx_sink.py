@@ -17,13 +17,12 @@ import gzip as gzip_module
 import logging
 import random
 import time
-from typing import Any
 
 import urllib3
 from influxdb_client import InfluxDBClient, WriteService
 from influxdb_client.rest import ApiException
 
-from connectors.base import Output
+from connectors.base import AcknowledgedSink, Output
 from connectors.points import lines
 from streamer.errors import SinkError, SinkRejectedError
 
@@ -37,8 +36,8 @@ def backoff(attempt: int, first: float, cap: float) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-class InfluxSink:
-    """Writes observed and forecast points to one bucket."""
+class InfluxSink(AcknowledgedSink):
+    """Writes observed and forecast points to one bucket (replays overwrite themselves)."""
 
     def __init__(
         self,
@@ -101,18 +100,6 @@ class InfluxSink:
             wait = backoff(attempt, self.retry_backoff, self.max_backoff)
             log.warning("%s; retry %d/%d in %.2fs", problem, attempt, self.max_retries, wait)
             time.sleep(wait)
-
-    def flush(self) -> None:
-        """Nothing buffered: every write was acknowledged when it returned."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Replayed points overwrite themselves: nothing to undo."""
-
-    def start_fresh(self) -> None:
-        pass
 
     def close(self) -> None:
         self._client.close()

@@ -14,7 +14,7 @@ import numpy as np
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from connectors.base import Output
+from connectors.base import AcknowledgedSink, Output
 from streamer.errors import SinkError
 from streamer.records import Rejection
 
@@ -71,26 +71,15 @@ class _Producer:
         self.producer.close()
 
 
-class KafkaSink:
-    """Writes one JSON message per issued forecast."""
+class KafkaSink(AcknowledgedSink):
+    """Writes one JSON message per issued forecast (at least once: after a restore,
+    messages since the checkpoint may be sent again)."""
 
     def __init__(self, topic: str, settings: dict[str, Any]) -> None:
         self._producer = _Producer(topic, settings)
 
     def write(self, output: Output) -> None:
         self._producer.send_all([(k, v, []) for k, v in forecast_messages(output)])
-
-    def flush(self) -> None:
-        """Nothing buffered: every write was acknowledged when it returned."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """At least once: messages after the checkpoint may be sent again."""
-
-    def start_fresh(self) -> None:
-        pass
 
     def close(self) -> None:
         self._producer.close()

@@ -16,7 +16,7 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
-from connectors.base import RawRecord
+from connectors.base import RawRecord, StreamSource
 from streamer.errors import SourceError
 from streamer.records import Position
 
@@ -50,7 +50,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.source.consumer.seek(tp, offset)
 
 
-class KafkaSource:
+class KafkaSource(StreamSource):
     """A consumer-group member reading raw records from topics."""
 
     def __init__(
@@ -132,14 +132,6 @@ class KafkaSource:
 
     def seek(self, positions: Mapping[str, int]) -> None:
         self.pending_seek.update(positions)
-
-    @property
-    def exhausted(self) -> bool:
-        return False
-
-    @property
-    def wants_commit(self) -> bool:
-        return False
 
     @property
     def ready(self) -> bool:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import Output, RawRecord
+from connectors.base import Output, RawRecord, StreamSource
 from streamer.records import Position, Rejection
 
 
-class MemorySource:
+class MemorySource(StreamSource):
     """Serves the payloads it was given, in order; commits are recorded."""
 
     def __init__(self, name: str, payloads: list[bytes], series: list[str] | None = None) -> None:
@@ -41,14 +41,6 @@ class MemorySource:
     @property
     def exhausted(self) -> bool:
         return self.next >= len(self.payloads)
-
-    @property
-    def wants_commit(self) -> bool:
-        return False
-
-    @property
-    def ready(self) -> bool:
-        return True
 
     def close(self) -> None:
         pass

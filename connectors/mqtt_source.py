@@ -23,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from connectors.base import RawRecord
+from connectors.base import RawRecord, StreamSource
 from streamer.errors import SourceError
 from streamer.records import Position
 
@@ -59,7 +59,7 @@ def topic_series(filters: list[str], topic: str) -> str:
     return topic
 
 
-class MqttSource:
+class MqttSource(StreamSource):
     """Reads messages of topic filters from one MQTT broker."""
 
     def __init__(
@@ -168,14 +168,6 @@ class MqttSource:
     def seek(self, positions: Mapping[str, int]) -> None:
         """MQTT cannot seek; the count of messages read continues from the checkpoint."""
         self._next = positions.get("", 0)
-
-    @property
-    def exhausted(self) -> bool:
-        return False
-
-    @property
-    def wants_commit(self) -> bool:
-        return False
 
     @property
     def ready(self) -> bool:

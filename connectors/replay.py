@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
-from connectors.base import RawRecord
+from connectors.base import RawRecord, StreamSource
 from streamer.records import Position
 
 EventTime = Callable[[Mapping[str, Any]], int | None]
@@ -61,7 +61,7 @@ def _parquet_rows(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
             yield json.dumps(row, default=str).encode(), row
 
 
-class ReplaySource:
+class ReplaySource(StreamSource):
     """Reads a file's rows as raw records (with their fields already split)."""
 
     def __init__(
@@ -132,14 +132,6 @@ class ReplaySource:
     @property
     def exhausted(self) -> bool:
         return self._done
-
-    @property
-    def wants_commit(self) -> bool:
-        return False
-
-    @property
-    def ready(self) -> bool:
-        return True
 
     def close(self) -> None:
         close = getattr(self._rows, "close", None)

@@ -14,6 +14,7 @@ from importlib.metadata import version
 import yaml
 
 from streamer import logs
+from streamer.config import StreamerConfig
 from streamer.config_file import load_config
 from streamer.errors import ConfigError, SourceError
 
@@ -65,10 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from streamer.daemon import run
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        return _report(exc)
+    config = _load(args.config)
+    if isinstance(config, int):
+        return config
     logs.configure(config.logging.level, config.logging.format)
     try:
         result = run(config)
@@ -101,22 +101,28 @@ def _describe_sink(sink: object) -> str:
 
 
 def _config_validate(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.file)
-    except ConfigError as exc:
-        return _report(exc)
+    config = _load(args.file)
+    if isinstance(config, int):
+        return config
     print(f"{args.file}: valid: {config.summary()}")
     return EXIT_OK
 
 
 def _config_show(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.file)
-    except ConfigError as exc:
-        return _report(exc)
+    config = _load(args.file)
+    if isinstance(config, int):
+        return config
     # JSON mode prints secrets as '**********' and durations as '10s'.
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
     return EXIT_OK
+
+
+def _load(path: str) -> StreamerConfig | int:
+    """The config at path, or the exit status after reporting its problems."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        return _report(exc)
 
 
 def _report(exc: ConfigError) -> int:
