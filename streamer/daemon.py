@@ -176,7 +176,8 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
         max_batch=config.pipeline.max_batch,
         max_wait=config.pipeline.max_wait.total_seconds(),
         max_in_flight=config.pipeline.max_in_flight,
-        checkpoint_every=config.checkpoint.every.total_seconds() if checkpoints else None,
+        # Without a checkpoint store, positions are still committed this often.
+        checkpoint_every=config.checkpoint.every.total_seconds(),
         stop_at_end=stop_at_end,
         rejected_log_every=config.logging.rejected_every.total_seconds(),
         progress_every=config.stats.every.total_seconds(),

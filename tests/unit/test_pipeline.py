@@ -297,3 +297,15 @@ def test_rejections_are_logged_at_most_once_per_reason_per_period(
     assert "as malformed" in lines[0]
     assert "as non_numeric" in lines[1]
     assert p.counters.rejected == {"malformed": 50, "non_numeric": 50}
+
+
+def test_without_a_checkpoint_store_positions_are_still_committed_regularly() -> None:
+    clock = Clock()
+    source = SwitchableSource("ticks", ticks(n_symbols=2, seconds=5))
+    p = idle_pipeline(source, clock, MemorySink())
+    p.settings = PipelineSettings(max_batch=4, max_wait=0, checkpoint_every=1.0)
+    p.step()
+    assert source.committed == {}
+    clock.now += 1
+    p.step()
+    assert source.committed == {"": 8}  # everything read so far, its outputs written
