@@ -41,7 +41,12 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             log.info(
                 "partitions revoked (%s): checkpointing first", sorted(map(partition_key, revoked))
             )
-            self.source.on_revoke()
+            # This runs on the client's IO thread, where a blocking commit is not allowed.
+            self.source.in_rebalance = True
+            try:
+                self.source.on_revoke()
+            finally:
+                self.source.in_rebalance = False
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         for tp in assigned:

@@ -138,6 +138,7 @@ class MqttSource(StreamSource):
         self.subscribed.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.subscribed.clear()  # not reading: idle time stops counting until resubscribed
         if reason.is_failure:
             log.warning(
                 "source %r: disconnected from the MQTT broker (%s); reconnecting", self.name, reason
