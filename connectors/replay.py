@@ -51,7 +51,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[bytes, dict[str, str]]]:
 
 def _parquet_rows(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
     try:
-        import pyarrow.parquet as pq  # type: ignore[import-not-found]
+        import pyarrow.parquet as pq
     except ImportError:
         raise ReplaySourceError(
             f"{path}: reading Parquet needs pyarrow (pip install pyarrow); or use CSV"
