@@ -39,6 +39,7 @@ influxdb_healthy() {
 }
 
 influxdb_up() {
+  command -v curl >/dev/null || apt_install curl
   if pid_alive "$RUN_DIR/influxdb.pid" && influxdb_healthy; then
     return 0
   fi
