@@ -10,17 +10,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from connectors.base import Output
-from connectors.points import lines
+from connectors.points import iso_times, lines
 
 CSV_HEADER = "measurement,time,series,kind,model,horizon,value,yhat,lower,upper,issued_at\n"
-
-
-def _iso(times_ns: Any) -> list[str]:
-    stamps = np.datetime_as_string(np.asarray(times_ns, dtype="datetime64[ns]"), unit="auto")
-    return [f"{s}Z" for s in stamps.tolist()]
 
 
 def _quote(text: str) -> str:
@@ -33,11 +26,11 @@ def csv_rows(output: Output) -> list[str]:
     rows = [
         f"observed,{t},{_quote(str(s))},{k},,,{v!r},,,,"
         for s, k, v, t in zip(
-            batch.series, batch.kinds, batch.target.tolist(), _iso(batch.times_ns), strict=True
+            batch.series, batch.kinds, batch.target.tolist(), iso_times(batch.times_ns), strict=True
         )
     ]
-    targets = _iso(f.target_times_ns().ravel())
-    issued = _iso(f.steps * f.step_ns)
+    targets = iso_times(f.target_times_ns().ravel())
+    issued = iso_times(f.steps * f.step_ns)
     h = f.horizon
     for i, series in enumerate(f.series):
         name = _quote(str(series))

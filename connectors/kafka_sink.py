@@ -15,20 +15,16 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from connectors.base import AcknowledgedSink, Output
+from connectors.points import iso_times
 from streamer.errors import SinkError
 from streamer.records import Rejection
-
-
-def _iso(ns: Any) -> list[str]:
-    stamps = np.datetime_as_string(np.asarray(ns, dtype="datetime64[ns]"), unit="auto")
-    return [f"{s}Z" for s in np.ravel(stamps).tolist()]
 
 
 def forecast_messages(output: Output) -> list[tuple[bytes, bytes]]:
     """(key, value) per issued forecast: the series, and all its horizons as JSON."""
     f = output.forecasts
-    issued = _iso(f.steps * f.step_ns)
-    targets = np.asarray(_iso(f.target_times_ns())).reshape(len(f), f.horizon).tolist()
+    issued = iso_times(f.steps * f.step_ns)
+    targets = np.asarray(iso_times(f.target_times_ns())).reshape(len(f), f.horizon).tolist()
     yhat = f.yhat.tolist()
     out = []
     for i, series in enumerate(f.series):

@@ -12,6 +12,7 @@ the sink: lines are assembled from pre-escaped pieces, one f-string per point.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +79,12 @@ def _intervals(
         [f",lower={lo[i][j]!r},upper={up[i][j]!r}" if known[i][j] else "" for j in range(shape[1])]
         for i in range(shape[0])
     ]
+
+
+def iso_times(times_ns: Any) -> list[str]:
+    """RFC 3339 UTC strings for nanosecond timestamps (any shape, flattened)."""
+    stamps = np.datetime_as_string(np.asarray(times_ns, dtype="datetime64[ns]"), unit="auto")
+    return [f"{s}Z" for s in np.ravel(stamps).tolist()]
 
 
 def lines(output: Output) -> list[str]:

@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import socket
 
-import numpy as np
 import pytest
 from influxdb_client import InfluxDBClient
 
-from connectors.base import Output
 from connectors.influx_sink import InfluxSink
 from streamer.errors import SinkError, SinkRejectedError
-from streamer.records import Forecasts, StepBatch
+from tests.helpers import STEP, T, output
 from tests.integration.conftest import Services
 from tests.integration.daemon import forecast_points
-
-STEP = 1_000_000_000
-T = 1_790_000_000
-
-
-def output(series: list[str], yhat: list[list[float]]) -> Output:
-    n = len(series)
-    names = np.array(series, dtype=object)
-    steps = np.full(n, T, dtype=np.int64)
-    batch = StepBatch(
-        slots=np.arange(n),
-        series=names,
-        kinds=np.array(["price"] * n, dtype=object),
-        steps=steps,
-        values=np.array([[row[0]] for row in yhat]),
-        filled=np.zeros(n, bool),
-        reset=np.zeros(n, bool),
-        step_ns=STEP,
-    )
-    return Output(batch, Forecasts(names, steps, np.array(yhat), "last_value", STEP))
 
 
 def sink(services: Services, bucket: str, **options: object) -> InfluxSink:
