@@ -7,7 +7,7 @@ The pipeline is written against these alone; tests use the in-memory ones in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from streamer.records import Forecasts, Position, Rejection, StepBatch
@@ -68,8 +68,6 @@ class Output:
 
     observed: StepBatch
     forecasts: Forecasts
-    issued_at_ns: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Sink(Protocol):

@@ -59,7 +59,6 @@ class FileSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "ab")  # noqa: SIM115 - held open for the sink's lifetime
         self._header()
-        self.points_written = 0
 
     def _header(self) -> None:
         if self.format == "csv" and self._file.tell() == 0:
@@ -76,7 +75,6 @@ class FileSink:
         rows = csv_rows(output) if self.format == "csv" else lines(output)
         if rows:
             self._file.write(("\n".join(rows) + "\n").encode())
-            self.points_written += len(rows)
 
     def flush(self) -> None:
         self._file.flush()

@@ -59,7 +59,6 @@ class InfluxSink(AcknowledgedSink):
         self.gzip = gzip
         self._client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout * 1000))
         self._service = WriteService(self._client.api_client)
-        self.points_written = 0
 
     def write(self, output: Output) -> None:
         body = lines(output)
@@ -84,7 +83,6 @@ class InfluxSink(AcknowledgedSink):
                     content_type="text/plain; charset=utf-8",
                     **encoding,
                 )
-                self.points_written += len(body)
                 return
             except ApiException as exc:
                 status = exc.status or 0

@@ -91,9 +91,6 @@ class CheckpointStore:
         state: dict[str, Any] = pickle.loads(row[0])
         return state
 
-    def spilled(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM spill").fetchone()[0])
-
     def close(self) -> None:
         """Close without committing: what was not saved is what a crash would lose."""
         self._db.rollback()

@@ -252,7 +252,7 @@ class Pipeline:
         if len(closed) == 0:
             return
         forecasts = self.forecaster.step(closed)
-        self.writer.submit(Output(closed, forecasts, issued_at_ns=int(now * NS_PER_S)))
+        self.writer.submit(Output(closed, forecasts))
         self.counters.steps_closed += len(closed)
         self.counters.forecasts_out += len(forecasts) * forecasts.horizon
 

@@ -33,17 +33,6 @@ UNKNOWN_SERIES = "unknown_series"  # not in pipeline.series_allowlist
 LATE = "late"  # its step had closed (beyond allowed_lateness)
 SINK_REJECTED = "sink_rejected"  # a sink refused the write (4xx) with its message
 
-REASONS = (
-    MALFORMED,
-    MISSING_FIELD,
-    NON_NUMERIC,
-    NON_FINITE,
-    BAD_TIME,
-    UNKNOWN_SERIES,
-    LATE,
-    SINK_REJECTED,
-)
-
 
 class Position(NamedTuple):
     """Where a record was read: the source's name, a partition key and an offset in it.

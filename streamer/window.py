@@ -361,13 +361,14 @@ class WindowBuffer:
         fill_to = np.where(
             prev == NO_STEP, fill_from - 1, np.minimum(step - 1, prev + self.max_gap)
         )
-        # Trailing fills after each touched slot's last real step, up to its watermark.
-        last_real = self.last_real.copy()
-        last_value = self.last_value.copy()
+        # Each slot's newest real step is now its last data step (prev and prev_values
+        # above hold the old ones); update in place, only for the slots that closed one.
+        last_real, last_value = self.last_real, self.last_value
         is_last = np.ones(len(slot), dtype=bool)
         is_last[:-1] = slot[1:] != slot[:-1]
         last_real[slot[is_last]] = step[is_last]
         last_value[slot[is_last]] = data_values[is_last]
+        # Trailing fills after each touched slot's last real step, up to its watermark.
         has_real = last_real[touched] != NO_STEP
         t_slots = touched[has_real]
         t_from = np.maximum(last_real[t_slots] + 1, self.last_closed[t_slots] + 1)
@@ -376,8 +377,6 @@ class WindowBuffer:
         starts = np.concatenate([fill_from, t_from])
         counts = np.maximum(np.concatenate([fill_to, t_to]) - starts + 1, 0)
         sources = np.concatenate([prev_values, last_value[t_slots]])
-        self.last_real[:] = last_real
-        self.last_value[:] = last_value
         f_slot, f_step, f_values = _expand(fill_slots, starts, counts, self._fill_values(sources))
         n_data, n_fill = len(slot), len(f_slot)
         all_slot = np.concatenate([slot, f_slot])
