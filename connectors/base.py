@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from streamer.records import Forecasts, Position, Rejection, StepBatch
+from streamer.records import Event, Forecasts, Position, Rejection, StepBatch
 
 
 class RawRecord(NamedTuple):
@@ -64,10 +64,11 @@ class Source(Protocol):
 
 @dataclass(frozen=True)
 class Output:
-    """What one micro-batch produced: closed steps (observed) and forecasts."""
+    """What one micro-batch produced: closed steps (observed), forecasts, and events."""
 
     observed: StepBatch
     forecasts: Forecasts
+    events: tuple[Event, ...] = ()
 
 
 class Sink(Protocol):

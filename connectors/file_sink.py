@@ -13,7 +13,9 @@ from typing import Any, Literal
 from connectors.base import Output
 from connectors.points import iso_times, lines
 
-CSV_HEADER = "measurement,time,series,kind,model,horizon,value,yhat,lower,upper,issued_at\n"
+CSV_HEADER = (
+    "measurement,time,series,kind,model,horizon,value,yhat,lower,upper,issued_at,version,details\n"
+)
 
 
 def _quote(text: str) -> str:
@@ -21,10 +23,12 @@ def _quote(text: str) -> str:
 
 
 def csv_rows(output: Output) -> list[str]:
-    """observed and forecast rows with the columns of CSV_HEADER."""
+    """observed and forecast rows with the columns of CSV_HEADER; an event's fields go
+    to `details` as key=value pairs."""
     batch, f = output.observed, output.forecasts
+    version = "" if f.version is None else str(f.version)
     rows = [
-        f"observed,{t},{_quote(str(s))},{k},,,{v!r},,,,"
+        f"observed,{t},{_quote(str(s))},{k},,,{v!r},,,,,,"
         for s, k, v, t in zip(
             batch.series, batch.kinds, batch.target.tolist(), iso_times(batch.times_ns), strict=True
         )
@@ -39,8 +43,15 @@ def csv_rows(output: Output) -> list[str]:
             upper = "" if f.upper is None else repr(float(f.upper[i, j]))
             rows.append(
                 f"forecast,{targets[i * h + j]},{name},,{f.model},{j + 1},,"
-                f"{float(f.yhat[i, j])!r},{lower},{upper},{issued[i]}"
+                f"{float(f.yhat[i, j])!r},{lower},{upper},{issued[i]},{version},"
             )
+    for event in output.events:
+        (time,) = iso_times(event.time_ns)
+        series, model = event.tags.get("series", ""), event.tags.get("model", "")
+        details = ";".join(f"{k}={v}" for k, v in {**event.tags, **event.fields}.items())
+        rows.append(
+            f"{event.measurement},{time},{_quote(series)},,{_quote(model)},,,,,,,,{_quote(details)}"
+        )
     return rows
 
 

@@ -34,12 +34,14 @@ def forecast_messages(output: Output) -> list[tuple[bytes, bytes]]:
             if f.lower is not None and f.upper is not None and np.isfinite(f.lower[i, j]):
                 point["lower"], point["upper"] = float(f.lower[i, j]), float(f.upper[i, j])
             horizons.append(point)
-        value = {
+        value: dict[str, Any] = {
             "series": str(series),
             "model": f.model,
             "issued_at": issued[i],
             "forecasts": horizons,
         }
+        if f.version is not None:
+            value["version"] = f.version
         out.append((str(series).encode(), json.dumps(value).encode()))
     return out
 

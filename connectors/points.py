@@ -2,7 +2,11 @@
 
     observed        tags kind, series                fields value                  time: the step
     forecast        tags horizon, model, series      fields yhat, lower, upper,    time: the target
-                                                            issued_at
+                                                            issued_at, version
+    (events)        tags and fields as the event has them                      time: the event
+
+The model version is a field, not a tag: a replay after a restart can be made by other
+weights than the first write (a promotion came between), and must still overwrite it.
 
 A forecast point's key is measurement + tags + target time, so writing the same
 forecast again overwrites it: replays cannot duplicate output. This is the hot end of
@@ -17,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from connectors.base import Output
+from connectors.line_protocol import format_line
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
 
@@ -56,6 +61,7 @@ def forecast_lines(output: Output) -> list[str]:
     finite = np.isfinite(f.yhat)
     all_finite = bool(finite.all())
     intervals = _intervals(f.lower, f.upper, f.yhat.shape)
+    version = "" if f.version is None else f",version={f.version}i"
     lines: list[str] = []
     for i, series in enumerate(f.series.tolist()):
         name, row, at, when = tag(series), yhat[i], issued[i], targets[i]
@@ -63,7 +69,9 @@ def forecast_lines(output: Output) -> list[str]:
             if not all_finite and not finite[i, j]:
                 continue  # line protocol cannot hold NaN or infinity
             interval = intervals[i][j] if intervals else ""
-            lines.append(f"{prefixes[j]}{name} yhat={row[j]!r}{interval},issued_at={at}i {when[j]}")
+            lines.append(
+                f"{prefixes[j]}{name} yhat={row[j]!r}{interval},issued_at={at}i{version} {when[j]}"
+            )
     return lines
 
 
@@ -89,4 +97,8 @@ def iso_times(times_ns: Any) -> list[str]:
 
 def lines(output: Output) -> list[str]:
     """Every point of one output, observed first."""
-    return observed_lines(output) + forecast_lines(output)
+    return observed_lines(output) + forecast_lines(output) + event_lines(output)
+
+
+def event_lines(output: Output) -> list[str]:
+    return [format_line(e.measurement, e.tags, e.fields, e.time_ns) for e in output.events]

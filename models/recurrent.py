@@ -5,12 +5,17 @@ tensors `[layers, capacity, hidden]` (h, and c for an LSTM), grown when a slot b
 the capacity appears. A step gathers the slots of the series in the batch, runs one
 batched call of the cell, and scatters the new state back; a direct head maps the output
 to forecasts for horizons 1..H at once. Inputs and forecasts are standardised per series
-(`OnlineScaler`), so the weights are scale-free.
+(`OnlineScaler`), so the weights are scale-free. The model reads each step's target
+value (the close, for ohlc).
 
 State is carried from batch to batch indefinitely and reset only on a row marked
 `reset` (a new series, a long gap, or a series back from eviction). The steps of one
 batch are consumed in order, one batched call per position in the series' sequences,
 so feeding a sequence in one batch or split across many gives the same forecasts.
+
+Every step is also recorded in a `ReplayBuffer`, in the scale the model saw it, for
+retraining. New weights (`adopt`) come with a re-synchronisation of every series' state:
+one batched burn-in over its recent steps, since the old state belongs to the old weights.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from torch import nn
 
 from models.base import ranks
+from models.replay_buffer import ReplayBuffer
 from models.scaling import OnlineScaler
 from streamer.records import Forecasts, StepBatch
 
@@ -56,13 +62,13 @@ class RecurrentForecaster:
         horizon: int,
         *,
         cell: Cell = "lstm",
-        input_size: int = 1,
         hidden_size: int = 32,
         num_layers: int = 1,
         dropout: float = 0.0,
         seed: int = 0,
         device: str = "cpu",
         version: int = 0,
+        replay: ReplayBuffer | None = None,
     ) -> None:
         self._horizon = horizon
         self.cell = cell
@@ -70,14 +76,15 @@ class RecurrentForecaster:
         self.num_layers = num_layers
         self.device = torch.device(device)
         self.version = version
+        self.replay = replay
+        self.trained_steps = 0  # window steps the serving weights have been trained on
+        self.optimiser_state: dict[str, Any] | None = None  # carried from one retrain to the next
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)  # the same seed gives the same initial weights
-        self.net = RecurrentNet(cell, input_size, hidden_size, num_layers, dropout, horizon).to(
-            self.device
-        )
+        self.net = RecurrentNet(cell, 1, hidden_size, num_layers, dropout, horizon).to(self.device)
         torch.random.set_rng_state(generator_state)
         self.net.eval()
-        self.scaler = OnlineScaler(width=input_size)
+        self.scaler = OnlineScaler()
         self.h = self._zeros(0)
         self.c = self._zeros(0) if cell == "lstm" else None
 
@@ -118,15 +125,19 @@ class RecurrentForecaster:
                 self.h[:, fresh] = 0.0
                 if self.c is not None:
                     self.c[:, fresh] = 0.0
-            values = batch.values[rows]
+            values = batch.target[rows, None]
             self.scaler.update(slots, values)
-            x = torch.as_tensor(
-                self.scaler.transform(slots, values), dtype=torch.float32, device=self.device
-            )
+            scaled = self.scaler.transform(slots, values)
+            if self.replay is not None:
+                mean, std = self.scaler.mean[slots, 0], self.scaler.std(slots)[:, 0]
+                self.replay.record(slots, values[:, 0], mean, std, reset)
+            x = torch.as_tensor(scaled, dtype=torch.float32, device=self.device)
             out = self._cell(x, index)
-            scaled = self.net.head(out).double().cpu().numpy()
-            yhat[rows] = self.scaler.inverse(slots, scaled)
-        return Forecasts(batch.series, batch.steps, yhat, self.name, batch.step_ns)
+            forecast = self.net.head(out).double().cpu().numpy()
+            yhat[rows] = self.scaler.inverse(slots, forecast)
+        return Forecasts(
+            batch.series, batch.steps, yhat, self.name, batch.step_ns, version=self.version
+        )
 
     def _cell(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """One step of the cell for the slots in index: gather, run, scatter."""
@@ -140,6 +151,43 @@ class RecurrentForecaster:
         result: torch.Tensor = out[0]
         return result
 
+    def adopt(
+        self, net: RecurrentNet, version: int, trained_steps: int, optimiser: dict[str, Any]
+    ) -> None:
+        """Serve with new weights from now on, and rebuild every series' state with them."""
+        self.net.load_state_dict(net.state_dict())
+        self.net.eval()
+        self.version = version
+        self.trained_steps = trained_steps
+        self.optimiser_state = optimiser
+        self.resync()
+
+    @torch.no_grad()
+    def resync(self, chunk: int = 16_384) -> None:
+        """Each series' state as the current weights would have it after its recent steps
+        (from zero state at the first of them): one batched call per step position."""
+        if self.replay is None:
+            raise RuntimeError("resync needs the replay buffer's recent steps")
+        self.h.zero_()
+        if self.c is not None:
+            self.c.zero_()
+        slots, inputs, count = self.replay.recent_inputs()
+        if len(slots):
+            self._ensure_capacity(int(slots.max()) + 1)
+        length = inputs.shape[1]
+        for start in range(0, len(slots), chunk):
+            index = torch.as_tensor(slots[start : start + chunk], device=self.device)
+            x = torch.as_tensor(inputs[start : start + chunk], device=self.device)
+            first = torch.as_tensor(length - count[start : start + chunk], device=self.device)
+            for t in range(length):
+                started = (first <= t).view(1, -1, 1)
+                h, c = self.h[:, index], None if self.c is None else self.c[:, index]
+                self._cell(x[:, t : t + 1], index)
+                # Series whose recent steps start later keep their zero state until then.
+                self.h[:, index] = torch.where(started, self.h[:, index], h)
+                if self.c is not None and c is not None:
+                    self.c[:, index] = torch.where(started, self.c[:, index], c)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "net": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
@@ -147,6 +195,9 @@ class RecurrentForecaster:
             "h": self.h.detach().cpu().clone(),
             "c": None if self.c is None else self.c.detach().cpu().clone(),
             "version": self.version,
+            "trained_steps": self.trained_steps,
+            "optimiser": self.optimiser_state,
+            "replay": None if self.replay is None else self.replay.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -155,3 +206,7 @@ class RecurrentForecaster:
         self.h = state["h"].to(self.device).clone()
         self.c = None if state["c"] is None else state["c"].to(self.device).clone()
         self.version = int(state["version"])
+        self.trained_steps = int(state["trained_steps"])
+        self.optimiser_state = state["optimiser"]
+        if self.replay is not None and state["replay"] is not None:
+            self.replay.load_state_dict(state["replay"])

@@ -12,13 +12,16 @@ windows, so a candidate can be compared with the current one before it is promot
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from models.recurrent import RecurrentNet
+from models.replay_buffer import MEAN, RAW, STD
 from models.scaling import OnlineScaler
 
 F64 = NDArray[np.float64]
@@ -33,6 +36,30 @@ class Histories:
     raw: F64
     mean: F64
     std: F64
+
+    def __len__(self) -> int:
+        return int(self.raw.shape[0])
+
+    def take(self, rows: Any) -> Histories:
+        return Histories(self.scaled[rows], self.raw[rows], self.mean[rows], self.std[rows])
+
+
+def from_windows(windows: NDArray[np.float32]) -> Histories:
+    """Histories of replay-buffer windows ([n, steps, 3]: raw, mean, std per step)."""
+    raw, mean, std = (windows[..., i].astype(np.float64) for i in (RAW, MEAN, STD))
+    return Histories((raw - mean) / std, raw, mean, std)
+
+
+def recency_weights(n: int, half_life: float) -> F64:
+    """Sampling probabilities for n windows, oldest first, halving every half_life windows.
+
+    >>> recency_weights(3, 1.0).round(3).tolist()
+    [0.143, 0.286, 0.571]
+    """
+    age = np.arange(n)[::-1]
+    weights: F64 = 0.5 ** (age / max(half_life, 1e-9))
+    weights /= weights.sum()
+    return weights
 
 
 def scaled_histories(raw: F64) -> Histories:
@@ -58,6 +85,14 @@ def windows(h: Histories, length: int, stride: int) -> Histories:
         return np.concatenate([a[:, s : s + length] for s in starts])
 
     return Histories(cut(h.scaled), cut(h.raw), cut(h.mean), cut(h.std))
+
+
+def split(h: Histories, validation_fraction: float) -> tuple[Histories, Histories]:
+    """(older windows to train on, the most recent ones held out); both non-empty when
+    there are two or more windows."""
+    n = len(h)
+    held = min(max(1, round(n * validation_fraction)), n - 1) if n > 1 else 0
+    return h.take(slice(0, n - held)), h.take(slice(n - held, n))
 
 
 def _targets(w: Histories, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,10 +126,15 @@ def evaluate(net: RecurrentNet, w: Histories, burn_in: int) -> float:
 
 @dataclass(frozen=True)
 class TrainResult:
+    """A trained copy, its optimiser's state, and both networks' held-out loss."""
+
     net: RecurrentNet
+    optimiser: dict[str, Any]
     loss_before: float
     loss_after: float
     updates: int
+    windows: int  # windows trained on (with repeats), for throughput
+    stopped_early: bool
 
 
 def train_copy(
@@ -107,22 +147,39 @@ def train_copy(
     batch_size: int = 256,
     learning_rate: float = 1e-3,
     seed: int = 0,
+    weights: F64 | None = None,
+    optimiser_state: dict[str, Any] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> TrainResult:
-    """Train a copy of net on train's windows; score both on validation's."""
+    """Train a copy of net on train's windows; score both on validation's.
+
+    Each epoch draws len(train) windows: a permutation, or a sample with replacement by
+    `weights` (e.g. `recency_weights`). Adam continues from `optimiser_state` when given.
+    `should_stop` is asked between updates (a time limit); the copy trained so far is
+    still scored and returned.
+    """
     candidate = copy.deepcopy(net)
     candidate.train()
     horizon = candidate.head.out_features
     target, known = _targets(train, horizon)
     known[:burn_in] = False
     optimiser = torch.optim.Adam(candidate.parameters(), lr=learning_rate)
+    if optimiser_state is not None:
+        optimiser.load_state_dict(optimiser_state)
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate
     rng = np.random.default_rng(seed)
-    n = train.raw.shape[0]
-    updates = 0
+    n = len(train)
+    updates = windows_seen = 0
+    stopped = False
     for _ in range(epochs):
-        order = rng.permutation(n)
+        order = rng.permutation(n) if weights is None else rng.choice(n, size=n, p=weights)
         for start in range(0, n, batch_size):
+            if should_stop():
+                stopped = True
+                break
             rows = order[start : start + batch_size]
-            part = Histories(train.scaled[rows], train.raw[rows], train.mean[rows], train.std[rows])
+            part = train.take(rows)
             prediction = _forward(candidate, part)
             index = torch.as_tensor(rows)
             error = (prediction - target[:, index]) ** 2
@@ -131,10 +188,16 @@ def train_copy(
             loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
             updates += 1
+            windows_seen += len(rows)
+        if stopped:
+            break
     candidate.eval()
     return TrainResult(
         candidate,
+        optimiser=copy.deepcopy(optimiser.state_dict()),
         loss_before=evaluate(net, validation, burn_in),
         loss_after=evaluate(candidate, validation, burn_in),
         updates=updates,
+        windows=windows_seen,
+        stopped_early=stopped,
     )

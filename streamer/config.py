@@ -106,15 +106,20 @@ class IntervalsConfig(Section):
 
 
 class LstmModel(ModelBase):
-    """One LSTM shared by all series; each series keeps its own hidden and cell state."""
+    """One LSTM (or GRU) shared by all series; each series keeps its own state. Until its
+    weights have been trained on `min_train_steps`, a baseline forecasts instead."""
 
     type: Literal["lstm"]
+    cell: Literal["lstm", "gru"] = "lstm"
     hidden_size: Annotated[int, Field(ge=1)] = 32
     num_layers: Annotated[int, Field(ge=1)] = 1
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     learning_rate: Annotated[float, Field(gt=0)] = 1e-3
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
+    min_train_steps: Annotated[int, Field(ge=0)] = 10_000
+    baseline: Literal["seasonal_naive", "last_value"] = "seasonal_naive"
+    season_length: Annotated[int, Field(ge=1)] = 24
 
 
 class LastValueModel(ModelBase):
@@ -139,7 +144,10 @@ class RetrainConfig(Section):
     enabled: bool = True
     schedule: Schedule = "15m"
     min_new_steps: Annotated[int, Field(ge=1)] = 500
-    buffer_steps: Annotated[int, Field(ge=1)] = 50_000
+    buffer_steps: Annotated[int, Field(ge=1)] = 500_000
+    window: Annotated[int, Field(ge=2)] = 64
+    burn_in: Annotated[int, Field(ge=0)] = 16
+    threads: Annotated[int, Field(ge=1)] = 1
     epochs: Annotated[int, Field(ge=1)] = 1
     batch_size: Annotated[int, Field(ge=1)] = 256
     validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
@@ -268,6 +276,18 @@ class StreamerConfig(Section):
                 raise ValueError(f"two sources are named {name!r}; give each a unique name")
             seen.add(name)
         return sources
+
+    @model_validator(mode="after")
+    def _windows_fit_the_horizon(self) -> StreamerConfig:
+        if isinstance(self.model, LstmModel):
+            r, horizon = self.retrain, self.model.horizon
+            if r.window <= r.burn_in + horizon:
+                raise ValueError(
+                    f"retrain.window ({r.window}) must be more than retrain.burn_in "
+                    f"({r.burn_in}) + model.horizon ({horizon}), so every training window "
+                    f"has steps with known targets; e.g. window: {r.burn_in + 4 * horizon}"
+                )
+        return self
 
     def summary(self) -> str:
         """One line saying what this config runs."""

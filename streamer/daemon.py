@@ -21,12 +21,17 @@ from connectors.mqtt_source import MqttSource
 from connectors.replay import ReplaySource, ReplaySourceError
 from models.base import Forecaster
 from models.baseline import LastValue, SeasonalNaive
+from models.cold_start import ColdStart
+from models.recurrent import RecurrentForecaster
+from models.replay_buffer import ReplayBuffer
 from streamer import config as cfg
 from streamer.checkpoint import CheckpointStore
 from streamer.config import StreamerConfig, source_name
+from streamer.durations import parse_duration
 from streamer.errors import ConfigError, ConfigProblem, SourceError
 from streamer.pipeline import Counters, Pipeline, PipelineSettings
 from streamer.records import NS_PER_S
+from streamer.retrain import Retrainer, RetrainSettings
 from streamer.window import WindowBuffer
 
 log = logging.getLogger(__name__)
@@ -130,21 +135,66 @@ def build_dead_letter(config: cfg.DeadLetter | None) -> DeadLetter | None:
     return None
 
 
-def build_forecaster(config: StreamerConfig) -> Forecaster:
+def build_forecaster(config: StreamerConfig) -> tuple[Forecaster, Retrainer | None]:
+    """The configured forecaster, and for the LSTM the retrainer that keeps it learning."""
     model = config.model
-    if model.type == "last_value":
-        return LastValue(model.horizon)
-    if model.type == "seasonal_naive":
-        return SeasonalNaive(model.horizon, model.season_length)
-    raise ConfigError(
-        "model",
-        [
-            ConfigProblem(
-                "model.type",
-                f"{model.type!r} is not available yet; use last_value or seasonal_naive",
-            )
-        ],
+    if isinstance(model, cfg.LastValueModel):
+        return LastValue(model.horizon), None
+    if isinstance(model, cfg.SeasonalNaiveModel):
+        return SeasonalNaive(model.horizon, model.season_length), None
+    r = config.retrain
+    recurrent = RecurrentForecaster(
+        model.horizon,
+        cell=model.cell,
+        hidden_size=model.hidden_size,
+        num_layers=model.num_layers,
+        dropout=model.dropout,
+        seed=model.seed,
+        device=_device(model.device),
+        replay=ReplayBuffer(r.window, r.window - r.burn_in - model.horizon, r.buffer_steps),
     )
+    baseline: Forecaster = (
+        SeasonalNaive(model.horizon, model.season_length)
+        if model.baseline == "seasonal_naive"
+        else LastValue(model.horizon)
+    )
+    forecaster = ColdStart(recurrent, baseline, model.min_train_steps)
+    if not r.enabled:
+        return forecaster, None
+    settings = RetrainSettings(
+        burn_in=r.burn_in,
+        epochs=r.epochs,
+        batch_size=r.batch_size,
+        learning_rate=model.learning_rate,
+        validation_fraction=r.validation_fraction,
+        promote=r.promote,
+        promote_tolerance=r.promote_tolerance,
+        max_duration=r.max_duration.total_seconds(),
+        min_new_steps=r.min_new_steps,
+        threads=r.threads,
+        seed=model.seed,
+    )
+    return forecaster, Retrainer(recurrent, settings)
+
+
+def _device(wanted: str) -> str:
+    import torch
+
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "model", [ConfigProblem("model.device", "cuda was asked for, but no GPU is visible")]
+        )
+    return wanted
+
+
+def schedule_interval(schedule: str) -> float | None:
+    """Seconds between runs for an interval schedule; None for a crontab."""
+    try:
+        return parse_duration(schedule).total_seconds()
+    except ValueError:
+        return None
 
 
 def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> Pipeline:
@@ -182,10 +232,12 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
         rejected_log_every=config.logging.rejected_every.total_seconds(),
         progress_every=config.stats.every.total_seconds(),
     )
+    forecaster, retrainer = build_forecaster(config)
     pipeline = Pipeline(
         sources=sources,
         window=buffer,
-        forecaster=build_forecaster(config),
+        forecaster=forecaster,
+        retrainer=retrainer,
         sinks=[build_sink(s) for s in config.sinks],
         dead_letter=dead_letter,
         checkpoints=checkpoints,
@@ -240,6 +292,9 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
         log.info(
             "started: %s%s", config.summary(), " (continuing from checkpoint)" if restored else ""
         )
+        if pipeline.retrainer is not None:
+            schedule = config.retrain.schedule
+            pipeline.retrainer.start_schedule(schedule, schedule_interval(schedule))
         counters = pipeline.run(stop)
         return RunResult(counters, pipeline.window.live_series, restored)
     finally:

@@ -35,5 +35,5 @@ def configure(level: str = "INFO", format: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Client libraries are chatty at INFO; their warnings still show.
-    for noisy in ("kafka", "urllib3", "influxdb_client"):
+    for noisy in ("kafka", "urllib3", "influxdb_client", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

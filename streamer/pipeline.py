@@ -26,7 +26,8 @@ from connectors.base import DeadLetter, Output, RawRecord, Sink, Source
 from connectors.codecs import Decoder
 from models.base import Forecaster
 from streamer.checkpoint import CheckpointStore
-from streamer.records import LATE, NS_PER_S, Rejection, StepBatch, concat_batches
+from streamer.records import LATE, NS_PER_S, Event, Rejection, StepBatch, concat_batches
+from streamer.retrain import Retrainer
 from streamer.sink_writer import SinkWriter
 from streamer.window import WindowBuffer
 
@@ -88,6 +89,7 @@ class Pipeline:
         sinks: list[Sink],
         dead_letter: DeadLetter | None = None,
         checkpoints: CheckpointStore | None = None,
+        retrainer: Retrainer | None = None,
         settings: PipelineSettings = PipelineSettings(),
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -97,6 +99,7 @@ class Pipeline:
         self.sinks = sinks
         self.dead_letter = dead_letter
         self.checkpoints = checkpoints
+        self.retrainer = retrainer
         self.settings = settings
         self.clock = clock
         self.writer = SinkWriter(sinks, settings.max_in_flight, settings.sink_retry_wait)
@@ -144,6 +147,8 @@ class Pipeline:
         return self.counters
 
     def close(self) -> None:
+        if self.retrainer:
+            self.retrainer.stop()
         self.writer.close()
         for source, _ in self.sources:
             source.close()
@@ -178,7 +183,9 @@ class Pipeline:
             detail = f"its step (event time {at}Z) had closed; allowed_lateness was exceeded"
             decoded.rejections.append(Rejection(LATE, detail, record.payload, record.position))
         closed = concat_batches([result.closed, self.window.close_idle(self.idle_clock)])
-        self._emit(closed, now)
+        # A batch boundary: the one place new weights may be swapped in.
+        events = self.retrainer.poll(int(now * NS_PER_S)) if self.retrainer else []
+        self._emit(closed, events)
         self._reject(decoded.rejections + self.writer.take_refused(), now)
         self.counters.events_in += records
         self.counters.observations += len(decoded.series) - len(result.late)
@@ -248,11 +255,11 @@ class Pipeline:
                     out.rejections.extend(rejections)
         return out
 
-    def _emit(self, closed: StepBatch, now: float) -> None:
-        if len(closed) == 0:
+    def _emit(self, closed: StepBatch, events: list[Event]) -> None:
+        if len(closed) == 0 and not events:
             return
         forecasts = self.forecaster.step(closed)
-        self.writer.submit(Output(closed, forecasts))
+        self.writer.submit(Output(closed, forecasts, tuple(events)))
         self.counters.steps_closed += len(closed)
         self.counters.forecasts_out += len(forecasts) * forecasts.horizon
 
@@ -284,8 +291,7 @@ class Pipeline:
 
     def _flush_windows(self) -> None:
         """Close every open step (the end of a replay): nothing is left unwritten."""
-        now = self.clock()
-        self._emit(self.window.close_idle(math.inf), now)
+        self._emit(self.window.close_idle(math.inf), [])
 
     # --- checkpoints, commits, progress --------------------------------------------------
 

@@ -11,6 +11,7 @@ dataclasses, which matters at one or more per event.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -65,6 +66,16 @@ class Rejection(NamedTuple):
     position: Position | None = None
 
 
+class Event(NamedTuple):
+    """Something the daemon did or saw (a retrain attempt, a drift), written as one point
+    of `measurement` at `time_ns` by the sinks that keep points."""
+
+    measurement: str
+    tags: Mapping[str, str]
+    fields: Mapping[str, float | int | bool | str]
+    time_ns: int
+
+
 @dataclass(frozen=True)
 class StepBatch:
     """Steps closed by one call, one row per (series, step), ordered by slot then step.
@@ -116,7 +127,8 @@ def concat_batches(batches: list[StepBatch]) -> StepBatch:
 class Forecasts:
     """Forecasts issued at closed steps: row i forecasts `series[i]` for the H steps
     after `steps[i]`. `lower`/`upper` bound each forecast, or are None when no interval
-    is known yet. `model` is the tag that names the forecaster (and its version).
+    is known yet. `model` is the tag that names the forecaster; `version` counts the
+    promotions of a trained model's weights (None for models that are not trained).
     """
 
     series: NDArray[np.object_]
@@ -126,6 +138,7 @@ class Forecasts:
     step_ns: int
     lower: F64 | None = None
     upper: F64 | None = None
+    version: int | None = None
 
     def __len__(self) -> int:
         return len(self.steps)

@@ -11,6 +11,33 @@ STEP = 1_000_000_000
 T = 1_790_000_000
 
 
+def seasonal(series: int, steps: int, season: int, seed: int = 0) -> np.ndarray:
+    """[series, steps]: levels, trends, daily-like cycles and noise that differ per series."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)
+    level = rng.uniform(50, 150, (series, 1))
+    slope = rng.uniform(-0.05, 0.05, (series, 1))
+    amplitude = rng.uniform(5, 15, (series, 1))
+    phase = rng.uniform(0, 2 * np.pi, (series, 1))
+    noise = rng.normal(0, 1, (series, steps)) * amplitude * 0.15
+    return level + slope * t + amplitude * np.sin(2 * np.pi * t / season + phase) + noise
+
+
+def step_batch(values: np.ndarray, step: int, reset: bool = False) -> StepBatch:
+    """One closed step (number `step`) of every series, slot i = series i."""
+    n = len(values)
+    return StepBatch(
+        slots=np.arange(n),
+        series=np.array([f"s{i}" for i in range(n)], dtype=object),
+        kinds=np.full(n, "sensor", dtype=object),
+        steps=np.full(n, step, dtype=np.int64),
+        values=np.asarray(values, dtype=float).reshape(n, 1),
+        filled=np.zeros(n, bool),
+        reset=np.full(n, reset),
+        step_ns=STEP,
+    )
+
+
 def output(series: list[str], yhat: list[list[float]]) -> Output:
     """One closed step per series at time T, and its forecasts (yhat per horizon)."""
     n = len(series)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,11 @@ import pytest
 from connectors.base import Output
 from connectors.codecs import Decoder
 from connectors.memory import MemoryDeadLetter, MemorySink, MemorySource
+from models.base import Forecaster
 from models.baseline import SeasonalNaive
+from models.cold_start import ColdStart
+from models.recurrent import RecurrentForecaster
+from models.replay_buffer import ReplayBuffer
 from streamer.checkpoint import CheckpointStore
 from streamer.errors import SinkError, SinkRejectedError
 from streamer.pipeline import Pipeline, PipelineSettings
@@ -37,18 +42,30 @@ def ticks(n_symbols: int = 5, seconds: int = 60) -> list[bytes]:
     ]
 
 
+FORECASTERS: dict[str, Callable[[], Forecaster]] = {
+    "seasonal_naive": lambda: SeasonalNaive(horizon=3, season_length=4),
+    # Served from the first step; its state, scaler and replay buffer must all restore.
+    "lstm": lambda: ColdStart(
+        RecurrentForecaster(3, hidden_size=8, replay=ReplayBuffer(8, 4, 1000)),
+        SeasonalNaive(horizon=3, season_length=4),
+        min_train_steps=0,
+    ),
+}
+
+
 def pipeline(
     payloads: list[bytes],
     sink: Any = None,
     dead_letter: MemoryDeadLetter | None = None,
     checkpoints: CheckpointStore | None = None,
     max_batch: int = 7,
+    model: str = "seasonal_naive",
 ) -> Pipeline:
     decoder = Decoder(kind="price", series_field="symbol", value_field="price")
     return Pipeline(
         sources=[(MemorySource("ticks", payloads), decoder)],
         window=WindowBuffer(step_ns=NS_PER_S, length=16, max_series=100, spill=checkpoints),
-        forecaster=SeasonalNaive(horizon=3, season_length=4),
+        forecaster=FORECASTERS[model](),
         sinks=[sink if sink is not None else MemorySink()],
         dead_letter=dead_letter,
         checkpoints=checkpoints,
@@ -121,14 +138,18 @@ def test_bad_input_goes_to_the_dead_letter_and_the_good_input_around_it_is_proce
     assert counters.rejected_total == 7
 
 
-def test_restart_from_a_checkpoint_gives_the_output_of_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", sorted(FORECASTERS))
+def test_restart_from_a_checkpoint_gives_the_output_of_an_uninterrupted_run(
+    tmp_path: Path, model: str
+) -> None:
     payloads = ticks(n_symbols=4, seconds=40)
     clean = MemorySink()
-    pipeline(payloads, clean).run(threading.Event())
+    pipeline(payloads, clean, model=model).run(threading.Event())
 
     # A run that checkpoints after a while, writes more, then dies without a checkpoint.
     first_sink = MemorySink()
-    first = pipeline(payloads, first_sink, checkpoints=CheckpointStore(tmp_path / "c.db"))
+    store = CheckpointStore(tmp_path / "c.db")
+    first = pipeline(payloads, first_sink, checkpoints=store, model=model)
     first.restore()
     for _ in range(6):
         first.step()
@@ -137,7 +158,8 @@ def test_restart_from_a_checkpoint_gives_the_output_of_an_uninterrupted_run(tmp_
         first.step()  # output written, never checkpointed: a crash here
 
     second_sink = MemorySink()
-    second = pipeline(payloads, second_sink, checkpoints=CheckpointStore(tmp_path / "c.db"))
+    store = CheckpointStore(tmp_path / "c.db")
+    second = pipeline(payloads, second_sink, checkpoints=store, model=model)
     assert second.restore()
     second.run(threading.Event())
 

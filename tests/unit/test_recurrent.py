@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from models.recurrent import RecurrentForecaster
+from models.replay_buffer import ReplayBuffer
+from models.training import scaled_histories
 from tests.unit.test_forecasters import batch
 
 
@@ -52,3 +55,37 @@ def test_same_seed_same_weights_whatever_the_global_random_state() -> None:
         a.net.state_dict().items(), b.net.state_dict().items(), strict=True
     ):
         assert torch.equal(x, y), name
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_new_weights_rebuild_each_series_state_from_its_recent_steps(cell: str) -> None:
+    window = 8
+    model = RecurrentForecaster(
+        horizon=2,
+        cell=cell,  # type: ignore[arg-type]
+        hidden_size=6,
+        replay=ReplayBuffer(window, stride=3, capacity_steps=100),
+    )
+    rng = np.random.default_rng(0)
+    # Slot 0: 20 steps; slot 1: reset at step 15, so 5 steps since; slot 2: 3 steps.
+    histories = {0: rng.normal(size=20), 1: rng.normal(size=20), 2: rng.normal(size=3)}
+    rows = [
+        (s, t, float(v), t == 0 or (s == 1 and t == 15))
+        for s, h in histories.items()
+        for t, v in enumerate(h)
+    ]
+    model.step(batch(rows))
+    other = RecurrentForecaster(horizon=2, cell=cell, hidden_size=6, seed=5)  # type: ignore[arg-type]
+    model.adopt(other.net, version=1, trained_steps=0, optimiser={})
+
+    since_reset = {0: histories[0], 1: histories[1][15:], 2: histories[2]}
+    for slot, values in since_reset.items():
+        scaled = scaled_histories(values[None, :]).scaled[0, -window:]
+        x = torch.as_tensor(scaled, dtype=torch.float32).view(-1, 1, 1)
+        with torch.no_grad():
+            _, state = other.net.rnn(x)
+        h = state[0] if cell == "lstm" else state
+        torch.testing.assert_close(model.h[:, slot], h[:, 0], rtol=1e-5, atol=1e-6)
+        if cell == "lstm":
+            assert model.c is not None
+            torch.testing.assert_close(model.c[:, slot], state[1][:, 0], rtol=1e-5, atol=1e-6)

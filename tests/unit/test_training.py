@@ -8,20 +8,9 @@ import numpy as np
 from models.baseline import SeasonalNaive
 from models.recurrent import RecurrentForecaster
 from models.training import scaled_histories, train_copy, windows
-from streamer.records import StepBatch
+from tests.helpers import seasonal, step_batch
 
 SEASON, HORIZON, STEPS, SERIES = 24, 6, 480, 32
-
-
-def synthetic(seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(STEPS)
-    level = rng.uniform(50, 150, (SERIES, 1))
-    slope = rng.uniform(-0.05, 0.05, (SERIES, 1))
-    amplitude = rng.uniform(5, 15, (SERIES, 1))
-    phase = rng.uniform(0, 2 * np.pi, (SERIES, 1))
-    noise = rng.normal(0, 1, (SERIES, STEPS)) * amplitude * 0.15
-    return level + slope * t + amplitude * np.sin(2 * np.pi * t / SEASON + phase) + noise
 
 
 def live_mae(model: object, raw: np.ndarray, start: int) -> float:
@@ -29,16 +18,7 @@ def live_mae(model: object, raw: np.ndarray, start: int) -> float:
     errors = []
     forecasts = np.full((SERIES, STEPS, HORIZON), np.nan)
     for t in range(STEPS):
-        batch = StepBatch(
-            slots=np.arange(SERIES),
-            series=np.empty(SERIES, object),
-            kinds=np.empty(SERIES, object),
-            steps=np.full(SERIES, t),
-            values=raw[:, t : t + 1],
-            filled=np.zeros(SERIES, bool),
-            reset=np.full(SERIES, t == 0),
-            step_ns=1,
-        )
+        batch = step_batch(raw[:, t], t, reset=t == 0)
         forecasts[:, t] = model.step(batch).yhat  # type: ignore[attr-defined]
     for t in range(start, STEPS - HORIZON):
         for h in range(1, HORIZON + 1):
@@ -47,7 +27,7 @@ def live_mae(model: object, raw: np.ndarray, start: int) -> float:
 
 
 def test_retraining_beats_seasonal_naive_and_improves_held_out_loss() -> None:
-    raw = synthetic()
+    raw = seasonal(SERIES, STEPS, SEASON)
     history = scaled_histories(raw)
     train_part = windows(scaled_histories(raw[:, :360]), length=96, stride=24)
     held_out = windows(history, length=96, stride=96)
