@@ -319,3 +319,61 @@ def _consume_all(
             got += [(r.value, list(r.headers)) for r in records]
     consumer.close()
     return got
+
+
+def _rows(client: InfluxDBClient, flux: str) -> list[dict[str, Any]]:
+    return [r.values for table in client.query_api().query(flux) for r in table.records]
+
+
+def test_the_lstm_retrains_on_its_schedule_and_the_retrain_is_recorded_in_influxdb(
+    services: Services,
+    make_topic: Callable[[int], str],
+    influx_client: InfluxDBClient,
+    influx_bucket: str,
+    tmp_path: Path,
+    env: dict[str, str],
+) -> None:
+    ticks, readings, start = make_topic(2), make_topic(2), t0()
+    produce(services, ticks, readings, events(start, range(60)))
+    config = base_config(services, influx_bucket, tmp_path)
+    config["sources"] = kafka_sources(services, ticks, readings)
+    config["model"] = {"type": "lstm", "horizon": H, "hidden_size": 8, "min_train_steps": 1}
+    config["retrain"] = {"schedule": "1s", "window": 16, "burn_in": 4, "min_new_steps": 100}
+    daemon = Daemon(config, tmp_path, env=env).start()
+
+    retrains = (
+        f'from(bucket: "{influx_bucket}") |> range(start: 0) '
+        '|> filter(fn: (r) => r._measurement == "retrain") '
+        '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")'
+    )
+    wait_until(
+        lambda: any(r["promoted"] for r in _rows(influx_client, retrains)),
+        90,
+        "a promoted retrain point",
+        daemon,
+    )
+    # Steps after the promotion are forecast by the LSTM, with its version.
+    produce(services, ticks, readings, events(start, range(60, 70)))
+    lstm_versions = (
+        f'from(bucket: "{influx_bucket}") |> range(start: 0) '
+        '|> filter(fn: (r) => r._measurement == "forecast" and r._field == "version") '
+        '|> filter(fn: (r) => r.model == "lstm") |> group() |> distinct()'
+    )
+    wait_until(
+        lambda: bool(_rows(influx_client, lstm_versions)), 60, "LSTM forecast points", daemon
+    )
+    assert daemon.stop() == 0
+
+    attempt = next(r for r in _rows(influx_client, retrains) if r["promoted"])
+    assert attempt["model"] == "lstm"
+    assert attempt["version"] >= 1
+    assert attempt["loss_after"] < attempt["loss_before"]
+    assert attempt["seconds"] > 0
+    assert attempt["windows"] > 0
+    versions = {r["_value"] for r in _rows(influx_client, lstm_versions)}
+    assert versions
+    assert min(versions) >= 1
+    # Before the first promotion, the baseline answered.
+    models = {model for _, _, model in forecast_points(influx_client, influx_bucket)}
+    assert models == {"baseline", "lstm"}
+    assert "retrain (schedule): held-out loss" in daemon.log()
