@@ -35,7 +35,11 @@ Cell = Literal["lstm", "gru"]
 
 
 class RecurrentNet(nn.Module):
-    """The shared weights: a recurrent cell stack and a linear multi-horizon head."""
+    """The shared weights: a recurrent cell stack and a linear multi-horizon head.
+
+    The head forecasts the change from the current (scaled) value, not the value itself:
+    untrained, the model is close to "no change", and training learns what differs.
+    """
 
     def __init__(
         self,
@@ -52,6 +56,11 @@ class RecurrentNet(nn.Module):
             input_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0
         )
         self.head = nn.Linear(hidden_size, horizon)
+
+    def forecast(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Scaled forecasts [..., H] from the cell's output and the input [..., 1]."""
+        result: torch.Tensor = self.head(out) + x
+        return result
 
 
 class RecurrentForecaster:
@@ -133,7 +142,7 @@ class RecurrentForecaster:
                 self.replay.record(slots, values[:, 0], mean, std, reset)
             x = torch.as_tensor(scaled, dtype=torch.float32, device=self.device)
             out = self._cell(x, index)
-            forecast = self.net.head(out).double().cpu().numpy()
+            forecast = self.net.forecast(out, x).double().cpu().numpy()
             yhat[rows] = self.scaler.inverse(slots, forecast)
         return Forecasts(
             batch.series, batch.steps, yhat, self.name, batch.step_ns, version=self.version

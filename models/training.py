@@ -110,7 +110,7 @@ def _targets(w: Histories, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _forward(net: RecurrentNet, w: Histories) -> torch.Tensor:
     x = torch.as_tensor(w.scaled, dtype=torch.float32).T.unsqueeze(-1)  # [steps, windows, 1]
     out, _ = net.rnn(x)
-    prediction: torch.Tensor = net.head(out)  # [steps, windows, H]
+    prediction: torch.Tensor = net.forecast(out, x)  # [steps, windows, H]
     return prediction
 
 

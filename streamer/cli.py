@@ -1,4 +1,4 @@
-"""The `streamer` command: `run`, `config validate` and `config show`.
+"""The `streamer` command: `run`, `evaluate`, `config validate` and `config show`.
 
 Exit status: 0 when all is well, 1 when a source or sink cannot be used, 2 for a config
 (or command line) that cannot be used, 130 when stopped at once by a second signal.
@@ -7,16 +7,22 @@ Exit status: 0 when all is well, 1 when a source or sink cannot be used, 2 for a
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
+from pathlib import Path
 
 import yaml
 
 from streamer import logs
-from streamer.config import StreamerConfig
+from streamer.config import LstmModel, RetrainConfig, StreamerConfig
 from streamer.config_file import load_config
+from streamer.durations import parse_duration
 from streamer.errors import ConfigError, SourceError
+from streamer.records import NS_PER_S
+
+MODELS = ("lstm", "naive", "seasonal_naive", "snarimax", "holtwinters")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -47,6 +53,69 @@ def _parser() -> argparse.ArgumentParser:
         help=f"config file (default: {DEFAULT_CONFIG}, the bundled demo replay)",
     )
     run.set_defaults(handler=_run)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="prequential evaluation of a CSV file: every model, every horizon, no look-ahead",
+        description=(
+            "Replay a CSV (optionally .gz) through the daemon's own path, one row per step, "
+            "with each target column as a series. Models learn online; the LSTM trains on "
+            "the warm-up rows and retrains on a schedule in event time. Metrics cover the "
+            "forecasts issued after the warm-up, against values that arrived later."
+        ),
+    )
+    evaluate.add_argument("--data", required=True, metavar="FILE", help="CSV file, or .csv.gz")
+    evaluate.add_argument("--time-col", required=True, metavar="COL", help="the time column")
+    evaluate.add_argument(
+        "--time-unit",
+        choices=["s", "ms", "us", "ns", "iso8601"],
+        help="unit of the time column (default: ISO 8601, or s when the times are numbers)",
+    )
+    evaluate.add_argument(
+        "--targets", required=True, metavar="COL[,COL...]", help="columns to forecast"
+    )
+    evaluate.add_argument("--step", required=True, metavar="DURATION", help="e.g. 1h, 1d, 5m")
+    evaluate.add_argument("--horizon", type=int, required=True, metavar="H")
+    evaluate.add_argument(
+        "--warmup-fraction",
+        type=float,
+        default=0.25,
+        metavar="F",
+        help="leading share of rows to train on, not scored (default 0.25)",
+    )
+    evaluate.add_argument(
+        "--normalize",
+        choices=["none", "standard"],
+        default="none",
+        help="standard: scale each target by the warm-up rows' mean and std (default none)",
+    )
+    evaluate.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        metavar="M[,M...]",
+        help=f"from {', '.join(MODELS)} (default: all)",
+    )
+    evaluate.add_argument(
+        "--season", type=int, metavar="N", help="steps in a season (default: model.season_length)"
+    )
+    evaluate.add_argument(
+        "--retrain-every",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="LSTM retrain period in steps of event time (default: one season)",
+    )
+    evaluate.add_argument(
+        "--warmup-epochs", type=int, default=20, metavar="N", help="epochs of the first training"
+    )
+    evaluate.add_argument("--output", metavar="FILE", help="write the report as JSON here")
+    evaluate.add_argument(
+        "--plot", metavar="FILE", help="write actual vs forecasts for the first target (PNG)"
+    )
+    evaluate.add_argument(
+        "-c", "--config", metavar="FILE", help="take model and retrain settings from this config"
+    )
+    evaluate.set_defaults(handler=_evaluate)
 
     config = commands.add_parser("config", help="check or print a config file")
     config_commands = config.add_subparsers(required=True, metavar="ACTION")
@@ -91,6 +160,68 @@ def _run(args: argparse.Namespace) -> int:
         f"{result.series} series, {c.steps_closed} steps, {c.forecasts_out} forecasts "
         f"written to {sinks}"
     )
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from streamer import evaluate as ev
+
+    logs.configure("WARNING")
+    problems = []
+    try:
+        step = parse_duration(args.step)
+    except ValueError as exc:
+        problems.append(f"--step: {exc}")
+        step = None
+    if args.horizon < 1:
+        problems.append(f"--horizon: must be 1 or more, got {args.horizon}")
+    if not 0 < args.warmup_fraction < 1:
+        problems.append(f"--warmup-fraction: must be in (0, 1), got {args.warmup_fraction}")
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if not targets:
+        problems.append("--targets: name at least one column")
+    if problems or step is None or step.total_seconds() <= 0:
+        for problem in problems or ["--step: must be more than 0"]:
+            print(f"streamer evaluate: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    model = LstmModel(type="lstm")
+    retrain = RetrainConfig()
+    season = model.season_length
+    if args.config:
+        config = _load(args.config)
+        if isinstance(config, int):
+            return config
+        retrain = config.retrain
+        if isinstance(config.model, LstmModel):
+            model = config.model
+        season = getattr(config.model, "season_length", season)
+    options = ev.EvaluateOptions(
+        data=Path(args.data),
+        time_col=args.time_col,
+        targets=targets,
+        step_ns=round(step.total_seconds() * NS_PER_S),
+        horizon=args.horizon,
+        warmup_fraction=args.warmup_fraction,
+        normalize=args.normalize,
+        models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+        season=args.season or season,
+        time_unit=args.time_unit,
+        lstm=model,
+        retrain=retrain,
+        retrain_every=args.retrain_every,
+        warmup_epochs=args.warmup_epochs,
+        progress=ev.ProgressBar(),
+    )
+    try:
+        report = ev.evaluate(options)
+        if args.plot:
+            ev.plot(report, Path(args.plot), targets[0])
+    except ev.EvaluateError as exc:
+        print(f"streamer evaluate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(ev.table(report))
+    if args.output:
+        Path(args.output).write_text(json.dumps(report.as_json(), indent=2) + "\n")
     return EXIT_OK
 
 

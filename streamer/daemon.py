@@ -292,7 +292,7 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
         log.info(
             "started: %s%s", config.summary(), " (continuing from checkpoint)" if restored else ""
         )
-        if pipeline.retrainer is not None:
+        if isinstance(pipeline.retrainer, Retrainer):
             schedule = config.retrain.schedule
             pipeline.retrainer.start_schedule(schedule, schedule_interval(schedule))
         counters = pipeline.run(stop)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from typing import Any
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,9 +23,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record is emitted (not when set up), so
+    a replaced stderr (a test's capture, a redirect) is followed."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure(level: str = "INFO", format: str = "text") -> None:
     """Send Streamer's logs to stderr at `level`, as `text` or `json`."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     if format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,11 +27,19 @@ from connectors.codecs import Decoder
 from models.base import Forecaster
 from streamer.checkpoint import CheckpointStore
 from streamer.records import LATE, NS_PER_S, Event, Rejection, StepBatch, concat_batches
-from streamer.retrain import Retrainer
 from streamer.sink_writer import SinkWriter
 from streamer.window import WindowBuffer
 
 log = logging.getLogger(__name__)
+
+
+class RetrainHook(Protocol):
+    """What the loop asks at each batch boundary: swap in new weights now if there are
+    any, and return the events to write (`streamer.retrain.Retrainer`)."""
+
+    def poll(self, now_ns: int) -> list[Event]: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ class Pipeline:
         sinks: list[Sink],
         dead_letter: DeadLetter | None = None,
         checkpoints: CheckpointStore | None = None,
-        retrainer: Retrainer | None = None,
+        retrainer: RetrainHook | None = None,
         settings: PipelineSettings = PipelineSettings(),
         clock: Callable[[], float] = time.time,
     ) -> None:

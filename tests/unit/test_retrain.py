@@ -53,7 +53,7 @@ def test_a_better_candidate_is_promoted_and_serves_instead_of_the_baseline() -> 
     raw = seasonal(SERIES, 480, SEASON)
     lstm = recurrent()
     model = ColdStart(lstm, SeasonalNaive(HORIZON, SEASON), min_train_steps=1_000)
-    settings = RetrainSettings(burn_in=BURN_IN, epochs=60, batch_size=32, learning_rate=1e-2)
+    settings = RetrainSettings(burn_in=BURN_IN, epochs=120, batch_size=32, learning_rate=1e-2)
     retrainer = Retrainer(lstm, settings)
 
     cold = feed(model, raw, 0, 360)

@@ -1,0 +1,111 @@
+"""Forecast accuracy: forecasts matched with the values that later arrived, per horizon.
+
+A forecast issued at step t for t+h is scored against the value observed at step t+h,
+and only where that step had a real value (a forward-filled step arrived as no value).
+MASE scales each series' errors by the in-sample mean absolute error of the seasonal
+naive one-step forecast, |y[t] - y[t-m]| over the training steps (Hyndman & Koehler).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Actuals:
+    """The observed steps: one row per (series, step) with a real value."""
+
+    series: NDArray[np.object_]
+    steps: I64
+    values: F64
+
+
+@dataclass(frozen=True)
+class Issued:
+    """Forecasts: row i was issued for `series[i]` at `steps[i]`, yhat [n, H]."""
+
+    series: NDArray[np.object_]
+    steps: I64
+    yhat: F64
+
+
+def _lookup(
+    actual: Actuals, series: NDArray[np.object_], steps: I64
+) -> tuple[F64, NDArray[np.bool_]]:
+    """Actual values at (series, step) pairs, and whether each exists."""
+    _, codes = np.unique(np.concatenate([actual.series, series]).astype(str), return_inverse=True)
+    own, wanted = codes[: len(actual.series)], codes[len(actual.series) :]
+    low = min(int(actual.steps.min(initial=0)), int(steps.min(initial=0)))
+    span = max(int(actual.steps.max(initial=0)), int(steps.max(initial=0))) - low + 1
+    keys = own.astype(np.int64) * span + (actual.steps - low)
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    query = wanted.astype(np.int64) * span + (steps - low)
+    at = np.clip(np.searchsorted(sorted_keys, query), 0, max(len(keys) - 1, 0))
+    found = (sorted_keys[at] == query) if len(keys) else np.zeros(len(query), bool)
+    values = actual.values[order][at] if len(keys) else np.zeros(len(query))
+    return np.where(found, values, np.nan), found
+
+
+def mase_scales(actual: Actuals, season: int, before_step: int) -> dict[str, float]:
+    """Per series: mean |y[t] - y[t-season]| over steps before `before_step`."""
+    early = actual.steps < before_step
+    a = Actuals(actual.series[early], actual.steps[early], actual.values[early])
+    previous, found = _lookup(a, a.series, a.steps - season)
+    diffs = np.abs(a.values - previous)
+    scales: dict[str, float] = {}
+    for name in np.unique(a.series.astype(str)):
+        mine = (a.series.astype(str) == name) & found
+        if mine.any():
+            scales[name] = float(diffs[mine].mean())
+    return scales
+
+
+def score(
+    actual: Actuals, issued: Issued, from_step: int, scales: dict[str, float]
+) -> dict[str, Any]:
+    """MAE, MSE, RMSE, sMAPE (%) and MASE per horizon (lists; MASE's is `mase_by_horizon`)
+    and averaged over 1..H (`mae_avg`, ..., `mase`), for the forecasts issued at steps
+    >= from_step whose target arrived."""
+    keep = issued.steps >= from_step
+    series, steps, yhat = issued.series[keep], issued.steps[keep], issued.yhat[keep]
+    horizon = issued.yhat.shape[1]
+    scale = np.array([scales.get(str(s), np.nan) for s in series])
+    scale = np.where(scale > 0, scale, np.nan)
+    per: dict[str, list[float]] = {"mae": [], "mse": [], "rmse": [], "smape": [], "mase": []}
+    counts = []
+    for h in range(1, horizon + 1):
+        truth, found = _lookup(actual, series, steps + h)
+        error = yhat[found, h - 1] - truth[found]
+        absolute = np.abs(error)
+        denominator = np.abs(truth[found]) + np.abs(yhat[found, h - 1])
+        smape = np.where(
+            denominator > 0, 200.0 * absolute / np.where(denominator > 0, denominator, 1), 0.0
+        )
+        scaled = absolute / scale[found]
+        counts.append(int(found.sum()))
+        per["mae"].append(_mean(absolute))
+        per["mse"].append(_mean(error**2))
+        per["rmse"].append(float(np.sqrt(per["mse"][-1])))
+        per["smape"].append(_mean(smape))
+        per["mase"].append(_mean(scaled[np.isfinite(scaled)]))
+    out: dict[str, Any] = {k: v for k, v in per.items() if k != "mase"}
+    out["mase_by_horizon"] = per["mase"]
+    out["mae_avg"] = _mean(np.array(per["mae"]))
+    out["mse_avg"] = _mean(np.array(per["mse"]))
+    out["rmse_avg"] = float(np.sqrt(out["mse_avg"]))
+    out["smape_avg"] = _mean(np.array(per["smape"]))
+    out["mase"] = _mean(np.array(per["mase"]))
+    out["n_forecasts"] = sum(counts)
+    return out
+
+
+def _mean(values: F64) -> float:
+    return float(values.mean()) if len(values) else float("nan")

@@ -1,0 +1,127 @@
+"""`streamer evaluate`: every model on a real data set, as JSON; and no look-ahead."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import river.datasets
+
+from streamer.cli import main
+from streamer.config import LstmModel, RetrainConfig
+from streamer.evaluate import MODELS, EvaluateOptions, evaluate
+from tests.helpers import seasonal
+
+WATER_FLOW = Path(river.datasets.__file__).parent / "water-flow.csv"
+HOUR = 3_600_000_000_000
+
+
+def test_evaluate_on_rivers_water_flow_reports_every_model_per_horizon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report, picture = tmp_path / "report.json", tmp_path / "plot.png"
+    status = main(
+        [
+            "evaluate",
+            "--data", str(WATER_FLOW),
+            "--time-col", "Time",
+            "--targets", "Water flow [l/s]",
+            "--step", "1h",
+            "--horizon", "3",
+            "--season", "24",
+            "--warmup-epochs", "5",
+            "--output", str(report),
+            "--plot", str(picture),
+        ]
+    )  # fmt: skip
+    assert status == 0
+    got = json.loads(report.read_text())
+    assert set(got["models"]) == set(MODELS) == {
+        "lstm", "naive", "seasonal_naive", "snarimax", "holtwinters"
+    }  # fmt: skip
+    # 1,268 hourly rows, the first quarter for warm-up: about 950 issues x 3 horizons.
+    assert 2_700 < got["n_forecasts"] <= 3 * 951
+    assert got["seconds"] > 0
+    for name, metrics in got["models"].items():
+        for key in ("mae", "mse", "rmse", "smape", "mase_by_horizon"):
+            assert len(metrics[key]) == 3, (name, key)
+        assert metrics["mae_avg"] == pytest.approx(np.mean(metrics["mae"]))
+        assert metrics["mse_avg"] == pytest.approx(np.mean(metrics["mse"]))
+        assert 0 < metrics["mase"] < 5, name
+        assert metrics["mae"][0] <= metrics["rmse"][0]
+    assert got["models"]["lstm"]["retrains"] >= 1
+    assert picture.read_bytes().startswith(b"\x89PNG")
+    table = capsys.readouterr().out
+    assert all(name in table for name in MODELS)
+
+
+def write_csv(path: Path, values: np.ndarray) -> None:
+    rows = ["time,a,b"] + [
+        f"{1_700_000_000 + 3600 * t},{float(values[0, t])!r},{float(values[1, t])!r}"
+        for t in range(values.shape[1])
+    ]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_no_forecast_depends_on_a_value_the_replay_had_not_yet_delivered(tmp_path: Path) -> None:
+    values = seasonal(2, 240, season=12, seed=3)
+    changed = values.copy()
+    cut = 150
+    changed[:, cut:] = np.random.default_rng(9).normal(1e4, 1e3, changed[:, cut:].shape)
+    write_csv(tmp_path / "same.csv", values)
+    write_csv(tmp_path / "changed.csv", changed)
+
+    def run(name: str) -> dict[str, dict[tuple[str, int], np.ndarray]]:
+        options = EvaluateOptions(
+            data=tmp_path / name,
+            time_col="time",
+            targets=["a", "b"],
+            step_ns=HOUR,
+            horizon=3,
+            season=12,
+            lstm=LstmModel(type="lstm", hidden_size=8),
+            retrain=RetrainConfig(window=24, burn_in=6, min_new_steps=10),
+            retrain_every=24,
+            warmup_epochs=3,
+        )
+        report = evaluate(options)
+        assert report.models["lstm"]["retrains"] >= 3  # warm-up, then on schedule
+        return {
+            model: {
+                (str(s), int(t)): y
+                for s, t, y in zip(
+                    run.issued.series, run.issued.steps, run.issued.yhat, strict=True
+                )
+            }
+            for model, run in report.runs.items()
+        }
+
+    same, other = run("same.csv"), run("changed.csv")
+    first_changed = (1_700_000_000 + 3600 * cut) * 1_000_000_000 // HOUR
+    for model in MODELS:
+        before = [key for key in same[model] if key[1] < first_changed]
+        assert len(before) == 2 * cut
+        for key in before:
+            np.testing.assert_array_equal(same[model][key], other[model][key], err_msg=model)
+        # ...and the change itself is seen once it has arrived.
+        assert any(
+            not np.array_equal(same[model][key], other[model][key])
+            for key in same[model]
+            if key[1] >= first_changed
+        )
+
+
+def test_a_missing_column_is_named_with_the_columns_there_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(tmp_path / "x.csv", np.ones((2, 10)))
+    status = main(
+        ["evaluate", "--data", str(tmp_path / "x.csv"), "--time-col", "time",
+         "--targets", "a,c", "--step", "1h", "--horizon", "2"]
+    )  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "no column 'c'" in err
+    assert "'time', 'a', 'b'" in err
