@@ -296,3 +296,13 @@ def test_bad_retrain_schedule_says_both_forms() -> None:
     found = problems(MINIMAL + "retrain:\n  schedule: '61 * * * *'\n")
     assert "'15m'" in found["retrain.schedule"]
     assert "'*/15 * * * *'" in found["retrain.schedule"]
+
+
+def test_training_windows_must_be_longer_than_burn_in_plus_horizon() -> None:
+    found = problems(
+        MINIMAL + "model:\n  type: lstm\n  horizon: 48\nretrain:\n  window: 64\n  burn_in: 16\n"
+    )
+    assert any(
+        "retrain.window (64) must be more than retrain.burn_in (16) + model.horizon (48)" in p
+        for p in found.values()
+    ), found
