@@ -30,7 +30,7 @@ from connectors.codecs import Decoder
 from connectors.file_sink import FileSink
 from connectors.memory import MemorySource
 from models.recurrent import RecurrentForecaster
-from models.replay_buffer import ReplayBuffer
+from models.replay_buffer import ReplayBuffer, Snapshot
 from models.training import from_windows, recency_weights, split, train_copy
 from streamer.pipeline import Pipeline, PipelineSettings
 from streamer.records import NS_PER_S
@@ -46,8 +46,14 @@ def retrain_rate(windows: int, hidden: int, threads: int) -> dict[str, float]:
     t = np.arange(WINDOW)
     raw = 100 + 10 * np.sin(2 * np.pi * (t[None, :] + rng.integers(0, 24, (windows, 1))) / 24)
     raw += rng.normal(0, 1, raw.shape)
-    snapshot = np.stack([raw, np.full_like(raw, 100.0), np.full_like(raw, 7.0)], axis=-1)
-    train, validation = split(from_windows(snapshot.astype(np.float32)), 0.2)
+    channels = [raw, raw, np.full_like(raw, 100.0), np.full_like(raw, 7.0)]
+    snapshot = Snapshot(
+        np.stack(channels, axis=-1).astype(np.float32),
+        first_steps=np.zeros(windows, dtype=np.int64),
+        returns=np.zeros(windows, dtype=bool),
+        step_ns=NS_PER_S,
+    )
+    train, validation = split(from_windows(snapshot), 0.2)
     net = RecurrentForecaster(HORIZON, hidden_size=hidden).net
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -24,9 +24,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import nn
 
-from models.base import ranks
+from models.base import grown, ranks
+from models.features import CALENDAR_WIDTH, calendar, log_returns
 from models.replay_buffer import ReplayBuffer
 from models.scaling import OnlineScaler
 from streamer.records import Forecasts, StepBatch
@@ -57,9 +59,10 @@ class RecurrentNet(nn.Module):
         )
         self.head = nn.Linear(hidden_size, horizon)
 
-    def forecast(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Scaled forecasts [..., H] from the cell's output and the input [..., 1]."""
-        result: torch.Tensor = self.head(out) + x
+    def forecast(self, out: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+        """Scaled forecasts [..., H] from the cell's output and where "no change" is
+        [..., 1]: the scaled value for levels, 0 for returns."""
+        result: torch.Tensor = self.head(out) + anchor
         return result
 
 
@@ -78,6 +81,8 @@ class RecurrentForecaster:
         device: str = "cpu",
         version: int = 0,
         replay: ReplayBuffer | None = None,
+        calendar: bool = False,
+        returns: bool = False,
     ) -> None:
         self._horizon = horizon
         self.cell = cell
@@ -86,11 +91,16 @@ class RecurrentForecaster:
         self.device = torch.device(device)
         self.version = version
         self.replay = replay
+        self.calendar = calendar
+        self.returns = returns  # price series read as log returns
+        self.last_raw = np.zeros(0)  # each slot's previous value, for its log return
         self.trained_steps = 0  # window steps the serving weights have been trained on
         self.optimiser_state: dict[str, Any] | None = None  # carried from one retrain to the next
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)  # the same seed gives the same initial weights
-        self.net = RecurrentNet(cell, 1, hidden_size, num_layers, dropout, horizon).to(self.device)
+        self.net = RecurrentNet(
+            cell, 1 + (CALENDAR_WIDTH if calendar else 0), hidden_size, num_layers, dropout, horizon
+        ).to(self.device)
         torch.random.set_rng_state(generator_state)
         self.net.eval()
         self.scaler = OnlineScaler()
@@ -134,19 +144,48 @@ class RecurrentForecaster:
                 self.h[:, fresh] = 0.0
                 if self.c is not None:
                     self.c[:, fresh] = 0.0
-            values = batch.target[rows, None]
-            self.scaler.update(slots, values)
-            scaled = self.scaler.transform(slots, values)
+            values = batch.target[rows]
+            returns = self._reads_returns(batch.kinds[rows])
+            fed = values
+            if self.returns:
+                self.last_raw = grown(self.last_raw, int(slots.max()) + 1)
+                previous = np.where(reset, 0.0, self.last_raw[slots])
+                fed = np.where(returns, log_returns(values, previous), values)
+                self.last_raw[slots] = values
+            self.scaler.update(slots, fed[:, None])
+            scaled = self.scaler.transform(slots, fed[:, None])
+            mean, std = self.scaler.mean[slots, 0], self.scaler.std(slots)[:, 0]
+            steps = batch.steps[rows]
             if self.replay is not None:
-                mean, std = self.scaler.mean[slots, 0], self.scaler.std(slots)[:, 0]
-                self.replay.record(slots, values[:, 0], mean, std, reset)
+                self.replay.record(
+                    slots, steps, batch.step_ns, (values, fed, mean, std), reset, returns
+                )
             x = torch.as_tensor(scaled, dtype=torch.float32, device=self.device)
-            out = self._cell(x, index)
-            forecast = self.net.forecast(out, x).double().cpu().numpy()
-            yhat[rows] = self.scaler.inverse(slots, forecast)
+            out = self._cell(self._inputs(x, steps * batch.step_ns), index)
+            anchor = x * torch.as_tensor(~returns, dtype=torch.float32, device=self.device)[:, None]
+            z = self.net.forecast(out, anchor).double().cpu().numpy()
+            level = z * std[:, None] + mean[:, None]
+            if returns.any():
+                change = np.exp(np.clip(z * std[:, None], -20.0, 20.0)) * values[:, None]
+                level = np.where(returns[:, None], change, level)
+            yhat[rows] = level
         return Forecasts(
             batch.series, batch.steps, yhat, self.name, batch.step_ns, version=self.version
         )
+
+    def _reads_returns(self, kinds: np.ndarray) -> NDArray[np.bool_]:
+        """Which rows are prices read as log returns (with `returns` on)."""
+        if not self.returns:
+            return np.zeros(len(kinds), dtype=bool)
+        flags: NDArray[np.bool_] = kinds == "price"
+        return flags
+
+    def _inputs(self, scaled: torch.Tensor, times_ns: NDArray[np.int64]) -> torch.Tensor:
+        """The cell's input [n, 1 + k]: the scaled value, then calendar features."""
+        if not self.calendar:
+            return scaled
+        features = torch.as_tensor(calendar(times_ns), device=self.device)
+        return torch.cat([scaled, features], dim=-1)
 
     def _cell(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """One step of the cell for the slots in index: gather, run, scatter."""
@@ -180,18 +219,22 @@ class RecurrentForecaster:
         self.h.zero_()
         if self.c is not None:
             self.c.zero_()
-        slots, inputs, count = self.replay.recent_inputs()
-        if len(slots):
-            self._ensure_capacity(int(slots.max()) + 1)
-        length = inputs.shape[1]
-        for start in range(0, len(slots), chunk):
-            index = torch.as_tensor(slots[start : start + chunk], device=self.device)
-            x = torch.as_tensor(inputs[start : start + chunk], device=self.device)
-            first = torch.as_tensor(length - count[start : start + chunk], device=self.device)
+        recent = self.replay.recent_inputs()
+        if len(recent.slots):
+            self._ensure_capacity(int(recent.slots.max()) + 1)
+        length = recent.scaled.shape[1]
+        step_ns = self.replay.step_ns
+        for start in range(0, len(recent.slots), chunk):
+            part = slice(start, start + chunk)
+            index = torch.as_tensor(recent.slots[part], device=self.device)
+            x = torch.as_tensor(recent.scaled[part], device=self.device)
+            first = torch.as_tensor(length - recent.count[part], device=self.device)
+            last_steps = recent.last_steps[part]
             for t in range(length):
                 started = (first <= t).view(1, -1, 1)
                 h, c = self.h[:, index], None if self.c is None else self.c[:, index]
-                self._cell(x[:, t : t + 1], index)
+                times = (last_steps - (length - 1 - t)) * step_ns
+                self._cell(self._inputs(x[:, t : t + 1], times), index)
                 # Series whose recent steps start later keep their zero state until then.
                 self.h[:, index] = torch.where(started, self.h[:, index], h)
                 if self.c is not None and c is not None:
@@ -207,6 +250,7 @@ class RecurrentForecaster:
             "trained_steps": self.trained_steps,
             "optimiser": self.optimiser_state,
             "replay": None if self.replay is None else self.replay.state_dict(),
+            "last_raw": self.last_raw.copy(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -217,5 +261,6 @@ class RecurrentForecaster:
         self.version = int(state["version"])
         self.trained_steps = int(state["trained_steps"])
         self.optimiser_state = state["optimiser"]
+        self.last_raw = np.array(state["last_raw"], dtype=float)
         if self.replay is not None and state["replay"] is not None:
             self.replay.load_state_dict(state["replay"])

@@ -4,10 +4,12 @@ Per-series rings of recent steps would hold too little with many series (10k ser
 50k steps is 5 steps each), so the buffer keeps whole windows: each series fills its
 own short ring of the last `window` steps since its last reset, and every `stride` steps
 a full window is copied into one shared store of `capacity` windows, oldest overwritten
-first. A step is recorded as the forecaster saw it: the raw value and the scaler's mean
-and std after that value, so a window's inputs are `(raw - mean) / std` and its targets
-`(raw[t+h] - mean[t]) / std[t]`, exactly the serving scale. The ring is also what a new
-set of weights replays to rebuild each series' state (`recent`).
+first. A step is recorded as the forecaster saw it: the raw value, the value fed to the
+scaler (the raw value, or a price's log return) and the scaler's mean and std after it,
+so training reproduces exactly the serving inputs and targets. The steps of a window
+are consecutive (a gap beyond max_gap is a reset), so its first step number gives the
+time of each (calendar features). The ring is also what new weights replay to rebuild
+each series' state (`recent`).
 """
 
 from __future__ import annotations
@@ -23,18 +25,37 @@ from models.base import grown
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
 F32 = NDArray[np.float32]
+Mask = NDArray[np.bool_]
 
-RAW, MEAN, STD = 0, 1, 2
+RAW, FED, MEAN, STD = 0, 1, 2, 3
+CHANNELS = 4
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The stored windows, oldest first: [n, window, 3] (raw, mean, std)."""
+    """The stored windows, oldest first: [n, window, 4] (raw, fed, mean, std), each
+    window's first step number, whether it is of a series read as returns, and the
+    length of a step."""
 
     windows: F32
+    first_steps: I64
+    returns: Mask
+    step_ns: int
 
     def __len__(self) -> int:
         return len(self.windows)
+
+
+@dataclass(frozen=True)
+class Recent:
+    """The last steps of each slot with any since its reset, right aligned (zeros
+    before the first real one): scaled inputs [n, window], how many are real, and the
+    step number of the last."""
+
+    slots: I64
+    scaled: F32
+    count: I64
+    last_steps: I64
 
 
 class ReplayBuffer:
@@ -46,67 +67,104 @@ class ReplayBuffer:
         self.window = window
         self.stride = stride
         self.capacity = max(1, capacity_steps // window)
-        self.recent = np.zeros((0, window, 3), dtype=np.float32)
+        self.step_ns = 0
+        self.recent = np.zeros((0, window, CHANNELS), dtype=np.float32)
         self.head = np.zeros(0, dtype=np.int64)  # where each slot's next step goes
         self.count = np.zeros(0, dtype=np.int64)  # steps since reset, at most window
         self.pending = np.zeros(0, dtype=np.int64)  # steps not yet in a stored window
-        self.store = np.zeros((self.capacity, window, 3), dtype=np.float32)
+        self.last_step = np.zeros(0, dtype=np.int64)
+        self.slot_returns = np.zeros(0, dtype=bool)
+        self.store = np.zeros((self.capacity, window, CHANNELS), dtype=np.float32)
+        self.store_first = np.zeros(self.capacity, dtype=np.int64)
+        self.store_returns = np.zeros(self.capacity, dtype=bool)
         self.archived = 0  # windows stored in all; the next one goes to archived % capacity
         self.recorded = 0  # steps recorded in all
 
-    def record(self, slots: I64, raw: F64, mean: F64, std: F64, reset: NDArray[np.bool_]) -> None:
-        """One step for each of the (distinct) slots, as the forecaster saw it."""
+    def record(
+        self,
+        slots: I64,
+        steps: I64,
+        step_ns: int,
+        channels: tuple[F64, F64, F64, F64],
+        reset: Mask,
+        returns: Mask,
+    ) -> None:
+        """One step for each of the (distinct) slots: (raw, fed, mean, std) as the
+        forecaster saw them; `returns` marks series read as log returns."""
         if len(slots) == 0:
             return
+        self.step_ns = step_ns
         needed = int(slots.max()) + 1
-        self.recent = grown(self.recent, needed)
-        self.head = grown(self.head, needed)
-        self.count = grown(self.count, needed)
-        self.pending = grown(self.pending, needed)
+        for name in ("recent", "head", "count", "pending", "last_step", "slot_returns"):
+            setattr(self, name, grown(getattr(self, name), needed))
         fresh = slots[reset]
         self.count[fresh] = 0
         self.pending[fresh] = 0
         head = self.head[slots]
-        self.recent[slots, head] = np.stack([raw, mean, std], axis=1)
+        self.recent[slots, head] = np.stack(channels, axis=1)
         self.head[slots] = (head + 1) % self.window
         self.count[slots] = np.minimum(self.count[slots] + 1, self.window)
         self.pending[slots] += 1
+        self.last_step[slots] = steps
+        self.slot_returns[slots] = returns
         self.recorded += len(slots)
         full = slots[self.pending[slots] >= self.window]
         if len(full):
             self._archive(full)
             self.pending[full] = self.window - self.stride
 
-    def _archive(self, slots: I64) -> None:
+    def _ordered(self, slots: I64) -> F32:
+        """Each slot's ring, oldest step first."""
         index = (self.head[slots, None] + np.arange(self.window)) % self.window
-        windows = self.recent[slots[:, None], index]
+        ordered: F32 = self.recent[slots[:, None], index]
+        return ordered
+
+    def _archive(self, slots: I64) -> None:
         at = (self.archived + np.arange(len(slots))) % self.capacity
-        self.store[at] = windows
+        self.store[at] = self._ordered(slots)
+        self.store_first[at] = self.last_step[slots] - (self.window - 1)
+        self.store_returns[at] = self.slot_returns[slots]
         self.archived += len(slots)
 
     def snapshot(self) -> Snapshot:
         """A copy of the stored windows, oldest first."""
         n = min(self.archived, self.capacity)
-        first = self.archived - n
-        order = (first + np.arange(n)) % self.capacity
-        return Snapshot(self.store[order].copy())
+        order = (self.archived - n + np.arange(n)) % self.capacity
+        return Snapshot(
+            self.store[order], self.store_first[order], self.store_returns[order], self.step_ns
+        )
 
-    def recent_inputs(self) -> tuple[I64, F32, I64]:
-        """Slots with steps since their reset, their last `window` scaled inputs (right
-        aligned, zero before the first) and how many of those are real."""
+    def recent_inputs(self) -> Recent:
+        """What a resync replays: see `Recent`."""
         slots = np.flatnonzero(self.count > 0)
-        index = (self.head[slots, None] + np.arange(self.window)) % self.window
-        steps = self.recent[slots[:, None], index]
+        steps = self._ordered(slots)
         with np.errstate(invalid="ignore", divide="ignore"):
-            scaled = (steps[..., RAW] - steps[..., MEAN]) / steps[..., STD]
+            scaled = (steps[..., FED] - steps[..., MEAN]) / steps[..., STD]
         real = np.arange(self.window)[None, :] >= self.window - self.count[slots, None]
-        inputs: F32 = np.where(real, scaled, 0.0).astype(np.float32)
-        return slots, inputs, self.count[slots].copy()
+        return Recent(
+            slots,
+            np.where(real, scaled, 0.0).astype(np.float32),
+            self.count[slots].copy(),
+            self.last_step[slots].copy(),
+        )
+
+    _STATE = (
+        "recent",
+        "head",
+        "count",
+        "pending",
+        "last_step",
+        "slot_returns",
+        "store",
+        "store_first",
+        "store_returns",
+    )
 
     def state_dict(self) -> dict[str, Any]:
-        names = ("recent", "head", "count", "pending", "store")
-        state: dict[str, Any] = {name: getattr(self, name).copy() for name in names}
-        state.update(archived=self.archived, recorded=self.recorded, window=self.window)
+        state: dict[str, Any] = {name: getattr(self, name).copy() for name in self._STATE}
+        state.update(
+            archived=self.archived, recorded=self.recorded, window=self.window, step_ns=self.step_ns
+        )
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -117,7 +175,8 @@ class ReplayBuffer:
                 f"{self.window}. Set retrain.window and retrain.buffer_steps back, or "
                 "remove the checkpoint"
             )
-        for name in ("recent", "head", "count", "pending", "store"):
+        for name in self._STATE:
             setattr(self, name, state[name].copy())
         self.archived = int(state["archived"])
         self.recorded = int(state["recorded"])
+        self.step_ns = int(state["step_ns"])

@@ -68,11 +68,6 @@ class OnlineScaler:
         out: F64 = (values - self.mean[slots]) / self.std(slots)
         return out
 
-    def inverse(self, slots: I64, values: F64, column: int = -1) -> F64:
-        """Map values (any number of columns) back with one column's statistics."""
-        out: F64 = values * self.std(slots)[:, [column]] + self.mean[slots][:, [column]]
-        return out
-
     def state_dict(self) -> dict[str, Any]:
         return {"count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
 

@@ -1,8 +1,9 @@
 """Training the recurrent forecaster's weights on recorded histories (pure compute).
 
-Training sees exactly what serving sees: each series' values standardised by its
-running statistics as they stood at each step (`scaled_histories`), and targets in the
-same space, target(t, h) = (y[t+h] - mean[t]) / std[t]. Windows of consecutive steps
+Training sees exactly what serving sees: each series' values (or a price's log
+returns) standardised by its running statistics as they stood at each step, as the
+replay buffer recorded them, and targets in the same space: for levels
+(y[t+h] - mean[t]) / std[t], for returns log(y[t+h] / y[t]) / std[t]. Windows of consecutive steps
 are trained with truncated backpropagation through time: the first `burn_in` steps of a
 window only build the state; the loss covers the rest, over all horizons. A copy of the
 network is trained, never the one serving; `evaluate` scores any network on held-out
@@ -20,8 +21,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from models.features import calendar
 from models.recurrent import RecurrentNet
-from models.replay_buffer import MEAN, RAW, STD
+from models.replay_buffer import FED, MEAN, RAW, STD, Snapshot
 from models.scaling import OnlineScaler
 
 F64 = NDArray[np.float64]
@@ -29,25 +31,40 @@ F64 = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Histories:
-    """Aligned [series, steps] arrays: scaled inputs, raw values and the scaler's
-    mean and std at each step."""
+    """Aligned [windows, steps] arrays: scaled inputs, raw values and the scaler's mean
+    and std at each step; which windows are read as returns; extra inputs
+    [windows, steps, k] (calendar features), if any."""
 
     scaled: F64
     raw: F64
     mean: F64
     std: F64
+    returns: NDArray[np.bool_] | None = None
+    extra: NDArray[np.float32] | None = None
 
     def __len__(self) -> int:
         return int(self.raw.shape[0])
 
     def take(self, rows: Any) -> Histories:
-        return Histories(self.scaled[rows], self.raw[rows], self.mean[rows], self.std[rows])
+        return Histories(
+            self.scaled[rows],
+            self.raw[rows],
+            self.mean[rows],
+            self.std[rows],
+            None if self.returns is None else self.returns[rows],
+            None if self.extra is None else self.extra[rows],
+        )
 
 
-def from_windows(windows: NDArray[np.float32]) -> Histories:
-    """Histories of replay-buffer windows ([n, steps, 3]: raw, mean, std per step)."""
-    raw, mean, std = (windows[..., i].astype(np.float64) for i in (RAW, MEAN, STD))
-    return Histories((raw - mean) / std, raw, mean, std)
+def from_windows(snapshot: Snapshot, with_calendar: bool = False) -> Histories:
+    """Histories of replay-buffer windows, with calendar inputs if the model reads them."""
+    w = snapshot.windows
+    raw, fed, mean, std = (w[..., i].astype(np.float64) for i in (RAW, FED, MEAN, STD))
+    extra = None
+    if with_calendar:
+        steps = snapshot.first_steps[:, None] + np.arange(w.shape[1])
+        extra = calendar(steps * snapshot.step_ns)
+    return Histories((fed - mean) / std, raw, mean, std, snapshot.returns, extra)
 
 
 def recency_weights(n: int, half_life: float) -> F64:
@@ -95,29 +112,50 @@ def split(h: Histories, validation_fraction: float) -> tuple[Histories, Historie
     return h.take(slice(0, n - held)), h.take(slice(n - held, n))
 
 
-def _targets(w: Histories, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _device(net: RecurrentNet) -> torch.device:
+    return next(net.parameters()).device
+
+
+def _targets(w: Histories, horizon: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """[steps, windows, H] targets in each step's scaled space, and where they exist."""
     n, length = w.raw.shape
     target = np.zeros((n, length, horizon))
     known = np.zeros((n, length, horizon), dtype=bool)
+    returns = np.zeros(n, bool) if w.returns is None else w.returns
+    positive = w.raw > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_raw = np.log(np.where(positive, w.raw, 1.0))
     for h in range(1, horizon + 1):
-        target[:, : length - h, h - 1] = (w.raw[:, h:] - w.mean[:, :-h]) / w.std[:, :-h]
-        known[:, : length - h, h - 1] = True
-    as_tensor = torch.as_tensor(target, dtype=torch.float32).transpose(0, 1)
-    return as_tensor, torch.as_tensor(known).transpose(0, 1)
+        level = (w.raw[:, h:] - w.mean[:, :-h]) / w.std[:, :-h]
+        change = (log_raw[:, h:] - log_raw[:, :-h]) / w.std[:, :-h]
+        target[:, : length - h, h - 1] = np.where(returns[:, None], change, level)
+        valid = ~returns[:, None] | (positive[:, h:] & positive[:, :-h])
+        known[:, : length - h, h - 1] = valid
+    as_tensor = torch.as_tensor(target, dtype=torch.float32, device=device).transpose(0, 1)
+    return as_tensor, torch.as_tensor(known, device=device).transpose(0, 1)
 
 
 def _forward(net: RecurrentNet, w: Histories) -> torch.Tensor:
-    x = torch.as_tensor(w.scaled, dtype=torch.float32).T.unsqueeze(-1)  # [steps, windows, 1]
+    """[steps, windows, H] scaled forecasts at every step of the windows."""
+    device = _device(net)
+    scaled = torch.as_tensor(w.scaled, dtype=torch.float32, device=device).T.unsqueeze(-1)
+    x = scaled  # [steps, windows, 1 + k]
+    if w.extra is not None:
+        extra = torch.as_tensor(w.extra, device=device).transpose(0, 1)
+        x = torch.cat([scaled, extra], dim=-1)
     out, _ = net.rnn(x)
-    prediction: torch.Tensor = net.forecast(out, x)  # [steps, windows, H]
+    anchor = scaled
+    if w.returns is not None:
+        levels = torch.as_tensor(~w.returns, dtype=torch.float32, device=device)
+        anchor = scaled * levels.view(1, -1, 1)
+    prediction: torch.Tensor = net.forecast(out, anchor)
     return prediction
 
 
 def evaluate(net: RecurrentNet, w: Histories, burn_in: int) -> float:
     """Mean squared error (scaled space) after burn_in, over all horizons."""
     horizon = net.head.out_features
-    target, known = _targets(w, horizon)
+    target, known = _targets(w, horizon, _device(net))
     known[:burn_in] = False
     with torch.no_grad():
         error = (_forward(net, w) - target) ** 2
@@ -161,7 +199,7 @@ def train_copy(
     candidate = copy.deepcopy(net)
     candidate.train()
     horizon = candidate.head.out_features
-    target, known = _targets(train, horizon)
+    target, known = _targets(train, horizon, _device(candidate))
     known[:burn_in] = False
     optimiser = torch.optim.Adam(candidate.parameters(), lr=learning_rate)
     if optimiser_state is not None:
@@ -181,7 +219,7 @@ def train_copy(
             rows = order[start : start + batch_size]
             part = train.take(rows)
             prediction = _forward(candidate, part)
-            index = torch.as_tensor(rows)
+            index = torch.as_tensor(rows, device=target.device)
             error = (prediction - target[:, index]) ** 2
             loss = error[known[:, index]].mean()
             optimiser.zero_grad()

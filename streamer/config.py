@@ -117,8 +117,10 @@ class LstmModel(ModelBase):
     learning_rate: Annotated[float, Field(gt=0)] = 1e-3
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
+    calendar: bool = False
+    price_inputs: Literal["levels", "returns"] = "levels"
     min_train_steps: Annotated[int, Field(ge=0)] = 10_000
-    baseline: Literal["seasonal_naive", "last_value"] = "seasonal_naive"
+    baseline: Literal["seasonal_naive", "last_value", "holtwinters", "snarimax"] = "seasonal_naive"
     season_length: Annotated[int, Field(ge=1)] = 24
 
 

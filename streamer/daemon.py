@@ -24,6 +24,7 @@ from models.baseline import LastValue, SeasonalNaive
 from models.cold_start import ColdStart
 from models.recurrent import RecurrentForecaster
 from models.replay_buffer import ReplayBuffer
+from models.river_models import holt_winters, snarimax
 from streamer import config as cfg
 from streamer.checkpoint import CheckpointStore
 from streamer.config import StreamerConfig, source_name
@@ -150,14 +151,12 @@ def build_forecaster(config: StreamerConfig) -> tuple[Forecaster, Retrainer | No
         num_layers=model.num_layers,
         dropout=model.dropout,
         seed=model.seed,
+        calendar=model.calendar,
+        returns=model.price_inputs == "returns",
         device=_device(model.device),
         replay=ReplayBuffer(r.window, r.window - r.burn_in - model.horizon, r.buffer_steps),
     )
-    baseline: Forecaster = (
-        SeasonalNaive(model.horizon, model.season_length)
-        if model.baseline == "seasonal_naive"
-        else LastValue(model.horizon)
-    )
+    baseline = build_baseline(model.baseline, model.horizon, model.season_length)
     forecaster = ColdStart(recurrent, baseline, model.min_train_steps)
     if not r.enabled:
         return forecaster, None
@@ -175,6 +174,17 @@ def build_forecaster(config: StreamerConfig) -> tuple[Forecaster, Retrainer | No
         seed=model.seed,
     )
     return forecaster, Retrainer(recurrent, settings)
+
+
+def build_baseline(name: str, horizon: int, season: int) -> Forecaster:
+    """The cold-start forecaster named by `model.baseline`."""
+    if name == "seasonal_naive":
+        return SeasonalNaive(horizon, season)
+    if name == "holtwinters":
+        return holt_winters(horizon, season)
+    if name == "snarimax":
+        return snarimax(horizon, season)
+    return LastValue(horizon)
 
 
 def _device(wanted: str) -> str:

@@ -305,6 +305,8 @@ def _forecaster(
         num_layers=model.num_layers,
         dropout=model.dropout,
         seed=model.seed,
+        calendar=model.calendar,
+        returns=model.price_inputs == "returns",
         replay=ReplayBuffer(r.window, r.window - r.burn_in - h, r.buffer_steps),
     )
     settings = RetrainSettings(

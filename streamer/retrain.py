@@ -24,11 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from numpy.typing import NDArray
 
 from models.recurrent import RecurrentForecaster, RecurrentNet
+from models.replay_buffer import Snapshot
 from models.training import TrainResult, from_windows, recency_weights, split, train_copy
 from streamer.records import Event
 
@@ -101,7 +100,7 @@ def should_promote(before: float, after: float, promote: Promote, tolerance: flo
 @dataclass
 class _Job:
     net: RecurrentNet
-    windows: NDArray[np.float32]
+    snapshot: Snapshot
     optimiser: dict[str, Any] | None
     reason: str
     started: float
@@ -229,7 +228,7 @@ class Retrainer:
         self._recorded_at_last = replay.recorded
         return _Job(
             net=copy.deepcopy(self.model.net),  # copied here: the pipeline owns the model
-            windows=snapshot.windows,
+            snapshot=snapshot,
             optimiser=self.model.optimiser_state,
             reason=reason,
             started=self.clock(),
@@ -246,7 +245,8 @@ class Retrainer:
 
     def _fit(self, job: _Job) -> TrainResult:
         s = self.settings
-        train, validation = split(from_windows(job.windows), s.validation_fraction)
+        histories = from_windows(job.snapshot, with_calendar=self.model.calendar)
+        train, validation = split(histories, s.validation_fraction)
         deadline = job.started + s.max_duration
         return train_copy(
             job.net,
@@ -276,7 +276,8 @@ class Retrainer:
         )
         model = self.model
         if promoted:
-            steps = model.trained_steps + result.windows * (job.windows.shape[1] - s.burn_in)
+            window = job.snapshot.windows.shape[1]
+            steps = model.trained_steps + result.windows * (window - s.burn_in)
             model.adopt(result.net, model.version + 1, steps, result.optimiser)
         attempt = Attempt(
             version=model.version,

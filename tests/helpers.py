@@ -23,13 +23,15 @@ def seasonal(series: int, steps: int, season: int, seed: int = 0) -> np.ndarray:
     return level + slope * t + amplitude * np.sin(2 * np.pi * t / season + phase) + noise
 
 
-def step_batch(values: np.ndarray, step: int, reset: bool = False) -> StepBatch:
+def step_batch(
+    values: np.ndarray, step: int, reset: bool = False, kind: str = "sensor"
+) -> StepBatch:
     """One closed step (number `step`) of every series, slot i = series i."""
     n = len(values)
     return StepBatch(
         slots=np.arange(n),
         series=np.array([f"s{i}" for i in range(n)], dtype=object),
-        kinds=np.full(n, "sensor", dtype=object),
+        kinds=np.full(n, kind, dtype=object),
         steps=np.full(n, step, dtype=np.int64),
         values=np.asarray(values, dtype=float).reshape(n, 1),
         filled=np.zeros(n, bool),

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from models.base import Forecaster
 from models.baseline import LastValue, SeasonalNaive
 from models.recurrent import RecurrentForecaster
+from models.replay_buffer import ReplayBuffer
+from models.river_models import holt_winters, snarimax
 from streamer.records import Forecasts, StepBatch
 
 IMPLEMENTATIONS: dict[str, Callable[[], Forecaster]] = {
@@ -20,6 +22,16 @@ IMPLEMENTATIONS: dict[str, Callable[[], Forecaster]] = {
     "seasonal_naive": lambda: SeasonalNaive(horizon=5, season_length=3),
     "lstm": lambda: RecurrentForecaster(horizon=4, cell="lstm", hidden_size=8, num_layers=2),
     "gru": lambda: RecurrentForecaster(horizon=4, cell="gru", hidden_size=8),
+    "holtwinters": lambda: holt_winters(horizon=4, season=3),
+    "snarimax": lambda: snarimax(horizon=4, season=3),
+    # Calendar inputs, prices (even slots) read as log returns, steps recorded for training.
+    "lstm_calendar_returns": lambda: RecurrentForecaster(
+        horizon=4,
+        hidden_size=8,
+        calendar=True,
+        returns=True,
+        replay=ReplayBuffer(window=6, stride=2, capacity_steps=600),
+    ),
 }
 
 
@@ -30,19 +42,19 @@ def batch(rows: list[tuple[int, int, float, bool]]) -> StepBatch:
     return StepBatch(
         slots=slots,
         series=np.array([f"s{s}" for s in slots], dtype=object),
-        kinds=np.array(["sensor"] * len(rows), dtype=object),
+        kinds=np.array(["price" if s % 2 == 0 else "sensor" for s in slots], dtype=object),
         steps=np.array([r[1] for r in rows], dtype=np.int64),
         values=np.array([[r[2]] for r in rows], dtype=float).reshape(len(rows), 1),
         filled=np.zeros(len(rows), dtype=bool),
         reset=np.array([r[3] for r in rows], dtype=bool),
-        step_ns=1,
+        step_ns=3_600_000_000_000,  # hours: calendar inputs differ from step to step
     )
 
 
 def stream(n_series: int, n_steps: int, seed: int) -> list[tuple[int, int, float, bool]]:
     rng = np.random.default_rng(seed)
     return [
-        (slot, step, float(rng.normal()), step == 0 or rng.random() < 0.05)
+        (slot, step, float(100 + 5 * rng.normal()), step == 0 or rng.random() < 0.05)
         for step in range(n_steps)
         for slot in range(n_series)
     ]

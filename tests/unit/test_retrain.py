@@ -15,10 +15,10 @@ import torch
 from connectors.base import Output, RawRecord, StreamSource
 from connectors.codecs import Decoder
 from connectors.memory import MemorySink
-from models.baseline import SeasonalNaive
+from models.baseline import LastValue, SeasonalNaive
 from models.cold_start import ColdStart
 from models.recurrent import RecurrentForecaster
-from models.replay_buffer import ReplayBuffer
+from models.replay_buffer import FED, RAW, ReplayBuffer
 from streamer.pipeline import Pipeline, PipelineSettings
 from streamer.records import NS_PER_S, Forecasts, Position
 from streamer.retrain import Retrainer, RetrainSettings
@@ -198,3 +198,36 @@ def test_forecasts_keep_flowing_while_a_retrain_runs() -> None:
     # The loop polls every few milliseconds; a blocked one would write nothing here.
     assert len(during) > 20, f"{len(during)} outputs written during a {seconds:.1f}s retrain"
     assert max(np.diff(during)) < 0.5
+
+
+def test_prices_read_as_returns_learn_a_pattern_in_their_returns() -> None:
+    # Geometric prices at very different levels; their returns follow a cycle.
+    rng = np.random.default_rng(4)
+    steps, series = 480, 16
+    t = np.arange(steps)
+    phase = rng.uniform(0, 2 * np.pi, (series, 1))
+    returns = 0.02 * np.sin(2 * np.pi * t / 12 + phase) + rng.normal(0, 0.002, (series, steps))
+    prices = rng.uniform(10, 1000, (series, 1)) * np.exp(np.cumsum(returns, axis=1))
+    replay = ReplayBuffer(WINDOW, WINDOW - BURN_IN - HORIZON, capacity_steps=1_000_000)
+    lstm = RecurrentForecaster(HORIZON, hidden_size=32, seed=1, returns=True, replay=replay)
+
+    def run(model: Any, start: int, stop: int) -> list[Forecasts]:
+        return [
+            model.step(step_batch(prices[:, i], i, reset=i == 0, kind="price"))
+            for i in range(start, stop)
+        ]
+
+    run(lstm, 0, 360)
+    # The model read log returns, and trains on them.
+    window = replay.snapshot().windows[0].astype(float)
+    assert replay.snapshot().returns.all()
+    np.testing.assert_allclose(window[1:, FED], np.diff(np.log(window[:, RAW])), atol=1e-5)
+    settings = RetrainSettings(burn_in=BURN_IN, epochs=60, batch_size=16, learning_rate=1e-2)
+    attempt = Retrainer(lstm, settings).run_now()
+    assert attempt is not None
+    assert attempt.promoted
+    warm = run(lstm, 360, 480)
+    assert all((f.yhat > 0).all() for f in warm)  # a price forecast stays a price
+    last = run(LastValue(HORIZON), 0, 480)[360:]
+    lstm_mae, last_mae = mae(warm, prices, 360), mae(last, prices, 360)
+    assert lstm_mae < 0.5 * last_mae, f"LSTM {lstm_mae:.3f} vs last value {last_mae:.3f}"
