@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from streamer.records import Event, Forecasts, Position, Rejection, StepBatch
+from streamer.records import Event, ForecastErrors, Forecasts, Position, Rejection, StepBatch
 
 
 class RawRecord(NamedTuple):
@@ -64,11 +64,13 @@ class Source(Protocol):
 
 @dataclass(frozen=True)
 class Output:
-    """What one micro-batch produced: closed steps (observed), forecasts, and events."""
+    """What one micro-batch produced: closed steps (observed), forecasts, events, and
+    the errors of earlier forecasts these steps settled."""
 
     observed: StepBatch
     forecasts: Forecasts
     events: tuple[Event, ...] = ()
+    errors: ForecastErrors | None = None
 
 
 class Sink(Protocol):

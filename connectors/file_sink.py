@@ -45,6 +45,16 @@ def csv_rows(output: Output) -> list[str]:
                 f"forecast,{targets[i * h + j]},{name},,{f.model},{j + 1},,"
                 f"{float(f.yhat[i, j])!r},{lower},{upper},{issued[i]},{version},"
             )
+    if output.errors is not None and len(output.errors):
+        e = output.errors
+        times = iso_times(e.times_ns)
+        for s, h, m, err, t in zip(
+            e.series, e.horizon.tolist(), e.model, e.error.tolist(), times, strict=True
+        ):
+            rows.append(
+                f"forecast_error,{t},{_quote(str(s))},,{_quote(str(m))},{h},,,,,,,"
+                f"abs_err={abs(err)!r};sq_err={err * err!r}"
+            )
     for event in output.events:
         (time,) = iso_times(event.time_ns)
         series, model = event.tags.get("series", ""), event.tags.get("model", "")

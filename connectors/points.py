@@ -3,6 +3,7 @@
     observed        tags kind, series                fields value                  time: the step
     forecast        tags horizon, model, series      fields yhat, lower, upper,    time: the target
                                                             issued_at, version
+    forecast_error  tags horizon, model, series      fields abs_err, sq_err        time: the target
     (events)        tags and fields as the event has them                      time: the event
 
 The model version is a field, not a tag: a replay after a restart can be made by other
@@ -97,7 +98,31 @@ def iso_times(times_ns: Any) -> list[str]:
 
 def lines(output: Output) -> list[str]:
     """Every point of one output, observed first."""
-    return observed_lines(output) + forecast_lines(output) + event_lines(output)
+    return (
+        observed_lines(output) + forecast_lines(output) + error_lines(output) + event_lines(output)
+    )
+
+
+def error_lines(output: Output) -> list[str]:
+    e = output.errors
+    if e is None or len(e) == 0:
+        return []
+    absolute = np.abs(e.error)
+    keep = np.isfinite(absolute).tolist()
+    return [
+        f"forecast_error,horizon={h},model={tag(m)},series={tag(s)} "
+        f"abs_err={a!r},sq_err={a * a!r} {t}"
+        for s, h, m, a, t, ok in zip(
+            e.series.tolist(),
+            e.horizon.tolist(),
+            e.model.tolist(),
+            absolute.tolist(),
+            e.times_ns.tolist(),
+            keep,
+            strict=True,
+        )
+        if ok
+    ]
 
 
 def event_lines(output: Output) -> list[str]:

@@ -32,6 +32,10 @@ class Forecaster(Protocol):
         """Consume the batch's steps (in order per series) and forecast at each one."""
         ...
 
+    def reset(self, slots: NDArray[np.int64]) -> None:
+        """Forget these series' state, as if their next step were a reset (drift)."""
+        ...
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly, as plain values and arrays."""
         ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from models.base import grown, ranks
 from streamer.records import Forecasts, StepBatch
@@ -27,6 +28,9 @@ class LastValue:
     @property
     def horizon(self) -> int:
         return self._horizon
+
+    def reset(self, slots: NDArray[np.int64]) -> None:
+        pass  # no state
 
     def step(self, batch: StepBatch) -> Forecasts:
         yhat = np.repeat(batch.target[:, None], self._horizon, axis=1)
@@ -62,6 +66,9 @@ class SeasonalNaive:
     @property
     def horizon(self) -> int:
         return self._horizon
+
+    def reset(self, slots: NDArray[np.int64]) -> None:
+        self.seen[slots[slots < len(self.seen)]] = 0
 
     def step(self, batch: StepBatch) -> Forecasts:
         m = self.season_length

@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from models.base import Forecaster
 from models.recurrent import RecurrentForecaster
 from streamer.records import Forecasts, StepBatch
@@ -46,6 +49,10 @@ class ColdStart:
             return forecasts
         fallback = self.baseline.step(batch)
         return dataclasses.replace(fallback, model=BASELINE, version=None)
+
+    def reset(self, slots: NDArray[np.int64]) -> None:
+        self.model.reset(slots)
+        self.baseline.reset(slots)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "baseline": self.baseline.state_dict()}

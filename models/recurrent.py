@@ -199,6 +199,19 @@ class RecurrentForecaster:
         result: torch.Tensor = out[0]
         return result
 
+    def reset(self, slots: NDArray[np.int64]) -> None:
+        """Forget these series' state and scale; their next step starts them afresh."""
+        slots = slots[slots < self.h.shape[1]]
+        index = torch.as_tensor(slots, device=self.device)
+        self.h[:, index] = 0.0
+        if self.c is not None:
+            self.c[:, index] = 0.0
+        self.scaler.reset(slots)
+        self.last_raw = grown(self.last_raw, int(slots.max(initial=-1)) + 1)
+        self.last_raw[slots] = 0.0
+        if self.replay is not None:
+            self.replay.forget(slots)
+
     def adopt(
         self, net: RecurrentNet, version: int, trained_steps: int, optimiser: dict[str, Any]
     ) -> None:

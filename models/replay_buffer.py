@@ -113,6 +113,12 @@ class ReplayBuffer:
             self._archive(full)
             self.pending[full] = self.window - self.stride
 
+    def forget(self, slots: I64) -> None:
+        """Start these slots' recent steps afresh (their state was reset mid-series)."""
+        slots = slots[slots < len(self.count)]
+        self.count[slots] = 0
+        self.pending[slots] = 0
+
     def _ordered(self, slots: I64) -> F32:
         """Each slot's ring, oldest step first."""
         index = (self.head[slots, None] + np.arange(self.window)) % self.window

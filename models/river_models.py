@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from streamer.records import Forecasts, StepBatch
 
@@ -40,6 +41,10 @@ class RiverForecaster:
     @property
     def horizon(self) -> int:
         return self._horizon
+
+    def reset(self, slots: NDArray[np.int64]) -> None:
+        for slot in slots.tolist():
+            self.models.pop(slot, None)
 
     def step(self, batch: StepBatch) -> Forecasts:
         yhat = np.empty((len(batch), self._horizon))

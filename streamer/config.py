@@ -102,7 +102,7 @@ class IntervalsConfig(Section):
     """Prediction intervals from recent residuals, per series and horizon."""
 
     coverage: Annotated[float, Field(gt=0, lt=1)] = 0.9
-    window: Annotated[int, Field(ge=10)] = 500
+    window: Annotated[int, Field(ge=10)] = 100
 
 
 class LstmModel(ModelBase):

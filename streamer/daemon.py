@@ -22,12 +22,14 @@ from connectors.replay import ReplaySource, ReplaySourceError
 from models.base import Forecaster
 from models.baseline import LastValue, SeasonalNaive
 from models.cold_start import ColdStart
+from models.outcomes import Outcomes
 from models.recurrent import RecurrentForecaster
 from models.replay_buffer import ReplayBuffer
 from models.river_models import holt_winters, snarimax
 from streamer import config as cfg
 from streamer.checkpoint import CheckpointStore
 from streamer.config import StreamerConfig, source_name
+from streamer.drift import DriftMonitor, DriftResponse, Signal, make_detector
 from streamer.durations import parse_duration
 from streamer.errors import ConfigError, ConfigProblem, SourceError
 from streamer.pipeline import Counters, Pipeline, PipelineSettings
@@ -176,6 +178,35 @@ def build_forecaster(config: StreamerConfig) -> tuple[Forecaster, Retrainer | No
     return forecaster, Retrainer(recurrent, settings)
 
 
+def build_drift(
+    config: StreamerConfig, forecaster: Forecaster, retrainer: Retrainer | None
+) -> tuple[DriftMonitor | None, DriftResponse | None]:
+    """The drift detectors and what is done on a detection, or (None, None) if off."""
+    d = config.drift
+    if not d.enabled:
+        return None, None
+    if d.on_drift == "retrain" and retrainer is None:
+        raise ConfigError(
+            "drift",
+            [
+                ConfigProblem(
+                    "drift.on_drift",
+                    "retrain needs a model that retrains (model.type lstm with retrain.enabled); "
+                    "use alert or reset_state",
+                )
+            ],
+        )
+    signals: tuple[Signal, ...] = ("error", "input") if d.signal == "both" else (d.signal,)
+    monitor = DriftMonitor(make_detector(d.detector), d.detector.type, signals)
+    response = DriftResponse(
+        d.on_drift,
+        d.retrain_cooldown.total_seconds(),
+        retrainer.request if retrainer is not None else None,
+        forecaster.reset,
+    )
+    return monitor, response
+
+
 def build_baseline(name: str, horizon: int, season: int) -> Forecaster:
     """The cold-start forecaster named by `model.baseline`."""
     if name == "seasonal_naive":
@@ -243,11 +274,15 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
         progress_every=config.stats.every.total_seconds(),
     )
     forecaster, retrainer = build_forecaster(config)
+    drift, on_drift = build_drift(config, forecaster, retrainer)
     pipeline = Pipeline(
         sources=sources,
         window=buffer,
         forecaster=forecaster,
         retrainer=retrainer,
+        outcomes=Outcomes(config.model.horizon, config.intervals.coverage, config.intervals.window),
+        drift=drift,
+        on_drift=on_drift,
         sinks=[build_sink(s) for s in config.sinks],
         dead_letter=dead_letter,
         checkpoints=checkpoints,

@@ -25,7 +25,9 @@ import numpy as np
 from connectors.base import DeadLetter, Output, RawRecord, Sink, Source
 from connectors.codecs import Decoder
 from models.base import Forecaster
+from models.outcomes import Outcomes
 from streamer.checkpoint import CheckpointStore
+from streamer.drift import DriftMonitor, DriftResponse
 from streamer.records import LATE, NS_PER_S, Event, Rejection, StepBatch, concat_batches
 from streamer.sink_writer import SinkWriter
 from streamer.window import WindowBuffer
@@ -98,6 +100,9 @@ class Pipeline:
         dead_letter: DeadLetter | None = None,
         checkpoints: CheckpointStore | None = None,
         retrainer: RetrainHook | None = None,
+        outcomes: Outcomes | None = None,
+        drift: DriftMonitor | None = None,
+        on_drift: DriftResponse | None = None,
         settings: PipelineSettings = PipelineSettings(),
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -108,6 +113,9 @@ class Pipeline:
         self.dead_letter = dead_letter
         self.checkpoints = checkpoints
         self.retrainer = retrainer
+        self.outcomes = outcomes
+        self.drift = drift
+        self.on_drift = on_drift
         self.settings = settings
         self.clock = clock
         self.writer = SinkWriter(sinks, settings.max_in_flight, settings.sink_retry_wait)
@@ -134,6 +142,10 @@ class Pipeline:
             return False
         self.window.load_state_dict(state["window"])
         self.forecaster.load_state_dict(state["forecaster"])
+        for part in ("outcomes", "drift", "on_drift"):
+            mine = getattr(self, part)
+            if mine is not None and state.get(part) is not None:
+                mine.load_state_dict(state[part])
         for sink, sink_state in zip(self.sinks, state["sinks"], strict=True):
             sink.load_state_dict(sink_state)
         self.positions = {name: dict(p) for name, p in state["positions"].items()}
@@ -267,7 +279,15 @@ class Pipeline:
         if len(closed) == 0 and not events:
             return
         forecasts = self.forecaster.step(closed)
-        self.writer.submit(Output(closed, forecasts, tuple(events)))
+        errors = None
+        if self.outcomes is not None:
+            errors, forecasts = self.outcomes.observe(closed, forecasts)
+        if self.drift is not None:
+            detections = self.drift.update(closed, errors)
+            events = events + [d.event() for d in detections]
+            if self.on_drift is not None:
+                self.on_drift.apply(detections)
+        self.writer.submit(Output(closed, forecasts, tuple(events), errors))
         self.counters.steps_closed += len(closed)
         self.counters.forecasts_out += len(forecasts) * forecasts.horizon
 
@@ -330,6 +350,9 @@ class Pipeline:
         return {
             "window": self.window.state_dict(),
             "forecaster": self.forecaster.state_dict(),
+            "outcomes": None if self.outcomes is None else self.outcomes.state_dict(),
+            "drift": None if self.drift is None else self.drift.state_dict(),
+            "on_drift": None if self.on_drift is None else self.on_drift.state_dict(),
             "sinks": [sink.state_dict() for sink in self.sinks],
             "positions": {name: dict(p) for name, p in self.positions.items()},
             "idle_clock": self.idle_clock,

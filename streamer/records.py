@@ -108,6 +108,31 @@ class StepBatch:
         return self.values[:, -1]
 
 
+@dataclass(frozen=True)
+class ForecastErrors:
+    """Forecasts scored when their target step closed with a real value: one row per
+    (series, target step, horizon); `error` is actual minus forecast, `model` the tag of
+    the forecaster that issued it."""
+
+    series: NDArray[np.object_]
+    slots: I64
+    steps: I64
+    horizon: I64
+    error: F64
+    scaled: F64  # |error| over the series' running std when the forecast was issued
+    model: NDArray[np.object_]
+    step_ns: int
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def times_ns(self) -> I64:
+        """The target step's time (the point's timestamp)."""
+        times: I64 = self.steps * self.step_ns
+        return times
+
+
 def concat_batches(batches: list[StepBatch]) -> StepBatch:
     """One StepBatch of several (rows of later batches after earlier ones)."""
     first = batches[0]

@@ -99,7 +99,7 @@ def forecast_points(client: InfluxDBClient, bucket: str) -> list[tuple[ForecastK
     out = []
     for table in tables:
         for r in table.records:
-            key = (str(r.values["series"]), int(r.values["horizon"]), _ns(r.get_time()))
+            key = (str(r.values["series"]), int(r.values["horizon"]), epoch_ns(r.get_time()))
             out.append((key, float(r.get_value()), str(r.values["model"])))
     return out
 
@@ -114,5 +114,5 @@ def count_points(client: InfluxDBClient, bucket: str, measurement: str) -> int:
     return sum(int(r.get_value()) for t in tables for r in t.records)
 
 
-def _ns(moment: datetime) -> int:
+def epoch_ns(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1) * 1_000

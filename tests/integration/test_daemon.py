@@ -21,7 +21,13 @@ from influxdb_client import InfluxDBClient
 from kafka import KafkaConsumer, KafkaProducer
 
 from tests.integration.conftest import Services
-from tests.integration.daemon import Daemon, ForecastKey, forecast_points, wait_until
+from tests.integration.daemon import (
+    Daemon,
+    ForecastKey,
+    epoch_ns,
+    forecast_points,
+    wait_until,
+)
 
 S = 1_000_000_000
 H = 3
@@ -120,6 +126,27 @@ def assert_exactly(client: InfluxDBClient, bucket: str, expected: dict[ForecastK
     assert {model for _, _, model in points} == {"last_value"}
 
 
+def assert_errors(client: InfluxDBClient, bucket: str, t_start: int, closed_steps: int) -> None:
+    """Each closed step settled the forecasts made for it, once: every series rises by
+    0.5 a step, so last_value's error at horizon h is 0.5 h."""
+    tables = client.query_api().query(
+        f'from(bucket: "{bucket}") |> range(start: 0) '
+        '|> filter(fn: (r) => r._measurement == "forecast_error" and r._field == "abs_err") '
+        "|> group()"
+    )
+    got = [
+        (str(r.values["series"]), int(r.values["horizon"]), epoch_ns(r.get_time()), r.get_value())
+        for table in tables
+        for r in table.records
+    ]
+    keys = [g[:3] for g in got]
+    assert len(keys) == len(set(keys)), "a forecast_error point is stored twice"
+    per_series = sum(min(t, H) for t in range(1, closed_steps))
+    assert len(got) == (N_SYMBOLS + N_SENSORS) * per_series
+    assert all(abs(err - 0.5 * h) < 1e-9 for _, h, _, err in got)
+    assert {t for _, _, t, _ in got} == {t_start + s * S for s in range(1, closed_steps)}
+
+
 def wait_for_points(
     client: InfluxDBClient, bucket: str, n: int, daemon: Daemon, timeout: float = 120
 ) -> None:
@@ -150,6 +177,7 @@ def test_kafka_to_influxdb_writes_every_forecast_once(
     wait_for_points(influx_client, influx_bucket, len(expected), daemon)
     assert daemon.stop() == 0
     assert_exactly(influx_client, influx_bucket, expected)
+    assert_errors(influx_client, influx_bucket, start, steps)
 
 
 def test_mqtt_to_influxdb_writes_every_forecast_once(
@@ -242,6 +270,7 @@ def test_sigkill_mid_stream_and_restart_loses_and_duplicates_nothing(
     assert "continuing from checkpoint" in second.log()
     assert 0 < written_before_restart < len(expected)
     assert_exactly(influx_client, influx_bucket, expected)
+    assert_errors(influx_client, influx_bucket, start, steps)
 
 
 def test_bad_input_reaches_the_dead_letter_topic_and_good_input_around_it_is_processed(

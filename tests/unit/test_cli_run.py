@@ -37,7 +37,19 @@ def test_the_demo_replays_the_bundled_data_and_prints_a_summary(tmp_path: Path) 
     points = [parse_line(line) for line in forecasts.read_text().splitlines()]
     symbols = {p.tags["series"] for p in points}
     assert len(symbols) == 10
-    assert {p.measurement for p in points} == {"observed", "forecast"}
+    measurements = {p.measurement for p in points}
+    assert (
+        {"observed", "forecast", "forecast_error"}
+        <= measurements
+        <= {
+            "observed",
+            "forecast",
+            "forecast_error",
+            "drift",
+        }
+    )
+    # Intervals appear once each series has enough errors to calibrate them.
+    assert any("lower" in p.fields for p in points if p.measurement == "forecast")
     assert "events" in done.stderr  # progress lines
 
 
