@@ -56,7 +56,7 @@ def measure(n: int, hidden: int, horizon: int, layers: int, seconds: float) -> d
     elapsed = time.perf_counter() - start
     assert model.c is not None
     state = model.h.element_size() * (model.h[:, :n].nelement() + model.c[:, :n].nelement())
-    scaler = sum(a[:n].nbytes for a in (model.scaler.count, model.scaler.mean, model.scaler.m2))
+    scaler = sum(a[:n].nbytes for a in (model.scaler.count, model.scaler.mean, model.scaler.var))
     return {
         "series": n,
         "steps_per_s": round(steps / elapsed, 2),

@@ -83,6 +83,7 @@ class RecurrentForecaster:
         replay: ReplayBuffer | None = None,
         calendar: bool = False,
         returns: bool = False,
+        scale_halflife: float | None = None,
     ) -> None:
         self._horizon = horizon
         self.cell = cell
@@ -103,7 +104,7 @@ class RecurrentForecaster:
         ).to(self.device)
         torch.random.set_rng_state(generator_state)
         self.net.eval()
-        self.scaler = OnlineScaler()
+        self.scaler = OnlineScaler(halflife=scale_halflife)
         self.h = self._zeros(0)
         self.c = self._zeros(0) if cell == "lstm" else None
 

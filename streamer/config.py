@@ -118,6 +118,7 @@ class LstmModel(ModelBase):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
     calendar: bool = False
+    scale_halflife: Annotated[int, Field(ge=1)] | None = None
     price_inputs: Literal["levels", "returns"] = "levels"
     min_train_steps: Annotated[int, Field(ge=0)] = 10_000
     baseline: Literal["seasonal_naive", "last_value", "holtwinters", "snarimax"] = "seasonal_naive"

@@ -155,6 +155,7 @@ def build_forecaster(config: StreamerConfig) -> tuple[Forecaster, Retrainer | No
         seed=model.seed,
         calendar=model.calendar,
         returns=model.price_inputs == "returns",
+        scale_halflife=model.scale_halflife,
         device=_device(model.device),
         replay=ReplayBuffer(r.window, r.window - r.burn_in - model.horizon, r.buffer_steps),
     )
@@ -201,7 +202,7 @@ def build_drift(
     response = DriftResponse(
         d.on_drift,
         d.retrain_cooldown.total_seconds(),
-        retrainer.request if retrainer is not None else None,
+        (lambda reason: retrainer.request(reason, fresh_data=True)) if retrainer else None,
         forecaster.reset,
     )
     return monitor, response

@@ -2,7 +2,8 @@
 
 Per series (by name, so a series keeps its detectors when its window slot changes), one
 detector watches the horizon-1 absolute error scaled by the series' running std (so
-one threshold fits series of any scale), and one watches the input values (for
+one threshold fits series of any scale; a change for the better, as after a retrain,
+is not reported where the detector says which way it went), and one watches the input values (for
 prices, their log returns: a price level wanders by nature, a change in its returns is
 news); which of them run is `drift.signal`. A detection becomes a `drift` event (series, detector,
 signal; the detector's statistic as `value`), a log line, and an action for the
@@ -160,9 +161,12 @@ class DriftMonitor:
             detector = detectors.get(key)
             if detector is None:
                 detector = detectors[key] = make()
+            before = getattr(detector, "estimation", None)
             detector.update(value)
             if detector.drift_detected:
                 statistic = float(getattr(detector, "estimation", value))
+                if signal == "error" and before is not None and statistic < before:
+                    continue  # the errors fell: the model got better, nothing to fix
                 found.append(Detection(name, slot, signal, self.detector_name, statistic, at))
                 self.detections[self.detector_name] += 1
 

@@ -307,6 +307,7 @@ def _forecaster(
         seed=model.seed,
         calendar=model.calendar,
         returns=model.price_inputs == "returns",
+        scale_halflife=model.scale_halflife,
         replay=ReplayBuffer(r.window, r.window - r.burn_in - h, r.buffer_steps),
     )
     settings = RetrainSettings(

@@ -103,6 +103,7 @@ class _Job:
     snapshot: Snapshot
     optimiser: dict[str, Any] | None
     reason: str
+    half_life: int | None  # recency half-life of the sample, in windows (None: half of them)
     started: float
     seed: int
 
@@ -124,6 +125,8 @@ class Retrainer:
         self.outcomes: Counter[str] = Counter()  # promoted / rejected / skipped / failed
         self.last: Attempt | None = None
         self._requested: str | None = None
+        self._not_before = 0  # steps recorded in all before a waiting request may start
+        self._fresh_from: int | None = None  # train only on windows archived from here
         self._lock = threading.Lock()
         self._results: queue.SimpleQueue[tuple[_Job, TrainResult | BaseException]] = (
             queue.SimpleQueue()
@@ -135,10 +138,19 @@ class Retrainer:
 
     # --- asking for a retrain: any thread ----------------------------------------------
 
-    def request(self, reason: str = "on demand") -> None:
-        """Ask for a retrain; it starts at the pipeline's next batch boundary."""
+    def request(self, reason: str = "on demand", fresh_data: bool = False) -> None:
+        """Ask for a retrain; it starts at the pipeline's next batch boundary. With
+        `fresh_data` (a drift: the stream changed) it waits until `min_new_steps` more
+        steps have arrived, and samples mostly the windows recorded since the request, so
+        it learns what the stream does now more than what it did."""
+        replay = self.model.replay
+        assert replay is not None
         with self._lock:
-            self._requested = self._requested or reason
+            if self._requested is None:
+                self._requested = reason
+                wait = self.settings.min_new_steps if fresh_data else 0
+                self._not_before = replay.recorded + wait
+                self._fresh_from = replay.archived if fresh_data else None
 
     def start_schedule(self, schedule: str, interval_seconds: float | None) -> None:
         """Request a retrain on a schedule: every interval_seconds, or by crontab."""
@@ -206,14 +218,17 @@ class Retrainer:
         return self._finish(job, result)
 
     def _take_request(self) -> _Job | None:
-        with self._lock:
-            reason, self._requested = self._requested, None
-        if reason is None:
-            return None
         replay = self.model.replay
         assert replay is not None
+        with self._lock:
+            if self._requested is None or replay.recorded < self._not_before:
+                return None
+            reason, self._requested = self._requested, None
+            fresh_from = self._fresh_from
         new_steps = replay.recorded - self._recorded_at_last
         snapshot = replay.snapshot()
+        # After a drift, windows since the request weigh most: half the weight is theirs.
+        half_life = None if fresh_from is None else max(1, replay.archived - fresh_from)
         if new_steps < self.settings.min_new_steps or len(snapshot) < 2:
             self.outcomes["skipped"] += 1
             log.info(
@@ -231,6 +246,7 @@ class Retrainer:
             snapshot=snapshot,
             optimiser=self.model.optimiser_state,
             reason=reason,
+            half_life=half_life,
             started=self.clock(),
             seed=self.settings.seed + replay.archived,
         )
@@ -257,7 +273,7 @@ class Retrainer:
             batch_size=s.batch_size,
             learning_rate=s.learning_rate,
             seed=job.seed,
-            weights=recency_weights(len(train), half_life=len(train) / 2),
+            weights=recency_weights(len(train), half_life=job.half_life or len(train) / 2),
             optimiser_state=job.optimiser,
             should_stop=lambda: self._stopping.is_set() or self.clock() >= deadline,
         )

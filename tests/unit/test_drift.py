@@ -78,3 +78,90 @@ def test_reset_state_resets_only_the_drifting_series(action: str) -> None:
     response = DriftResponse(action, 600.0, None, reset.append)  # type: ignore[arg-type]
     response.apply([Detection("s3", 3, "input", "adwin", 1.0, 0)])
     assert [r.tolist() for r in reset] == ([[3]] if action == "reset_state" else [])
+
+
+def test_on_drift_retrain_runs_one_retrain_on_fresh_data_after_a_level_shift() -> None:
+    import dataclasses
+    import json
+    import time
+
+    from connectors.codecs import Decoder
+    from connectors.memory import MemorySink, MemorySource
+    from models.cold_start import ColdStart
+    from models.recurrent import RecurrentForecaster
+    from models.replay_buffer import ReplayBuffer
+    from streamer.pipeline import Pipeline, PipelineSettings
+    from streamer.retrain import Retrainer, RetrainSettings
+    from streamer.window import WindowBuffer
+    from tests.helpers import seasonal
+
+    series, steps, shift_at = 10, 1_200, 700
+    values = seasonal(series, steps, season=24, seed=5)
+    values[:, shift_at:] += 40.0  # every series jumps at once: a storm of detections
+    payloads = [
+        json.dumps(
+            {"id": f"s{i}", "value": float(values[i, t]), "ts": (1_700_000_000 + t) * 1000}
+        ).encode()
+        for t in range(steps)
+        for i in range(series)
+    ]
+    lstm = RecurrentForecaster(
+        3, hidden_size=16, seed=3, replay=ReplayBuffer(48, 21, 1_000_000), scale_halflife=100
+    )
+    retrainer = Retrainer(
+        lstm,
+        RetrainSettings(
+            burn_in=24, epochs=30, batch_size=16, learning_rate=1e-2, min_new_steps=1_500
+        ),
+    )
+    monitor = DriftMonitor(make_detector(AdwinDetector(type="adwin")), "adwin", ("error",))
+    forecaster = ColdStart(lstm, LastValue(3), min_train_steps=0)
+    on_drift = DriftResponse(
+        "retrain", 3600.0, lambda r: retrainer.request(r, fresh_data=True), forecaster.reset
+    )
+    sink = MemorySink()
+    pipeline = Pipeline(
+        sources=[
+            (
+                MemorySource("s", payloads),
+                Decoder(kind="sensor", series_field="id", value_field="value"),
+            )
+        ],
+        window=WindowBuffer(step_ns=NS_PER_S, length=48, max_series=series),
+        forecaster=forecaster,
+        sinks=[sink],
+        retrainer=retrainer,
+        outcomes=Outcomes(3, window=50),
+        drift=monitor,
+        on_drift=on_drift,
+        settings=PipelineSettings(max_batch=series, max_wait=0.0, checkpoint_every=None),
+    )
+    try:
+        while pipeline.counters.events_in < 400 * series:
+            pipeline.step()
+        assert retrainer.run_now("schedule") is not None  # trained on the old regime
+        retrainer.settings = dataclasses.replace(retrainer.settings, epochs=3)
+        while not pipeline.sources[0][0].exhausted:
+            pipeline.step()
+            while retrainer.running:  # let a retrain land before the stream moves on
+                time.sleep(0.02)
+                pipeline.step()
+    finally:
+        pipeline.close()
+
+    assert on_drift.retrains_requested == 1
+    assert retrainer.last is not None
+    assert retrainer.last.reason == "drift"
+    assert sum(retrainer.outcomes[k] for k in ("promoted", "rejected")) == 2
+    drifts = [e for o in sink.outputs for e in o.events if e.measurement == "drift"]
+    assert drifts
+    assert min(e.time_ns for e in drifts) >= (1_700_000_000 + shift_at) * NS_PER_S
+    h1: dict[int, list[float]] = {}
+    for o in sink.outputs:
+        if o.errors is not None:
+            for step, h, err in zip(o.errors.steps, o.errors.horizon, o.errors.error, strict=True):
+                if h == 1:
+                    h1.setdefault(int(step) - 1_700_000_000, []).append(abs(float(err)))
+    spike = np.mean([e for t in range(shift_at, shift_at + 50) for e in h1[t]])
+    settled = np.mean([e for t in range(steps - 200, steps - 1) for e in h1.get(t, [])])
+    assert settled < 0.5 * spike, f"error {settled:.2f} at the end, {spike:.2f} after the shift"

@@ -231,3 +231,22 @@ def test_prices_read_as_returns_learn_a_pattern_in_their_returns() -> None:
     last = run(LastValue(HORIZON), 0, 480)[360:]
     lstm_mae, last_mae = mae(warm, prices, 360), mae(last, prices, 360)
     assert lstm_mae < 0.5 * last_mae, f"LSTM {lstm_mae:.3f} vs last value {last_mae:.3f}"
+
+
+def test_a_retrain_for_drift_waits_for_min_new_steps_of_the_changed_stream() -> None:
+    raw = seasonal(4, 400, SEASON)
+    lstm = recurrent()
+    feed(lstm, raw, 0, 300)
+    retrainer = Retrainer(lstm, RetrainSettings(burn_in=BURN_IN, epochs=1, min_new_steps=200))
+    retrainer.request("drift", fresh_data=True)
+    try:
+        retrainer.poll(0)
+        assert not retrainer.running  # nothing has arrived since the drift
+        feed(lstm, raw, 300, 349)  # 4 series x 49 steps: 196 new steps
+        retrainer.poll(0)
+        assert not retrainer.running
+        feed(lstm, raw, 349, 350)  # 200
+        retrainer.poll(0)
+        assert retrainer.running
+    finally:
+        retrainer.stop()
