@@ -32,6 +32,7 @@ from streamer.records import ForecastErrors, Forecasts, StepBatch
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
 NONE = np.iinfo(np.int64).min  # no forecast pending (any step number can be issued)
+_F16_MAX = float(np.finfo(np.float16).max)
 
 _ARRAYS = (
     "pend_yhat",
@@ -145,7 +146,8 @@ class Outcomes:
         self.ewm_abs[s, j] = np.where(np.isnan(old), absolute, old + self.alpha * (absolute - old))
         head = self.resid_head[s, j]
         scaled = absolute / self.pend_scale[s, p]
-        self.resid[s, j, head] = scaled
+        # Stored as float16; a series flat so far (a tiny std) can give a huge ratio.
+        self.resid[s, j, head] = np.minimum(scaled, _F16_MAX)
         self.resid_head[s, j] = (head + 1) % self.window
         self.resid_count[s, j] = np.minimum(self.resid_count[s, j] + 1, self.window)
         self.since[np.unique(s)] += 1

@@ -93,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
         "--models",
         default=",".join(MODELS),
         metavar="M[,M...]",
-        help=f"from {', '.join(MODELS)} (default: all)",
+        help=f"from {', '.join(MODELS)} (default: all), and lstm_drift_retrain: the LSTM "
+        "retraining when drift is detected (on_drift: retrain; lstm only records drift)",
     )
     evaluate.add_argument(
         "--season", type=int, metavar="N", help="steps in a season (default: model.season_length)"

@@ -30,19 +30,23 @@ from connectors.codecs import Decoder, TimeUnit
 from connectors.replay import ReplaySource
 from models.base import Forecaster
 from models.baseline import LastValue, SeasonalNaive
+from models.outcomes import Outcomes
 from models.recurrent import RecurrentForecaster
 from models.replay_buffer import ReplayBuffer
 from models.river_models import holt_winters, snarimax
-from streamer.config import LstmModel, RetrainConfig
+from streamer.config import DriftConfig, IntervalsConfig, LstmModel, RetrainConfig
+from streamer.drift import DriftMonitor, DriftResponse, make_detector
 from streamer.pipeline import Pipeline, PipelineSettings
 from streamer.records import Event, Forecasts, StepBatch
 from streamer.retrain import Retrainer, RetrainSettings
-from streamer.scoring import Actuals, Issued, mase_scales, score
+from streamer.scoring import F64, Actuals, Issued, mae_after, mase_scales, score
 from streamer.window import WindowBuffer
 
 log = logging.getLogger(__name__)
 
 MODELS = ("lstm", "naive", "seasonal_naive", "snarimax", "holtwinters")
+# The LSTM again, retraining on drift (on_drift: retrain) instead of only recording it.
+DRIFT_RETRAIN = "lstm_drift_retrain"
 
 
 class EvaluateError(ValueError):
@@ -65,6 +69,8 @@ class EvaluateOptions:
     time_unit: TimeUnit | None = None  # None: ISO 8601 unless the times are numbers
     lstm: LstmModel = field(default_factory=lambda: LstmModel(type="lstm"))
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    intervals: IntervalsConfig = field(default_factory=IntervalsConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
     retrain_every: int = 0  # steps of event time between retrains; 0: once per season
     warmup_epochs: int = 20
     max_gap: int = 5
@@ -78,6 +84,7 @@ class ModelRun:
     actual: Actuals
     issued: Issued
     retrains: list[Event]
+    drifts: list[Event]  # drift points
     seconds: float
 
 
@@ -262,14 +269,14 @@ class _EventTimeSchedule:
 
     def poll(self, now_ns: int) -> list[Event]:
         seen, self.seen = self.seen, int(self.window.last_closed.max(initial=-1))
-        attempt = None
+        attempt = self.retrainer.run_pending() if self.next_due is not None else None  # drift
         if self.next_due is None and seen >= self.warmup_step - 1:
             settings = self.retrainer.settings
             self.retrainer.settings = replace(settings, epochs=self.epochs, min_new_steps=1)
             attempt = self.retrainer.run_now("warm-up")
             self.retrainer.settings = settings
             self.next_due = seen + self.every
-        elif self.next_due is not None and seen >= self.next_due:
+        elif attempt is None and self.next_due is not None and seen >= self.next_due:
             attempt = self.retrainer.run_now("schedule")
             self.next_due = seen + self.every
         if attempt is None:
@@ -288,6 +295,7 @@ class _EventTimeSchedule:
 def _forecaster(
     name: str, options: EvaluateOptions, window: WindowBuffer, warmup_step: int
 ) -> tuple[Forecaster, _EventTimeSchedule | None]:
+    """The model of that name; for the LSTM, also its retraining in event time."""
     h, m = options.horizon, options.season
     if name == "naive":
         return LastValue(h), None
@@ -359,6 +367,17 @@ def _run_model(
         max_series=len(options.targets),
     )
     forecaster, schedule = _forecaster(name, options, window, warmup_step)
+    drift = options.drift
+    monitor = DriftMonitor(make_detector(drift.detector), drift.detector.type, ("error", "input"))
+    on_drift = None
+    if name == DRIFT_RETRAIN and schedule is not None:
+        retrainer = schedule.retrainer
+        on_drift = DriftResponse(
+            "retrain",
+            drift.retrain_cooldown.total_seconds(),
+            lambda reason: retrainer.request(reason, fresh_data=True),
+            forecaster.reset,
+        )
     sink = _Keep()
     replay = ReplaySource(f"evaluate-{name}", options.data)
     pipeline = Pipeline(
@@ -367,6 +386,9 @@ def _run_model(
         forecaster=forecaster,
         sinks=[sink],
         retrainer=schedule,
+        outcomes=Outcomes(options.horizon, options.intervals.coverage, options.intervals.window),
+        drift=monitor,
+        on_drift=on_drift,
         settings=PipelineSettings(
             max_batch=len(options.targets),
             max_wait=0.0,
@@ -390,6 +412,7 @@ def _run_model(
         actual=_actuals(observed),
         issued=_issued(forecasts, options.horizon),
         retrains=schedule.events if schedule else [],
+        drifts=[e for o in sink.outputs for e in o.events if e.measurement == "drift"],
         seconds=time.monotonic() - started,
     )
 
@@ -407,23 +430,30 @@ def _actuals(batches: list[StepBatch]) -> Actuals:
 
 def _issued(forecasts: list[Forecasts], horizon: int) -> Issued:
     if not forecasts:
-        return Issued(np.empty(0, object), np.empty(0, np.int64), np.empty((0, horizon)))
+        empty = np.empty((0, horizon))
+        return Issued(np.empty(0, object), np.empty(0, np.int64), empty, empty, empty)
+
+    def bound(f: Forecasts, b: F64 | None) -> F64:
+        return np.full(f.yhat.shape, np.nan) if b is None else b
+
     return Issued(
         np.concatenate([f.series for f in forecasts]),
         np.concatenate([f.steps for f in forecasts]),
         np.concatenate([f.yhat for f in forecasts]),
+        np.concatenate([bound(f, f.lower) for f in forecasts]),
+        np.concatenate([bound(f, f.upper) for f in forecasts]),
     )
 
 
 def evaluate(options: EvaluateOptions) -> Report:
     """Run every model over the file and score each (see the module doc)."""
-    unknown = [m for m in options.models if m not in MODELS]
+    unknown = [m for m in options.models if m not in (*MODELS, DRIFT_RETRAIN)]
     if unknown:
         raise EvaluateError(
             f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}"
         )
     r = options.retrain
-    if "lstm" in options.models and r.window <= r.burn_in + options.horizon:
+    if {"lstm", DRIFT_RETRAIN} & set(options.models) and r.window <= r.burn_in + options.horizon:
         raise EvaluateError(
             f"retrain.window ({r.window}) must be more than retrain.burn_in ({r.burn_in}) + "
             f"the horizon ({options.horizon}); set it in the -c config"
@@ -457,8 +487,18 @@ def evaluate(options: EvaluateOptions) -> Report:
     models = {
         name: score(run.actual, run.issued, warmup_step, scales) for name, run in runs.items()
     }
+    # Change points all models share: drift in the inputs, which no model influences.
+    changes = [
+        (e.tags["series"], e.time_ns // options.step_ns)
+        for e in any_run.drifts
+        if e.tags["signal"] == "input"
+    ]
     for name, run in runs.items():
         models[name]["retrains"] = len(run.retrains)
+        models[name]["drifts"] = len(run.drifts)
+        models[name]["mae_after_changes"] = mae_after(
+            run.actual, run.issued, changes, options.season, warmup_step
+        )
         models[name]["seconds"] = round(run.seconds, 3)
     return Report(
         models=models,
@@ -474,13 +514,21 @@ def evaluate(options: EvaluateOptions) -> Report:
 
 def table(report: Report) -> str:
     """The averaged metrics of every model, one line each."""
-    lines = [f"{'model':<16}{'MAE':>12}{'RMSE':>12}{'sMAPE %':>10}{'MASE':>9}{'retrains':>10}"]
+    lines = [
+        f"{'model':<20}{'MAE':>10}{'RMSE':>10}{'sMAPE %':>9}{'MASE':>8}{'cover':>7}"
+        f"{'width':>10}{'drifts':>8}{'retrains':>9}{'MAE after':>11}"
+    ]
     for name, m in report.models.items():
         lines.append(
-            f"{name:<16}{m['mae_avg']:>12.4g}{m['rmse_avg']:>12.4g}{m['smape_avg']:>10.3f}"
-            f"{m['mase']:>9.3f}{m['retrains']:>10d}"
+            f"{name:<20}{m['mae_avg']:>10.4g}{m['rmse_avg']:>10.4g}{m['smape_avg']:>9.3f}"
+            f"{m['mase']:>8.3f}{m['coverage_avg']:>7.3f}{m['width_avg']:>10.4g}"
+            f"{m['drifts']:>8d}{m['retrains']:>9d}{m['mae_after_changes']:>11.4g}"
         )
-    lines.append(f"{report.n_forecasts} forecasts scored per model, in {report.seconds:.1f}s")
+    lines.append(
+        f"{report.n_forecasts} forecasts scored per model, in {report.seconds:.1f}s; "
+        "cover: share of outcomes inside the interval; MAE after: in the season after "
+        "each change in the inputs"
+    )
     return "\n".join(lines)
 
 

@@ -208,6 +208,10 @@ class Retrainer:
     def run_now(self, reason: str = "on demand") -> Attempt | None:
         """Train and decide in this thread (evaluation in event time; tests)."""
         self.request(reason)
+        return self.run_pending()
+
+    def run_pending(self) -> Attempt | None:
+        """Run a request that is due, in this thread; None when none is."""
         job = self._take_request()
         if job is None:
             return None

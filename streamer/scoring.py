@@ -29,11 +29,14 @@ class Actuals:
 
 @dataclass(frozen=True)
 class Issued:
-    """Forecasts: row i was issued for `series[i]` at `steps[i]`, yhat [n, H]."""
+    """Forecasts: row i was issued for `series[i]` at `steps[i]`, yhat [n, H], with its
+    interval where one was known (NaN where not)."""
 
     series: NDArray[np.object_]
     steps: I64
     yhat: F64
+    lower: F64 | None = None
+    upper: F64 | None = None
 
 
 def _lookup(
@@ -80,6 +83,9 @@ def score(
     scale = np.array([scales.get(str(s), np.nan) for s in series])
     scale = np.where(scale > 0, scale, np.nan)
     per: dict[str, list[float]] = {"mae": [], "mse": [], "rmse": [], "smape": [], "mase": []}
+    coverage: list[float] = []
+    widths: list[float] = []
+    with_intervals = issued.lower is not None and issued.upper is not None
     counts = []
     for h in range(1, horizon + 1):
         truth, found = _lookup(actual, series, steps + h)
@@ -96,6 +102,12 @@ def score(
         per["rmse"].append(float(np.sqrt(per["mse"][-1])))
         per["smape"].append(_mean(smape))
         per["mase"].append(_mean(scaled[np.isfinite(scaled)]))
+        if issued.lower is not None and issued.upper is not None:
+            lo, up = issued.lower[keep][found, h - 1], issued.upper[keep][found, h - 1]
+            known = np.isfinite(lo) & np.isfinite(up)
+            inside = (truth[found] >= lo) & (truth[found] <= up)
+            coverage.append(_mean(inside[known].astype(float)))
+            widths.append(_mean((up - lo)[known]))
     out: dict[str, Any] = {k: v for k, v in per.items() if k != "mase"}
     out["mase_by_horizon"] = per["mase"]
     out["mae_avg"] = _mean(np.array(per["mae"]))
@@ -104,7 +116,32 @@ def score(
     out["smape_avg"] = _mean(np.array(per["smape"]))
     out["mase"] = _mean(np.array(per["mase"]))
     out["n_forecasts"] = sum(counts)
+    if with_intervals:
+        out["coverage"] = coverage
+        out["coverage_avg"] = _mean(np.array(coverage))
+        out["width_avg"] = _mean(np.array(widths))
     return out
+
+
+def mae_after(
+    actual: Actuals,
+    issued: Issued,
+    changes: list[tuple[str, int]],
+    window: int,
+    from_step: int,
+) -> float:
+    """MAE (all horizons) of the forecasts a series issued in the `window` steps after
+    each of its changes (series, step) at or after from_step; NaN without any."""
+    errors = []
+    series = issued.series.astype(str)
+    for name, at in changes:
+        if at < from_step:
+            continue
+        rows = (series == name) & (issued.steps >= at) & (issued.steps < at + window)
+        for h in range(1, issued.yhat.shape[1] + 1):
+            truth, found = _lookup(actual, issued.series[rows], issued.steps[rows] + h)
+            errors.append(np.abs(issued.yhat[rows][found, h - 1] - truth[found]))
+    return _mean(np.concatenate(errors)) if errors else float("nan")
 
 
 def _mean(values: F64) -> float:

@@ -32,15 +32,15 @@ def test_evaluate_on_rivers_water_flow_reports_every_model_per_horizon(
             "--horizon", "3",
             "--season", "24",
             "--warmup-epochs", "5",
+            "--models", ",".join((*MODELS, "lstm_drift_retrain")),
             "--output", str(report),
             "--plot", str(picture),
         ]
     )  # fmt: skip
     assert status == 0
     got = json.loads(report.read_text())
-    assert set(got["models"]) == set(MODELS) == {
-        "lstm", "naive", "seasonal_naive", "snarimax", "holtwinters"
-    }  # fmt: skip
+    assert set(MODELS) == {"lstm", "naive", "seasonal_naive", "snarimax", "holtwinters"}
+    assert set(got["models"]) == {*MODELS, "lstm_drift_retrain"}
     # 1,268 hourly rows, the first quarter for warm-up: about 950 issues x 3 horizons.
     assert 2_700 < got["n_forecasts"] <= 3 * 951
     assert got["seconds"] > 0
@@ -51,6 +51,12 @@ def test_evaluate_on_rivers_water_flow_reports_every_model_per_horizon(
         assert metrics["mse_avg"] == pytest.approx(np.mean(metrics["mse"]))
         assert 0 < metrics["mase"] < 5, name
         assert metrics["mae"][0] <= metrics["rmse"][0]
+        # Conformal 90% intervals, and drift in the inputs (model-free) and errors.
+        assert len(metrics["coverage"]) == 3
+        assert 0.85 < metrics["coverage_avg"] < 0.95, name
+        assert metrics["width_avg"] > 0
+        assert metrics["drifts"] >= 1
+        assert np.isfinite(metrics["mae_after_changes"])
     assert got["models"]["lstm"]["retrains"] >= 1
     assert picture.read_bytes().startswith(b"\x89PNG")
     table = capsys.readouterr().out
