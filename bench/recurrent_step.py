@@ -4,9 +4,11 @@
 
 Each step gives every live series one new value (the live case: one closed step per
 series per micro-batch), so a step is one gather -> LSTM call -> scatter over all of
-them. Quoted: steps/s and forecasts/s (one forecast of H horizons per series per step),
-and memory per live series: the state slab and scaler by construction, and the growth
-of the process's resident memory.
+them. The forecaster records every step in its replay buffer, as the daemon's does
+(window 64, burn-in 16, the default 500,000 buffered steps). Quoted: steps/s and
+forecasts/s (one forecast of H horizons per series per step), and memory per live
+series: the state slab, scaler and replay ring by construction, and the growth of the
+process's resident memory.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from models.recurrent import RecurrentForecaster
+from models.replay_buffer import ReplayBuffer
 from streamer.records import StepBatch
 
 
@@ -46,7 +49,8 @@ def step_batch(n: int, step: int, rng: np.random.Generator) -> StepBatch:
 def measure(n: int, hidden: int, horizon: int, layers: int, seconds: float) -> dict[str, float]:
     rng = np.random.default_rng(0)
     before = rss_bytes()
-    model = RecurrentForecaster(horizon, hidden_size=hidden, num_layers=layers)
+    replay = ReplayBuffer(64, 64 - 16 - horizon, 500_000)
+    model = RecurrentForecaster(horizon, hidden_size=hidden, num_layers=layers, replay=replay)
     model.step(step_batch(n, 0, rng))  # allocates the slab; warms up
     grown_by = rss_bytes() - before
     steps, start = 0, time.perf_counter()
@@ -57,11 +61,16 @@ def measure(n: int, hidden: int, horizon: int, layers: int, seconds: float) -> d
     assert model.c is not None
     state = model.h.element_size() * (model.h[:, :n].nelement() + model.c[:, :n].nelement())
     scaler = sum(a[:n].nbytes for a in (model.scaler.count, model.scaler.mean, model.scaler.var))
+    ring = replay.recent[:n].nbytes + sum(
+        a[:n].nbytes
+        for a in (replay.head, replay.count, replay.pending, replay.last_step, replay.slot_returns)
+    )
     return {
         "series": n,
         "steps_per_s": round(steps / elapsed, 2),
         "forecasts_per_s": round(steps * n / elapsed),
         "state_bytes_per_series": (state + scaler) / n,
+        "replay_ring_bytes_per_series": ring / n,
         "rss_growth_bytes_per_series": round(grown_by / n, 1),
     }
 
@@ -88,6 +97,7 @@ def main() -> None:
         print(
             f"{n:>7} series: {r['forecasts_per_s']:>10,} forecasts/s ({r['steps_per_s']} steps/s); "
             f"state {r['state_bytes_per_series']:.0f} B/series, "
+            f"replay ring {r['replay_ring_bytes_per_series']:.0f} B/series, "
             f"RSS growth {r['rss_growth_bytes_per_series']:.0f} B/series",
             flush=True,
         )

@@ -17,9 +17,12 @@ from connectors.memory import MemoryDeadLetter, MemorySink, MemorySource
 from models.base import Forecaster
 from models.baseline import SeasonalNaive
 from models.cold_start import ColdStart
+from models.outcomes import Outcomes
 from models.recurrent import RecurrentForecaster
 from models.replay_buffer import ReplayBuffer
 from streamer.checkpoint import CheckpointStore
+from streamer.config import AdwinDetector
+from streamer.drift import DriftMonitor, make_detector
 from streamer.errors import SinkError, SinkRejectedError
 from streamer.pipeline import Pipeline, PipelineSettings
 from streamer.records import NS_PER_S
@@ -33,10 +36,17 @@ def tick(symbol: str, second: int, price: float) -> bytes:
     return json.dumps({"symbol": symbol, "price": price, "ts": (T0 + second) * 1000}).encode()
 
 
-def ticks(n_symbols: int = 5, seconds: int = 60) -> list[bytes]:
+def ticks(n_symbols: int = 5, seconds: int = 60, shift_at: int | None = None) -> list[bytes]:
+    """Values around 100; from second `shift_at` on, around 120 (drift)."""
     rng = np.random.default_rng(0)
     return [
-        tick(f"S{k}", t, round(100 + float(rng.normal()), 3))
+        tick(
+            f"S{k}",
+            t,
+            round(
+                100 + float(rng.normal()) + (20 if shift_at is not None and t >= shift_at else 0), 3
+            ),
+        )
         for t in range(seconds)
         for k in range(n_symbols)
     ]
@@ -61,11 +71,13 @@ def pipeline(
     max_batch: int = 7,
     model: str = "seasonal_naive",
 ) -> Pipeline:
-    decoder = Decoder(kind="price", series_field="symbol", value_field="price")
+    decoder = Decoder(kind="sensor", series_field="symbol", value_field="price")
     return Pipeline(
         sources=[(MemorySource("ticks", payloads), decoder)],
         window=WindowBuffer(step_ns=NS_PER_S, length=16, max_series=100, spill=checkpoints),
         forecaster=FORECASTERS[model](),
+        outcomes=Outcomes(horizon=3, window=10),
+        drift=DriftMonitor(make_detector(AdwinDetector(type="adwin", delta=0.5)), "adwin"),
         sinks=[sink if sink is not None else MemorySink()],
         dead_letter=dead_letter,
         checkpoints=checkpoints,
@@ -80,11 +92,16 @@ def pipeline(
     )
 
 
-def points(outputs: list[Output]) -> dict[tuple[str, str, int, int], float]:
-    """Every point written, by its InfluxDB key; fails on a key written with two values."""
-    out: dict[tuple[str, str, int, int], float] = {}
+Key = tuple[str, str, int, int]
 
-    def put(key: tuple[str, str, int, int], value: float) -> None:
+
+def points(outputs: list[Output]) -> dict[Key, tuple[float, ...]]:
+    """Every point written (observed, forecast with its interval, forecast_error, drift),
+    by its InfluxDB key; fails on a key written with two values."""
+    out: dict[Key, tuple[float, ...]] = {}
+
+    def put(key: Key, *value: float) -> None:
+        value = tuple(np.nan_to_num(value, nan=-1.0).tolist())  # NaN: no interval yet
         assert out.setdefault(key, value) == value, f"{key} written as {out[key]} and {value}"
 
     for o in outputs:
@@ -92,9 +109,18 @@ def points(outputs: list[Output]) -> dict[tuple[str, str, int, int], float]:
             put(("observed", str(s), 0, int(t)), float(v))
         f = o.forecasts
         targets = f.target_times_ns()
+        lower = np.full(f.yhat.shape, np.nan) if f.lower is None else f.lower
+        upper = np.full(f.yhat.shape, np.nan) if f.upper is None else f.upper
         for i, s in enumerate(f.series):
             for h in range(f.horizon):
-                put(("forecast", str(s), h + 1, int(targets[i, h])), float(f.yhat[i, h]))
+                key = ("forecast", str(s), h + 1, int(targets[i, h]))
+                put(key, float(f.yhat[i, h]), float(lower[i, h]), float(upper[i, h]))
+        e = o.errors
+        if e is not None:
+            for s, h, t, err in zip(e.series, e.horizon, e.times_ns, e.error, strict=True):
+                put(("forecast_error", str(s), int(h), int(t)), float(err))
+        for event in o.events:
+            put((event.measurement, event.tags.get("series", ""), 0, event.time_ns), 1.0)
     return out
 
 
@@ -142,7 +168,7 @@ def test_bad_input_goes_to_the_dead_letter_and_the_good_input_around_it_is_proce
 def test_restart_from_a_checkpoint_gives_the_output_of_an_uninterrupted_run(
     tmp_path: Path, model: str
 ) -> None:
-    payloads = ticks(n_symbols=4, seconds=40)
+    payloads = ticks(n_symbols=4, seconds=40, shift_at=20)
     clean = MemorySink()
     pipeline(payloads, clean, model=model).run(threading.Event())
 
@@ -164,7 +190,10 @@ def test_restart_from_a_checkpoint_gives_the_output_of_an_uninterrupted_run(
     second.run(threading.Event())
 
     # Replayed points overwrite themselves with the same values; none is missing.
-    assert points(first_sink.outputs + second_sink.outputs) == points(clean.outputs)
+    # Errors, intervals and drift detections too: their state was in the checkpoint.
+    expected = points(clean.outputs)
+    assert points(first_sink.outputs + second_sink.outputs) == expected
+    assert {key[0] for key in expected} == {"observed", "forecast", "forecast_error", "drift"}
 
 
 class FlakySink(MemorySink):
