@@ -80,7 +80,7 @@ def test_reset_state_resets_only_the_drifting_series(action: str) -> None:
     assert [r.tolist() for r in reset] == ([[3]] if action == "reset_state" else [])
 
 
-def test_on_drift_retrain_runs_one_retrain_on_fresh_data_after_a_level_shift() -> None:
+def test_on_drift_retrain_runs_one_retrain_after_a_level_shift_and_the_error_recovers() -> None:
     import dataclasses
     import json
     import time
@@ -106,7 +106,7 @@ def test_on_drift_retrain_runs_one_retrain_on_fresh_data_after_a_level_shift() -
         for i in range(series)
     ]
     lstm = RecurrentForecaster(
-        3, hidden_size=16, seed=3, replay=ReplayBuffer(48, 21, 1_000_000), scale_halflife=100
+        3, hidden_size=16, seed=3, replay=ReplayBuffer(48, 21, 1_000_000), scale_halflife=30
     )
     retrainer = Retrainer(
         lstm,
@@ -162,6 +162,13 @@ def test_on_drift_retrain_runs_one_retrain_on_fresh_data_after_a_level_shift() -
             for step, h, err in zip(o.errors.steps, o.errors.horizon, o.errors.error, strict=True):
                 if h == 1:
                     h1.setdefault(int(step) - 1_700_000_000, []).append(abs(float(err)))
-    spike = np.mean([e for t in range(shift_at, shift_at + 50) for e in h1[t]])
-    settled = np.mean([e for t in range(steps - 200, steps - 1) for e in h1.get(t, [])])
-    assert settled < 0.5 * spike, f"error {settled:.2f} at the end, {spike:.2f} after the shift"
+
+    def mae(start: int, stop: int) -> float:
+        return float(np.mean([e for t in range(start, stop) for e in h1.get(t, [])]))
+
+    spike, before = mae(shift_at, shift_at + 50), mae(shift_at - 200, shift_at)
+    settled = mae(steps - 200, steps - 1)
+    # The jump makes every forecast wrong for a while; by the end (300 to 500 steps after
+    # the shift, the retrain having landed) the error is back below what it was before.
+    assert spike > 3 * before
+    assert settled < before, f"error {settled:.3f} at the end, {before:.3f} before the shift"
