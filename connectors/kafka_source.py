@@ -138,6 +138,16 @@ class KafkaSource(StreamSource):
     def seek(self, positions: Mapping[str, int]) -> None:
         self.pending_seek.update(positions)
 
+    def end_offsets(self) -> dict[str, int]:
+        """The newest offset (high watermark) of each assigned partition, as the last
+        fetches reported it; the pipeline's position subtracted gives the lag."""
+        out = {}
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                out[partition_key(tp)] = int(highwater)
+        return out
+
     @property
     def ready(self) -> bool:
         """Partitions are assigned (not, say, waiting for a rebalance after a restart)."""

@@ -32,6 +32,7 @@ from streamer.config import StreamerConfig, source_name
 from streamer.drift import DriftMonitor, DriftResponse, Signal, make_detector
 from streamer.durations import parse_duration
 from streamer.errors import ConfigError, ConfigProblem, SourceError
+from streamer.health import HttpEndpoint
 from streamer.pipeline import Counters, Pipeline, PipelineSettings
 from streamer.records import NS_PER_S
 from streamer.retrain import Retrainer, RetrainSettings
@@ -273,6 +274,8 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
         stop_at_end=stop_at_end,
         rejected_log_every=config.logging.rejected_every.total_seconds(),
         progress_every=config.stats.every.total_seconds(),
+        stats_every=config.stats.every.total_seconds(),
+        instance=config.instance,
     )
     forecaster, retrainer = build_forecaster(config)
     drift, on_drift = build_drift(config, forecaster, retrainer)
@@ -309,6 +312,18 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+def _http(config: StreamerConfig, pipeline: Pipeline) -> HttpEndpoint:
+    bind = config.http.bind
+    try:
+        endpoint = HttpEndpoint(bind, pipeline, config.http.stall_after.total_seconds())
+    except OSError as exc:
+        raise ConfigError(
+            "http",
+            [ConfigProblem("http.bind", f"cannot listen on {bind}: {exc.strerror or exc}")],
+        ) from None
+    return endpoint.start()
+
+
 @dataclass(frozen=True)
 class RunResult:
     counters: Counters
@@ -333,6 +348,7 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
     tune_gc()
+    endpoint: HttpEndpoint | None = None
     try:
         restored = pipeline.restore()
         log.info(
@@ -341,7 +357,11 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
         if isinstance(pipeline.retrainer, Retrainer):
             schedule = config.retrain.schedule
             pipeline.retrainer.start_schedule(schedule, schedule_interval(schedule))
+        if config.http.enabled:
+            endpoint = _http(config, pipeline)
         counters = pipeline.run(stop)
         return RunResult(counters, pipeline.window.live_series, restored)
     finally:
+        if endpoint is not None:
+            endpoint.stop()
         pipeline.close()

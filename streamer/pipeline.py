@@ -56,6 +56,8 @@ class PipelineSettings:
     rejected_log_every: float = 10.0
     progress_every: float = 5.0
     sink_retry_wait: float = 1.0
+    stats_every: float | None = None  # a streamer_stats event this often (None: never)
+    instance: str = "streamer"
 
 
 @dataclass
@@ -130,12 +132,22 @@ class Pipeline:
         self._last_rejection_log: dict[str, float] = {}
         self._unlogged: Counter[str] = Counter()
         self.restored = False
+        self.started = False  # restored, or begun afresh: the model is loaded
+        self.last_step_at = time.monotonic()  # when the loop last finished a micro-batch
+        # Consumer lag by (source, partition): end offset minus the next one to process.
+        self.lag: dict[tuple[str, str], int] = {}
+        self._last_stats = clock()
+        self._stats_events: list[Event] = []
+        self._latency = [0.0, 0]  # sink write seconds and writes, since the last stats
+        self.observe_sink_write: Callable[[str, float], None] = lambda sink, seconds: None
+        self.writer.on_written = self._sink_written
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def restore(self) -> bool:
         """Continue from the newest checkpoint, if there is one."""
         state = self.checkpoints.load() if self.checkpoints else None
+        self.started = True
         if state is None:
             for sink in self.sinks:
                 sink.start_fresh()
@@ -205,6 +217,8 @@ class Pipeline:
         closed = concat_batches([result.closed, self.window.close_idle(self.idle_clock)])
         # A batch boundary: the one place new weights may be swapped in.
         events = self.retrainer.poll(int(now * NS_PER_S)) if self.retrainer else []
+        events += self._stats_events
+        self._stats_events = []
         self._emit(closed, events)
         self._reject(decoded.rejections + self.writer.take_refused(), now)
         self.counters.events_in += records
@@ -212,6 +226,8 @@ class Pipeline:
         self.counters.batches += 1
         self._maybe_checkpoint(now)
         self._maybe_progress(now)
+        self._maybe_stats(now)
+        self.last_step_at = time.monotonic()
         return records
 
     def _poll(self) -> list[tuple[Decoder, list[RawRecord]]]:
@@ -357,6 +373,41 @@ class Pipeline:
             "positions": {name: dict(p) for name, p in self.positions.items()},
             "idle_clock": self.idle_clock,
         }
+
+    def _sink_written(self, sink: str, seconds: float) -> None:
+        """From the writer thread: a sink acknowledged an output after `seconds`."""
+        self._latency[0] += seconds
+        self._latency[1] += 1
+        self.observe_sink_write(sink, seconds)
+
+    def _maybe_stats(self, now: float) -> None:
+        """Every stats_every: refresh the consumer lag, and queue a streamer_stats event."""
+        every = self.settings.stats_every
+        if every is None or now - self._last_stats < every:
+            return
+        self._last_stats = now
+        for source, _ in self.sources:
+            end_offsets = getattr(source, "end_offsets", None)
+            if end_offsets is None:
+                continue
+            done = self.positions[source.name]
+            for partition, end in end_offsets().items():
+                if partition in done:
+                    self.lag[(source.name, partition)] = max(0, end - done[partition])
+        c = self.counters
+        fields: dict[str, float | int | bool | str] = {
+            "events_in": c.events_in,
+            "rejected": c.rejected_total,
+            "forecasts_out": c.forecasts_out,
+            "live_series": self.window.live_series,
+            "lag": sum(self.lag.values()),
+        }
+        seconds, writes = self._latency
+        if writes:
+            fields["latency_ms"] = 1000.0 * seconds / writes
+        self._latency = [0.0, 0]
+        tags = {"instance": self.settings.instance}
+        self._stats_events.append(Event("streamer_stats", tags, fields, int(now * NS_PER_S)))
 
     def _maybe_progress(self, now: float, force: bool = False) -> None:
         if not force and now - self._last_progress < self.settings.progress_every:

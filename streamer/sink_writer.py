@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from connectors.base import Output, Sink
 from streamer.errors import SinkError, SinkRejectedError
@@ -32,6 +33,11 @@ class SinkWriter:
         self.refused: queue.Queue[Rejection] = queue.Queue()
         self._queue: queue.Queue[Output | None] = queue.Queue(max_in_flight)
         self._failure: BaseException | None = None
+        # Observers of each write (sink class, seconds) and retry (sink class); no-ops
+        # unless the metrics set them. `failing` is true while a sink is being retried.
+        self.on_written: Callable[[str, float], None] = lambda sink, seconds: None
+        self.on_retry: Callable[[str], None] = lambda sink: None
+        self.failing = False
         self._thread = threading.Thread(target=self._run, name="sink-writer", daemon=True)
         self._thread.start()
 
@@ -78,9 +84,13 @@ class SinkWriter:
 
     def _write(self, sink: Sink, output: Output) -> None:
         attempt = 0
+        name = type(sink).__name__
         while True:
             try:
+                started = time.perf_counter()
                 sink.write(output)
+                self.on_written(name, time.perf_counter() - started)
+                self.failing = False
                 return
             except SinkRejectedError as exc:
                 log.error("%s refused %d points: %s", type(sink).__name__, len(exc.lines), exc)
@@ -89,6 +99,8 @@ class SinkWriter:
                 return
             except SinkError as exc:
                 attempt += 1
+                self.failing = True
+                self.on_retry(name)
                 wait = min(30.0, self.retry_wait * 2 ** min(attempt, 5))
                 log.warning(
                     "%s cannot write (%s); retrying in %.1fs; polling pauses when %d outputs wait",

@@ -8,8 +8,10 @@ last_value, so each forecast must equal the mean of the step it was issued at.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from influxdb_client import InfluxDBClient
 from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import Services
 from tests.integration.daemon import (
@@ -87,6 +90,7 @@ def base_config(services: Services, bucket: str, tmp_path: Path) -> dict[str, An
         ],
         "checkpoint": {"path": str(tmp_path / "checkpoint.db"), "every": "500ms"},
         "stats": {"every": "1s"},
+        "http": {"enabled": False},
     }
 
 
@@ -350,6 +354,12 @@ def _consume_all(
     return got
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _rows(client: InfluxDBClient, flux: str) -> list[dict[str, Any]]:
     return [r.values for table in client.query_api().query(flux) for r in table.records]
 
@@ -368,6 +378,8 @@ def test_the_lstm_retrains_on_its_schedule_and_the_retrain_is_recorded_in_influx
     config["sources"] = kafka_sources(services, ticks, readings)
     config["model"] = {"type": "lstm", "horizon": H, "hidden_size": 8, "min_train_steps": 1}
     config["retrain"] = {"schedule": "1s", "window": 16, "burn_in": 4, "min_new_steps": 100}
+    port = free_port()
+    config["http"] = {"bind": f"127.0.0.1:{port}"}
     daemon = Daemon(config, tmp_path, env=env).start()
 
     retrains = (
@@ -391,6 +403,22 @@ def test_the_lstm_retrains_on_its_schedule_and_the_retrain_is_recorded_in_influx
     wait_until(
         lambda: bool(_rows(influx_client, lstm_versions)), 60, "LSTM forecast points", daemon
     )
+    # What the metrics endpoint says while it runs.
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        metrics = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.read().decode())
+            for s in family.samples
+        }
+    assert metrics[("streamer_model_version", ())] >= 1
+    assert metrics[("streamer_retrains_total", (("outcome", "promoted"),))] >= 1
+    lags = {labels: v for (name, labels), v in metrics.items() if name == "streamer_consumer_lag"}
+    assert {dict(labels)["partition"] for labels in lags} == {
+        f"{t}/{p}" for t in (ticks, readings) for p in range(2)
+    }
+    assert all(v == 0 for v in lags.values())  # all read
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+        assert json.loads(response.read())["status"] == "ready"
     assert daemon.stop() == 0
 
     attempt = next(r for r in _rows(influx_client, retrains) if r["promoted"])
@@ -406,3 +434,10 @@ def test_the_lstm_retrains_on_its_schedule_and_the_retrain_is_recorded_in_influx
     models = {model for _, _, model in forecast_points(influx_client, influx_bucket)}
     assert models == {"baseline", "lstm"}
     assert "retrain (schedule): held-out loss" in daemon.log()
+    stats = _rows(
+        influx_client,
+        f'from(bucket: "{influx_bucket}") |> range(start: 0) '
+        '|> filter(fn: (r) => r._measurement == "streamer_stats" and r._field == "events_in")',
+    )
+    assert stats
+    assert max(r["_value"] for r in stats) > 0

@@ -1,0 +1,101 @@
+"""The HTTP endpoint: /healthz, /readyz and /metrics, on a thread of its own.
+
+- /healthz: 200 while the loop has finished a micro-batch within `stall_after`, else 503
+  (a container orchestrator restarts a stalled daemon).
+- /readyz: 200 when every source is reading (connected, partitions assigned), the model
+  is loaded (restored or started afresh) and no sink is failing, else 503; the JSON body
+  says which check failed.
+- /metrics: Prometheus text format (`streamer.metrics`).
+
+The handler only reads the pipeline's counters and flags; it never touches its state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streamer.metrics import Metrics
+from streamer.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def health(pipeline: Pipeline, stall_after: float) -> tuple[bool, dict[str, Any]]:
+    idle = time.monotonic() - pipeline.last_step_at
+    ok = idle <= stall_after
+    return ok, {"status": "ok" if ok else "stalled", "seconds_since_progress": round(idle, 3)}
+
+
+def readiness(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
+    checks = {
+        "sources": all(source.ready for source, _ in pipeline.sources),
+        "model": pipeline.started,
+        "sinks": not pipeline.writer.failing,
+    }
+    ok = all(checks.values())
+    return ok, {"status": "ready" if ok else "not ready", "checks": checks}
+
+
+class HttpEndpoint:
+    """Serves health, readiness and metrics for one pipeline at host:port."""
+
+    def __init__(self, bind: str, pipeline: Pipeline, stall_after: float) -> None:
+        host, _, port = bind.rpartition(":")
+        self.metrics = Metrics(pipeline)
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                endpoint.handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # one line per scrape would drown the daemon's own log
+
+        self.pipeline = pipeline
+        self.stall_after = stall_after
+        self.server = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> HttpEndpoint:
+        self._thread.start()
+        log.info("health and metrics on http://%s:%d", *self.server.server_address[:2])
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        path = request.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(request, 200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
+            return
+        if path == "/healthz":
+            ok, body = health(self.pipeline, self.stall_after)
+        elif path == "/readyz":
+            ok, body = readiness(self.pipeline)
+        else:
+            ok, body = False, {"error": f"no {path}; try /healthz, /readyz or /metrics"}
+            self._send(request, 404, json.dumps(body).encode(), "application/json")
+            return
+        self._send(request, 200 if ok else 503, json.dumps(body).encode(), "application/json")
+
+    @staticmethod
+    def _send(request: BaseHTTPRequestHandler, status: int, body: bytes, kind: str) -> None:
+        request.send_response(status)
+        request.send_header("Content-Type", kind)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)

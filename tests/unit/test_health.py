@@ -1,0 +1,164 @@
+"""The HTTP endpoint: liveness that notices a stalled loop, readiness that names what is
+not ready, Prometheus metrics that match the pipeline's counters; and streamer_stats."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from connectors.base import Output
+from connectors.codecs import Decoder
+from connectors.memory import MemorySink, MemorySource
+from models.baseline import LastValue
+from streamer.errors import SinkError
+from streamer.health import HttpEndpoint
+from streamer.pipeline import Pipeline, PipelineSettings
+from streamer.records import NS_PER_S
+from streamer.window import WindowBuffer
+
+T0 = 1_700_000_000
+
+
+class Source(MemorySource):
+    is_ready = True
+
+    @property
+    def ready(self) -> bool:
+        return self.is_ready
+
+
+class FlakySink(MemorySink):
+    """Fails its first write, then takes everything."""
+
+    failures = 1
+
+    def write(self, output: Output) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise SinkError("down for a moment")
+        super().write(output)
+
+
+def payloads() -> list[bytes]:
+    good = [
+        b'{"id":"s%d","value":%d,"ts":%d}' % (k, t, (T0 + t) * 1000)
+        for t in range(30)
+        for k in range(4)
+    ]
+    return good + [b"{not json"] * 3
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Pipeline, HttpEndpoint, Source]]:
+    source = Source("src", payloads())
+    pipeline = Pipeline(
+        sources=[(source, Decoder(kind="sensor", series_field="id", value_field="value"))],
+        window=WindowBuffer(step_ns=NS_PER_S, length=8, max_series=10),
+        forecaster=LastValue(2),
+        sinks=[FlakySink()],
+        settings=PipelineSettings(max_batch=20, max_wait=0.0, sink_retry_wait=0.01),
+    )
+    endpoint = HttpEndpoint("127.0.0.1:0", pipeline, stall_after=5.0).start()
+    yield pipeline, endpoint, source
+    endpoint.stop()
+    pipeline.close()
+
+
+def get(endpoint: HttpEndpoint, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{endpoint.port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_match_what_the_pipeline_did(served: Any) -> None:
+    pipeline, endpoint, _ = served
+    pipeline.restore()
+    while not pipeline.sources[0][0].exhausted:
+        pipeline.step()
+    pipeline.checkpoint()  # waits for the writer
+
+    status, text = get(endpoint, "/metrics")
+    assert status == 200
+    m = samples(text)
+    c = pipeline.counters
+    assert m[("streamer_events_in_total", ())] == c.events_in == 123
+    assert m[("streamer_rejected_total", (("reason", "malformed"),))] == 3
+    assert m[("streamer_forecasts_out_total", ())] == c.forecasts_out > 0
+    assert m[("streamer_live_series", ())] == 4
+    writes = m[("streamer_sink_write_seconds_count", (("sink", "FlakySink"),))]
+    assert writes == len(pipeline.sinks[0].outputs) > 0
+    assert m[("streamer_sink_retries_total", (("sink", "FlakySink"),))] == 1
+
+
+def test_healthz_turns_503_when_the_loop_stalls(served: Any) -> None:
+    pipeline, endpoint, _ = served
+    pipeline.step()
+    assert get(endpoint, "/healthz")[0] == 200
+    pipeline.last_step_at = time.monotonic() - 6.0  # no micro-batch for 6 s > stall_after
+    status, body = get(endpoint, "/healthz")
+    assert status == 503
+    assert json.loads(body)["status"] == "stalled"
+
+
+def test_readyz_says_which_check_fails(served: Any) -> None:
+    pipeline, endpoint, source = served
+    status, body = get(endpoint, "/readyz")
+    assert status == 503
+    assert json.loads(body)["checks"] == {"sources": True, "model": False, "sinks": True}
+    pipeline.restore()
+    assert get(endpoint, "/readyz")[0] == 200
+    source.is_ready = False  # e.g. partitions revoked, waiting for a rebalance
+    status, body = get(endpoint, "/readyz")
+    assert status == 503
+    assert json.loads(body)["checks"]["sources"] is False
+    assert get(endpoint, "/nowhere")[0] == 404
+
+
+def test_a_streamer_stats_point_is_written_every_stats_period() -> None:
+    now = [float(T0)]
+    sink = MemorySink()
+    pipeline = Pipeline(
+        sources=[
+            (
+                Source("src", payloads()),
+                Decoder(kind="sensor", series_field="id", value_field="value"),
+            )
+        ],
+        window=WindowBuffer(step_ns=NS_PER_S, length=8, max_series=10),
+        forecaster=LastValue(2),
+        sinks=[sink],
+        settings=PipelineSettings(max_batch=20, max_wait=0.0, stats_every=10.0, instance="here"),
+        clock=lambda: now[0],
+    )
+    try:
+        for _ in range(4):
+            pipeline.step()
+            now[0] += 6.0  # a report at 12 s and one at 24 s
+        pipeline.checkpoint()
+    finally:
+        pipeline.close()
+    stats = [e for o in sink.outputs for e in o.events if e.measurement == "streamer_stats"]
+    assert [e.time_ns // NS_PER_S - T0 for e in stats] == [12]  # the 24 s one goes out next
+    (event,) = stats
+    assert event.tags == {"instance": "here"}
+    assert event.fields["events_in"] == 60  # three batches of 20 by the 12 s report
+    assert event.fields["rejected"] == 0
+    assert event.fields["lag"] == 0
+    assert float(event.fields["latency_ms"]) >= 0
