@@ -354,6 +354,19 @@ def _consume_all(
     return got
 
 
+LAG = "streamer_consumer_lag"
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The daemon's /metrics, by (name, sorted labels)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.read().decode())
+            for s in family.samples
+        }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -403,20 +416,18 @@ def test_the_lstm_retrains_on_its_schedule_and_the_retrain_is_recorded_in_influx
     wait_until(
         lambda: bool(_rows(influx_client, lstm_versions)), 60, "LSTM forecast points", daemon
     )
-    # What the metrics endpoint says while it runs.
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        metrics = {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(response.read().decode())
-            for s in family.samples
-        }
+    # What the metrics endpoint says while it runs. The lag is refreshed every
+    # stats.every (1 s), so it reaches 0 on every partition shortly after all is read.
+    partitions = {f"{t}/{p}" for t in (ticks, readings) for p in range(2)}
+
+    def caught_up() -> bool:
+        lags = {dict(k[1])["partition"]: v for k, v in scrape(port).items() if k[0] == LAG}
+        return set(lags) == partitions and not any(lags.values())
+
+    wait_until(caught_up, 30, "zero consumer lag on every partition", daemon)
+    metrics = scrape(port)
     assert metrics[("streamer_model_version", ())] >= 1
     assert metrics[("streamer_retrains_total", (("outcome", "promoted"),))] >= 1
-    lags = {labels: v for (name, labels), v in metrics.items() if name == "streamer_consumer_lag"}
-    assert {dict(labels)["partition"] for labels in lags} == {
-        f"{t}/{p}" for t in (ticks, readings) for p in range(2)
-    }
-    assert all(v == 0 for v in lags.values())  # all read
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
         assert json.loads(response.read())["status"] == "ready"
     assert daemon.stop() == 0
