@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import gc
 import logging
 import signal
@@ -332,9 +333,24 @@ class RunResult:
 
 
 def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResult:
-    """Run the daemon until SIGINT/SIGTERM (a second one exits at once) or the end of data."""
+    """Run the daemon until SIGINT/SIGTERM or the end of data.
+
+    On the first signal the loop finishes its batch, flushes the sinks, checkpoints and
+    commits. If that takes longer than `shutdown_timeout` (a sink that does not answer),
+    or on a second signal, it stops at once (KeyboardInterrupt): the last checkpoint
+    stands, and what came after it is read again on the next start.
+    """
     stop = stop or threading.Event()
     pipeline = build_pipeline(config)
+    timeout = config.shutdown_timeout.total_seconds()
+
+    def give_up() -> None:
+        log.error(
+            "shutdown took longer than shutdown_timeout (%gs): stopping at once; "
+            "the last checkpoint stands",
+            timeout,
+        )
+        _thread.interrupt_main()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
@@ -343,12 +359,16 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
             "%s: stopping after this batch (again to stop at once)", signal.Signals(signum).name
         )
         stop.set()
+        watchdog = threading.Timer(timeout, give_up)
+        watchdog.daemon = True
+        watchdog.start()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
     tune_gc()
     endpoint: HttpEndpoint | None = None
+    at_once = False
     try:
         restored = pipeline.restore()
         log.info(
@@ -361,7 +381,13 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
             endpoint = _http(config, pipeline)
         counters = pipeline.run(stop)
         return RunResult(counters, pipeline.window.live_series, restored)
+    except KeyboardInterrupt:
+        at_once = True
+        raise
     finally:
         if endpoint is not None:
             endpoint.stop()
-        pipeline.close()
+        if at_once:
+            pipeline.abandon()
+        else:
+            pipeline.close()

@@ -174,9 +174,19 @@ class Pipeline:
             if self.settings.stop_at_end and all(s.exhausted for s, _ in self.sources):
                 self._flush_windows()
                 break
+        self._maybe_stats(self.clock(), force=True)  # a last report, written with the rest
+        self._emit(self.window.empty(), self._stats_events)
+        self._stats_events = []
         self.checkpoint()
         self._maybe_progress(self.clock(), force=True)
         return self.counters
+
+    def abandon(self) -> None:
+        """Stop at once (a second signal, or shutdown_timeout passed): nothing more is
+        written or saved, so the last checkpoint stands; the writer and the sources are
+        left to the process's exit rather than waited for."""
+        if self.checkpoints:
+            self.checkpoints.close()
 
     def close(self) -> None:
         if self.retrainer:
@@ -380,10 +390,10 @@ class Pipeline:
         self._latency[1] += 1
         self.observe_sink_write(sink, seconds)
 
-    def _maybe_stats(self, now: float) -> None:
+    def _maybe_stats(self, now: float, force: bool = False) -> None:
         """Every stats_every: refresh the consumer lag, and queue a streamer_stats event."""
         every = self.settings.stats_every
-        if every is None or now - self._last_stats < every:
+        if every is None or (not force and now - self._last_stats < every):
             return
         self._last_stats = now
         for source, _ in self.sources:

@@ -23,6 +23,8 @@ from streamer.records import SINK_REJECTED, Rejection
 
 log = logging.getLogger(__name__)
 
+_WAKE = 0.25  # seconds a blocked pipeline thread waits before checking for signals
+
 
 class SinkWriter:
     """A background writer for a list of sinks (see module doc)."""
@@ -43,12 +45,22 @@ class SinkWriter:
 
     def submit(self, output: Output) -> None:
         """Queue an output for the sinks; blocks while max_in_flight are waiting."""
-        self._raise_failure()
-        self._queue.put(output)
+        while True:
+            self._raise_failure()
+            try:
+                # Waits in short slices: a signal's handler runs in the waiting thread
+                # only when it wakes, and a stop must not wait for a sink that is down.
+                self._queue.put(output, timeout=_WAKE)
+                return
+            except queue.Full:
+                continue
 
     def drain(self) -> None:
         """Return once every submitted output has been written (or refused)."""
-        self._queue.join()
+        done = self._queue.all_tasks_done
+        with done:
+            while self._queue.unfinished_tasks:
+                done.wait(_WAKE)
         self._raise_failure()
 
     def take_refused(self) -> list[Rejection]:

@@ -419,6 +419,10 @@ class WindowBuffer:
         self.ring_count[uniq] = np.minimum(grown, self.length)
         self.ring_head[uniq] = (self.ring_head[uniq] + sizes) % self.length
 
+    def empty(self) -> StepBatch:
+        """A batch of no steps (for outputs that carry only events)."""
+        return self._empty()
+
     def _empty(self) -> StepBatch:
         return StepBatch(
             slots=np.empty(0, np.int64),

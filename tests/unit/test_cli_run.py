@@ -35,19 +35,11 @@ def test_the_demo_replays_the_bundled_data_and_prints_a_summary(tmp_path: Path) 
     assert "10 series" in summary
     assert str(forecasts) in summary
     points = [parse_line(line) for line in forecasts.read_text().splitlines()]
-    symbols = {p.tags["series"] for p in points}
+    symbols = {p.tags["series"] for p in points if "series" in p.tags}
     assert len(symbols) == 10
     measurements = {p.measurement for p in points}
-    assert (
-        {"observed", "forecast", "forecast_error"}
-        <= measurements
-        <= {
-            "observed",
-            "forecast",
-            "forecast_error",
-            "drift",
-        }
-    )
+    assert {"observed", "forecast", "forecast_error", "streamer_stats"} <= measurements
+    assert measurements <= {"observed", "forecast", "forecast_error", "drift", "streamer_stats"}
     # Intervals appear once each series has enough errors to calibrate them.
     assert any("lower" in p.fields for p in points if p.measurement == "forecast")
     assert "events" in done.stderr  # progress lines
@@ -67,3 +59,58 @@ def test_a_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "window.step" in done.stderr
     assert "sources" in done.stderr
+
+
+def test_a_stop_that_outlasts_shutdown_timeout_ends_at_once(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on: the sink never answers
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "stuck.yaml"
+    config.write_text(
+        f"""
+sources:
+  - type: replay
+    path: {REPO / "config/demo/sp500-prices.csv"}
+    kind: price
+    fields: {{series: symbol, value: price, time: date, time_unit: iso8601}}
+window: {{step: 1d}}
+model: {{type: last_value, horizon: 2}}
+sinks:
+  - type: influxdb
+    url: http://127.0.0.1:{port}
+    org: o
+    bucket: b
+    token: t
+    retry_backoff: 100ms
+checkpoint: {{enabled: false}}
+http: {{enabled: false}}
+shutdown_timeout: 2s
+"""
+    )
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "streamer.cli", "run", "-c", str(config)],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "cannot write" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        daemon.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        status = daemon.wait(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        daemon.kill()
+    text = log.read_text()
+    assert status == 130, text
+    assert 1.5 < took < 10, took
+    assert "shutdown took longer than shutdown_timeout (2s)" in text
