@@ -1,4 +1,5 @@
-"""The `streamer` command: `run`, `evaluate`, `config validate` and `config show`.
+"""The `streamer` command: `run`, `evaluate`, `demo-produce`, `config validate` and
+`config show`.
 
 Exit status: 0 when all is well, 1 when a source or sink cannot be used, 2 for a config
 (or command line) that cannot be used, 130 when stopped at once by a second signal.
@@ -118,6 +119,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(handler=_evaluate)
 
+    demo = commands.add_parser(
+        "demo-produce",
+        help="send realistic synthetic price ticks and sensor readings to Kafka and/or MQTT",
+    )
+    demo.add_argument("--kafka", metavar="HOST:PORT", help="Kafka bootstrap server")
+    demo.add_argument("--ticks-topic", default="streamer-ticks", metavar="TOPIC")
+    demo.add_argument("--readings-topic", default="streamer-readings", metavar="TOPIC")
+    demo.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker")
+    demo.add_argument(
+        "--mqtt-prefix",
+        default="streamer",
+        metavar="PREFIX",
+        help="publish to PREFIX/ticks/<symbol> and PREFIX/sensors/<sensor> (QoS 1)",
+    )
+    demo.add_argument("--symbols", type=int, default=20, metavar="N")
+    demo.add_argument("--sensors", type=int, default=20, metavar="N")
+    demo.add_argument(
+        "--step", default="1s", metavar="DURATION", help="time between events of a series"
+    )
+    demo.add_argument(
+        "--duration", metavar="DURATION", help="stop after this long (default: never)"
+    )
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(handler=_demo_produce)
+
     config = commands.add_parser("config", help="check or print a config file")
     config_commands = config.add_subparsers(required=True, metavar="ACTION")
     validate = config_commands.add_parser(
@@ -223,6 +249,51 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(ev.table(report))
     if args.output:
         Path(args.output).write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    return EXIT_OK
+
+
+def _demo_produce(args: argparse.Namespace) -> int:
+    from streamer.demo_produce import KafkaOutput, MqttOutput, Output, produce
+
+    logs.configure("INFO")
+    if not args.kafka and not args.mqtt:
+        print(
+            "streamer demo-produce: give --kafka HOST:PORT, --mqtt HOST:PORT or both",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        step = parse_duration(args.step).total_seconds()
+        duration = parse_duration(args.duration).total_seconds() if args.duration else None
+    except ValueError as exc:
+        print(f"streamer demo-produce: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    outputs: list[Output] = []
+    if args.kafka:
+        outputs.append(KafkaOutput(args.kafka, args.ticks_topic, args.readings_topic))
+    if args.mqtt:
+        outputs.append(MqttOutput(args.mqtt, args.mqtt_prefix))
+
+    def send(stream: str, key: str, payload: bytes) -> None:
+        for output in outputs:
+            output.send(stream, key, payload)
+
+    sent = 0
+    try:
+        sent = produce(
+            send,
+            symbols=args.symbols,
+            sensors=args.sensors,
+            step_s=step,
+            duration_s=duration,
+            seed=args.seed,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for output in outputs:
+            output.close()
+    print(f"sent {sent} events")
     return EXIT_OK
 
 

@@ -1,0 +1,77 @@
+"""`streamer demo-produce` sends to a real Kafka broker and a real Mosquitto broker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from kafka import KafkaConsumer
+
+from tests.integration.conftest import Services
+
+REPO = Path(__file__).parents[2]
+
+
+def test_demo_produce_sends_ticks_and_readings_to_kafka_and_mqtt(
+    services: Services, make_topic: Callable[[int], str], mqtt_prefix: str
+) -> None:
+    ticks, readings = make_topic(2), make_topic(2)
+    received: list[str] = []
+    ready = threading.Event()
+
+    def on_connect(client: mqtt.Client, *_: object) -> None:
+        client.subscribe(f"{mqtt_prefix}/#", qos=1)
+
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    listener.on_connect = on_connect
+    listener.on_subscribe = lambda *_: ready.set()
+    listener.on_message = lambda _c, _u, message: received.append(message.topic)
+    listener.connect(services.mqtt_host, services.mqtt_port)
+    listener.loop_start()
+    assert ready.wait(10)
+    try:
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "streamer.cli", "demo-produce",
+                "--kafka", services.kafka_bootstrap,
+                "--ticks-topic", ticks, "--readings-topic", readings,
+                "--mqtt", f"{services.mqtt_host}:{services.mqtt_port}",
+                "--mqtt-prefix", mqtt_prefix,
+                "--symbols", "4", "--sensors", "3", "--step", "100ms", "--duration", "1s",
+            ],
+            cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        sent = int(done.stdout.strip().split()[1])
+        assert sent >= 4 * 5  # at least half the steps of 1 s at 100 ms
+        deadline = time.monotonic() + 20
+        while len(received) < sent and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
+    assert len(received) == sent
+    assert {t.split("/")[-2] for t in received} == {"ticks", "sensors"}
+
+    consumer = KafkaConsumer(
+        ticks, readings,
+        bootstrap_servers=services.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"check-{uuid.uuid4().hex[:8]}",
+        consumer_timeout_ms=5000,
+    )  # fmt: skip
+    by_topic: dict[str, list[dict[str, Any]]] = {ticks: [], readings: []}
+    for record in consumer:
+        by_topic[record.topic].append(json.loads(record.value))
+    consumer.close()
+    assert len(by_topic[ticks]) + len(by_topic[readings]) == sent
+    assert {t["symbol"] for t in by_topic[ticks]} == {f"SYM{k:03d}" for k in range(4)}
+    assert all(set(r["values"]) == {"temperature", "humidity"} for r in by_topic[readings])
