@@ -150,6 +150,7 @@ def test_a_streamer_stats_point_is_written_every_stats_period() -> None:
     try:
         for _ in range(4):
             pipeline.step()
+            pipeline.writer.drain()  # written before the next report, so it has a latency
             now[0] += 6.0  # a report at 12 s and one at 24 s
         pipeline.checkpoint()
     finally:
