@@ -148,8 +148,21 @@ def build_forecaster(config: StreamerConfig) -> tuple[Forecaster, Retrainer | No
     if isinstance(model, cfg.SeasonalNaiveModel):
         return SeasonalNaive(model.horizon, model.season_length), None
     r = config.retrain
-    recurrent = RecurrentForecaster(
-        model.horizon,
+    recurrent = build_recurrent(model, r, model.horizon, _device(model.device))
+    baseline = build_baseline(model.baseline, model.horizon, model.season_length)
+    forecaster = ColdStart(recurrent, baseline, model.min_train_steps)
+    if not r.enabled:
+        return forecaster, None
+    return forecaster, Retrainer(recurrent, retrain_settings(model, r))
+
+
+def build_recurrent(
+    model: cfg.LstmModel, retrain: cfg.RetrainConfig, horizon: int, device: str = "cpu"
+) -> RecurrentForecaster:
+    """The LSTM (or GRU) a model section describes, recording into a replay buffer."""
+    r = retrain
+    return RecurrentForecaster(
+        horizon,
         cell=model.cell,
         hidden_size=model.hidden_size,
         num_layers=model.num_layers,
@@ -158,14 +171,15 @@ def build_forecaster(config: StreamerConfig) -> tuple[Forecaster, Retrainer | No
         calendar=model.calendar,
         returns=model.price_inputs == "returns",
         scale_halflife=model.scale_halflife,
-        device=_device(model.device),
-        replay=ReplayBuffer(r.window, r.window - r.burn_in - model.horizon, r.buffer_steps),
+        device=device,
+        replay=ReplayBuffer(r.window, r.window - r.burn_in - horizon, r.buffer_steps),
     )
-    baseline = build_baseline(model.baseline, model.horizon, model.season_length)
-    forecaster = ColdStart(recurrent, baseline, model.min_train_steps)
-    if not r.enabled:
-        return forecaster, None
-    settings = RetrainSettings(
+
+
+def retrain_settings(model: cfg.LstmModel, retrain: cfg.RetrainConfig) -> RetrainSettings:
+    """How a retrain trains and decides, from the model and retrain sections."""
+    r = retrain
+    return RetrainSettings(
         burn_in=r.burn_in,
         epochs=r.epochs,
         batch_size=r.batch_size,
@@ -178,7 +192,6 @@ def build_forecaster(config: StreamerConfig) -> tuple[Forecaster, Retrainer | No
         threads=r.threads,
         seed=model.seed,
     )
-    return forecaster, Retrainer(recurrent, settings)
 
 
 def build_drift(

@@ -25,20 +25,20 @@ from typing import IO, Any, Literal, cast
 
 import numpy as np
 
-from connectors.base import Output, RawRecord, StreamSource
+from connectors.base import RawRecord, StreamSource
 from connectors.codecs import Decoder, TimeUnit
+from connectors.memory import MemorySink
 from connectors.replay import ReplaySource
 from models.base import Forecaster
 from models.baseline import LastValue, SeasonalNaive
 from models.outcomes import Outcomes
-from models.recurrent import RecurrentForecaster
-from models.replay_buffer import ReplayBuffer
 from models.river_models import holt_winters, snarimax
 from streamer.config import DriftConfig, IntervalsConfig, LstmModel, RetrainConfig
+from streamer.daemon import build_recurrent, retrain_settings
 from streamer.drift import DriftMonitor, DriftResponse, make_detector
 from streamer.pipeline import Pipeline, PipelineSettings
 from streamer.records import Event, Forecasts, StepBatch
-from streamer.retrain import Retrainer, RetrainSettings
+from streamer.retrain import Retrainer
 from streamer.scoring import F64, Actuals, Issued, mae_after, mase_scales, score
 from streamer.window import WindowBuffer
 
@@ -222,31 +222,6 @@ class _WideReplay(StreamSource):
         self.replay.close()
 
 
-class _Keep:
-    """A sink that keeps every output (the evaluation reads them afterwards)."""
-
-    def __init__(self) -> None:
-        self.outputs: list[Output] = []
-
-    def write(self, output: Output) -> None:
-        self.outputs.append(output)
-
-    def flush(self) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-    def start_fresh(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 # --- retraining in event time ------------------------------------------------------------
 
 
@@ -305,32 +280,9 @@ def _forecaster(
         return snarimax(h, m), None
     if name == "holtwinters":
         return holt_winters(h, m), None
-    model, r = options.lstm, options.retrain
-    lstm = RecurrentForecaster(
-        h,
-        cell=model.cell,
-        hidden_size=model.hidden_size,
-        num_layers=model.num_layers,
-        dropout=model.dropout,
-        seed=model.seed,
-        calendar=model.calendar,
-        returns=model.price_inputs == "returns",
-        scale_halflife=model.scale_halflife,
-        replay=ReplayBuffer(r.window, r.window - r.burn_in - h, r.buffer_steps),
-    )
-    settings = RetrainSettings(
-        burn_in=r.burn_in,
-        epochs=r.epochs,
-        batch_size=r.batch_size,
-        learning_rate=model.learning_rate,
-        validation_fraction=r.validation_fraction,
-        promote=r.promote,
-        promote_tolerance=r.promote_tolerance,
-        max_duration=math.inf,  # event time: a retrain is never cut short by the wall clock
-        min_new_steps=r.min_new_steps,
-        threads=r.threads,
-        seed=model.seed,
-    )
+    lstm = build_recurrent(options.lstm, options.retrain, h)
+    # Event time: a retrain is never cut short by the wall clock.
+    settings = replace(retrain_settings(options.lstm, options.retrain), max_duration=math.inf)
     every = options.retrain_every or max(m, 1)
     schedule = _EventTimeSchedule(
         Retrainer(lstm, settings), window, warmup_step, every, options.warmup_epochs
@@ -378,7 +330,7 @@ def _run_model(
             lambda reason: retrainer.request(reason, fresh_data=True),
             forecaster.reset,
         )
-    sink = _Keep()
+    sink = MemorySink()
     replay = ReplaySource(f"evaluate-{name}", options.data)
     pipeline = Pipeline(
         sources=[(_WideReplay(replay, options, facts, on_row), decoder)],
