@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (the README names it; .ci/run runs exactly this): make .venv if
-# needed, start the real Kafka, InfluxDB and Mosquitto, then ruff, mypy and pytest.
+# needed, start the real Kafka, InfluxDB and Mosquitto, make sure Docker Compose is at
+# hand (the container tests resolve docker-compose.yml with it), then ruff, mypy and pytest.
 # Arguments go to pytest (e.g. scripts/test.sh tests/unit -x).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +15,7 @@ if ! scripts/services.sh up; then
   echo "test: the test services did not come up (see above)" >&2
   exit 1
 fi
+scripts/compose.sh version
 
 echo "== ruff" >&2
 .venv/bin/ruff check .

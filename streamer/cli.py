@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -30,6 +31,7 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_CONFIG = "config/demo.yaml"
+CONFIG_ENV = "STREAMER_CONFIG"  # the config file when -c is not given (the image sets it)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,9 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-c",
         "--config",
-        default=DEFAULT_CONFIG,
+        default=os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG,
         metavar="FILE",
-        help=f"config file (default: {DEFAULT_CONFIG}, the bundled demo replay)",
+        help=f"config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG}: the demo replay)",
     )
     run.set_defaults(handler=_run)
 

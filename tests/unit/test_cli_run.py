@@ -61,6 +61,25 @@ def test_a_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert "sources" in done.stderr
 
 
+def test_without_c_the_config_named_by_streamer_config_is_run(tmp_path: Path) -> None:
+    """The image sets STREAMER_CONFIG=/etc/streamer/streamer.yaml; `-c` still wins."""
+    config = tmp_path / "from-env.yaml"
+    config.write_text("sources: []\nsinks: []\n")
+    run = [sys.executable, "-m", "streamer.cli", "run"]
+    env = {**os.environ, "STREAMER_CONFIG": str(config)}
+    done = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert str(config) in done.stderr
+    other = tmp_path / "other.yaml"
+    other.write_text("sources: []\nsinks: []\n")
+    done = subprocess.run(
+        [*run, "-c", str(other)], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert str(other) in done.stderr
+    assert str(config) not in done.stderr
+
+
 def test_a_stop_that_outlasts_shutdown_timeout_ends_at_once(tmp_path: Path) -> None:
     import signal
     import socket

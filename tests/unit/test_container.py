@@ -1,0 +1,276 @@
+"""The container files agree with each other and with config/: what can be checked
+without a Docker engine.
+
+docker-compose.yml is parsed and resolved by the real Docker Compose (`config` needs no
+engine; scripts/compose.sh builds it where the plugin is missing), with the committed
+.env.example as its .env. The Dockerfile is read instruction by instruction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from streamer.config import StreamerConfig
+from streamer.config_edges import InfluxSink, KafkaSource, MqttSource
+from streamer.config_file import load_config
+from streamer.durations import parse_duration
+
+REPO = Path(__file__).parents[2]
+CONFIG_IN_IMAGE = "/etc/streamer/streamer.yaml"
+STATE_IN_IMAGE = "/var/lib/streamer"
+
+
+def compose(*args: str, env_file: Path = REPO / ".env.example") -> subprocess.CompletedProcess[str]:
+    """scripts/compose.sh with only PATH and HOME from our environment, so no stray
+    INFLUX_TOKEN of the caller's can stand in for the env file."""
+    env = {
+        k: os.environ[k] for k in ("PATH", "HOME", "XDG_CACHE_HOME", "GOPATH") if k in os.environ
+    }
+    return subprocess.run(
+        [str(REPO / "scripts/compose.sh"), "--env-file", str(env_file), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@cache
+def stack() -> dict[str, Any]:
+    """docker-compose.yml as Docker Compose resolves it."""
+    done = compose("config", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def env_example() -> dict[str, str]:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def service(name: str) -> dict[str, Any]:
+    return dict(stack()["services"][name])
+
+
+def mounts(name: str) -> dict[str, str]:
+    """target -> source (a repo path for bind mounts, the volume name otherwise)."""
+    return {m["target"]: m["source"] for m in service(name).get("volumes", [])}
+
+
+def container_config() -> StreamerConfig:
+    """config/container.yaml as the streamer service's environment resolves it."""
+    source = Path(mounts("streamer")[CONFIG_IN_IMAGE])
+    return load_config(source, environ=service("streamer")["environment"])
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), " ".join(rest.split())))
+    return out
+
+
+def instructions(word: str) -> list[str]:
+    return [args for w, args in dockerfile() if w == word]
+
+
+def image_env() -> dict[str, str]:
+    """Every ENV of the Dockerfile (both stages), NAME -> value."""
+    pairs = (item.split("=", 1) for args in instructions("ENV") for item in shlex.split(args))
+    return dict(pairs)
+
+
+def test_compose_file_resolves_with_the_example_env_and_has_the_whole_stack() -> None:
+    assert set(stack()["services"]) == {
+        "kafka",
+        "kafka-topics",
+        "influxdb",
+        "mosquitto",
+        "grafana",
+        "streamer",
+        "producer",
+    }
+    assert service("influxdb")["image"].startswith("influxdb:2.7")
+    assert service("kafka")["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert service("streamer")["build"]["context"] == str(REPO)
+
+
+def test_a_missing_secret_is_named_when_the_stack_is_resolved(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    done = compose("config", "--quiet", env_file=empty)
+    assert done.returncode != 0
+    required = re.findall(r"\$\{(\w+):\?", (REPO / "docker-compose.yml").read_text())
+    assert any(f"set {name} in .env" in done.stderr for name in required), done.stderr
+    assert ".env.example" in done.stderr
+
+
+def test_every_secret_and_setting_the_stack_reads_is_in_the_example_env() -> None:
+    used = set(re.findall(r"\$\{(\w+)", (REPO / "docker-compose.yml").read_text()))
+    used |= set(re.findall(r"\$\{(\w+)", (REPO / "config/container.yaml").read_text()))
+    assert used <= set(env_example()), f"not in .env.example: {used - set(env_example())}"
+
+
+def test_every_mounted_file_is_in_the_repository() -> None:
+    for name in stack()["services"]:
+        for m in service(name).get("volumes", []):
+            if m["type"] == "bind":
+                assert Path(m["source"]).exists(), f"{name} mounts {m['source']}, which is missing"
+                assert Path(m["source"]).is_relative_to(REPO)
+
+
+def test_the_container_config_reaches_the_stacks_services() -> None:
+    config = container_config()
+    names = set(stack()["services"])
+    topics_made = " ".join(service("kafka-topics")["command"])
+    producer = dict(arg.lstrip("-").split("=", 1) for arg in service("producer")["command"])
+    kafka_env = service("kafka")["environment"]
+    for source in config.sources:
+        if isinstance(source, KafkaSource):
+            for server in source.bootstrap_servers:
+                assert f"PLAINTEXT://{server}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+                assert server.split(":")[0] in names
+            for topic in source.topics:
+                assert topic in topics_made.split(), f"topic {topic} is not created"
+                assert topic in (producer["ticks-topic"], producer["readings-topic"])
+        elif isinstance(source, MqttSource):
+            assert source.host == "mosquitto"
+            assert producer["mqtt"] == f"{source.host}:{source.port}"
+            listener = re.search(r"^listener (\d+)", _mosquitto_conf(), re.M)
+            assert listener
+            assert int(listener.group(1)) == source.port
+            assert source.topics == [f"{producer['mqtt-prefix']}/sensors/+"]
+        else:
+            pytest.fail(f"the container reads a {source.type} source: a file it does not have")
+    assert producer["kafka"] in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def _mosquitto_conf() -> str:
+    mosquitto = {t: Path(s) for t, s in mounts("mosquitto").items()}
+    return mosquitto["/mosquitto/config/mosquitto.conf"].read_text()
+
+
+def test_streamer_and_grafana_use_the_influxdb_that_compose_initialises() -> None:
+    init = service("influxdb")["environment"]
+    (sink,) = [s for s in container_config().sinks if isinstance(s, InfluxSink)]
+    url = urlsplit(sink.url)
+    assert url.hostname == "influxdb"
+    assert url.port == _published("influxdb", 8086)
+    assert sink.org == init["DOCKER_INFLUXDB_INIT_ORG"] == env_example()["INFLUX_ORG"]
+    assert sink.bucket == init["DOCKER_INFLUXDB_INIT_BUCKET"] == env_example()["INFLUX_BUCKET"]
+    assert sink.token.get_secret_value() == init["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"]
+
+    grafana = service("grafana")
+    provisioning = Path(mounts("grafana")["/etc/grafana/provisioning"])
+    (source,) = yaml.safe_load((provisioning / "datasources/influxdb.yaml").read_text())[
+        "datasources"
+    ]
+    resolved = json.loads(
+        re.sub(r"\$\{(\w+)\}", lambda m: grafana["environment"][m.group(1)], json.dumps(source))
+    )
+    assert resolved["url"] == sink.url
+    assert resolved["jsonData"]["organization"] == sink.org
+    assert resolved["jsonData"]["defaultBucket"] == sink.bucket
+    assert resolved["secureJsonData"]["token"] == sink.token.get_secret_value()
+
+    (provider,) = yaml.safe_load((provisioning / "dashboards/streamer.yaml").read_text())[
+        "providers"
+    ]
+    dashboards = Path(mounts("grafana")[provider["options"]["path"]])
+    assert (dashboards / "streamer-forecasts.json").exists()
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (dashboards / Path(home).relative_to(provider["options"]["path"])).exists()
+
+
+def _published(name: str, target: int) -> int:
+    ports = {p["target"] for p in service(name).get("ports", [])}
+    assert target in ports, f"{name} does not publish {target}"
+    return target
+
+
+def test_the_image_reads_the_mounted_config_and_keeps_its_state_on_the_volume() -> None:
+    assert image_env()["STREAMER_CONFIG"] == CONFIG_IN_IMAGE
+    assert f"config/container.yaml {CONFIG_IN_IMAGE}" in instructions("COPY")
+    assert mounts("streamer")[CONFIG_IN_IMAGE] == str(REPO / "config/container.yaml")
+    assert instructions("VOLUME") == [STATE_IN_IMAGE]
+    assert mounts("streamer")[STATE_IN_IMAGE] == "streamer-state"
+    config = container_config()
+    assert config.checkpoint.enabled
+    assert config.checkpoint.path.is_relative_to(STATE_IN_IMAGE)
+    assert config.pipeline.dead_letter is not None
+    assert Path(getattr(config.pipeline.dead_letter, "path", "")).is_relative_to(STATE_IN_IMAGE)
+
+
+def test_health_checks_ask_the_port_the_daemon_serves() -> None:
+    host, port = container_config().http.bind.rsplit(":", 1)
+    assert host == "0.0.0.0", "in a container the endpoint must listen on every interface"
+    (check,) = instructions("HEALTHCHECK")
+    assert f"http://127.0.0.1:{port}/healthz" in check
+    assert instructions("EXPOSE") == [port]
+    assert _published("streamer", int(port))
+
+
+def test_a_stop_can_finish_within_compose_grace_period() -> None:
+    grace = parse_duration(service("streamer")["stop_grace_period"])
+    assert grace > container_config().shutdown_timeout
+    assert instructions("STOPSIGNAL") == ["SIGTERM"]
+    assert instructions("ENTRYPOINT") == ['["streamer", "run"]']
+
+
+def test_the_image_installs_as_the_readme_says_without_dev_tools_and_with_cpu_torch() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "scripts/setup.sh && .venv/bin/streamer run" in readme
+    runs = " ".join(instructions("RUN"))
+    assert "scripts/setup.sh" in runs
+    assert image_env()["STREAMER_EXTRAS"] == ""
+    assert image_env()["UV_TORCH_BACKEND"] == "cpu"
+    # What setup.sh installs must be in the build stage: the project and its packages.
+    pyproject = (REPO / "pyproject.toml").read_text()
+    packages = re.search(r"include = \[([^]]*)\]", pyproject)
+    assert packages
+    copied = " ".join(instructions("COPY"))
+    for package in re.findall(r'"(\w+)\*"', packages.group(1)):
+        assert f"{package}/ {package}/" in copied
+    assert "pyproject.toml README.md ./" in copied
+    assert "scripts/setup.sh scripts/" in copied
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert ".venv" in ignored
+    assert ".git" in ignored
+
+
+def test_the_image_is_multi_stage_on_slim_python_311_and_runs_as_a_user() -> None:
+    base = re.search(r"ARG PYTHON_IMAGE=(\S+)", " ".join(f"{w} {a}" for w, a in dockerfile()))
+    assert base
+    assert base.group(1).startswith("python:3.11-slim")
+    stages = instructions("FROM")
+    assert len(stages) == 2
+    assert stages[0].endswith("AS build")
+    assert "COPY --from=build /opt/streamer /opt/streamer" in [
+        f"COPY {a}" for a in instructions("COPY")
+    ]
+    (user,) = instructions("USER")
+    assert user not in ("root", "0")
+
+
+def test_the_container_config_is_a_valid_config_with_the_stacks_environment() -> None:
+    config = container_config()
+    assert config.http.enabled
+    assert config.shutdown_timeout == timedelta(seconds=30)
