@@ -25,6 +25,7 @@ COPY models/ models/
 RUN --mount=type=cache,target=/root/.cache/uv \
     scripts/setup.sh \
     && .venv/bin/python -m pip uninstall -q -y uv \
+    && .venv/bin/python -m compileall -q streamer connectors models \
     && .venv/bin/python -c "import torch; assert not torch.version.cuda, torch.version.cuda" \
     && .venv/bin/streamer --version
 

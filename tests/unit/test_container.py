@@ -94,8 +94,8 @@ def instructions(word: str) -> list[str]:
 
 def image_env() -> dict[str, str]:
     """Every ENV of the Dockerfile (both stages), NAME -> value."""
-    pairs = (item.split("=", 1) for args in instructions("ENV") for item in shlex.split(args))
-    return dict(pairs)
+    items = [item.partition("=") for args in instructions("ENV") for item in shlex.split(args)]
+    return {name: value for name, _, value in items}
 
 
 def test_compose_file_resolves_with_the_example_env_and_has_the_whole_stack() -> None:
@@ -109,7 +109,9 @@ def test_compose_file_resolves_with_the_example_env_and_has_the_whole_stack() ->
         "producer",
     }
     assert service("influxdb")["image"].startswith("influxdb:2.7")
-    assert service("kafka")["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    kafka = service("kafka")["environment"]
+    assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert mounts("kafka")[kafka["KAFKA_LOG_DIRS"]] == "kafka-data"
     assert service("streamer")["build"]["context"] == str(REPO)
 
 
