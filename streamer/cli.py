@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -168,15 +169,17 @@ def _run(args: argparse.Namespace) -> int:
     if isinstance(config, int):
         return config
     logs.configure(config.logging.level, config.logging.format)
+    json_logs = config.logging.format == "json"
     try:
         result = run(config)
     except ConfigError as exc:
         return _report(exc)
     except SourceError as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
+        _say(f"{args.config}: {exc}", json_logs, logging.ERROR)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("stopped at once by a second signal; the last checkpoint stands", file=sys.stderr)
+        message = "stopped at once by a second signal; the last checkpoint stands"
+        _say(message, json_logs, logging.WARNING)
         return EXIT_INTERRUPTED
     c = result.counters
     rejected = ", ".join(f"{n} {reason}" for reason, n in c.rejected.most_common()) or "none"
@@ -184,12 +187,24 @@ def _run(args: argparse.Namespace) -> int:
     if c.rejected_total and dead_letter is not None:
         rejected += f", sent to {_describe_sink(dead_letter)}"
     sinks = ", ".join(_describe_sink(s) for s in config.sinks)
-    print(
+    summary = (
         f"done: {c.events_in} events read, {c.rejected_total} rejected ({rejected}), "
         f"{result.series} series, {c.steps_closed} steps, {c.forecasts_out} forecasts "
         f"written to {sinks}"
     )
+    _say(summary, json_logs, logging.INFO)
     return EXIT_OK
+
+
+def _say(message: str, json_logs: bool, level: int) -> None:
+    """The run's last word: a JSON log record when the logs are JSON (a container's log
+    collector reads one object a line), else plain text (the summary on stdout)."""
+    if json_logs:
+        logging.getLogger("streamer").log(level, message)
+    elif level >= logging.WARNING:
+        print(message, file=sys.stderr)
+    else:
+        print(message)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -229,13 +229,18 @@ def written(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "checkpoint": {"enabled": False},
             "stats": {"every": "500ms"},
             "http": {"enabled": False},
+            "logging": {"format": "json"},  # as in the container
         }
         started = datetime.now(UTC)
         daemon = Daemon(config, workdir, env={"TEST_INFLUX_TOKEN": services.influx_token})
         daemon.start()
         assert daemon.process is not None
         assert daemon.process.wait(180) == 0, daemon.log()[-3000:]
-        assert "retrain (schedule)" in daemon.log(), daemon.log()[-3000:]
+        log = daemon.log()
+        assert "retrain (schedule)" in log, log[-3000:]
+        # The container's logs: one JSON object a line, and never the token.
+        assert [json.loads(line)["message"] for line in log.splitlines()]
+        assert services.influx_token not in log
         # The dashboard's default range, as a user would look at it right after the run.
         written = Written(
             bucket=bucket.name,
