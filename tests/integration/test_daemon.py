@@ -8,7 +8,6 @@ last_value, so each forecast must equal the mean of the step it was issued at.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.request
@@ -29,6 +28,7 @@ from tests.integration.daemon import (
     ForecastKey,
     epoch_ns,
     forecast_points,
+    free_port,
     wait_until,
 )
 
@@ -365,12 +365,6 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             for family in text_string_to_metric_families(response.read().decode())
             for s in family.samples
         }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rows(client: InfluxDBClient, flux: str) -> list[dict[str, Any]]:

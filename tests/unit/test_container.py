@@ -9,14 +9,10 @@ engine; scripts/compose.sh builds it where the plugin is missing), with the comm
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import subprocess
 from datetime import timedelta
-from functools import cache
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,48 +22,11 @@ from streamer.config import StreamerConfig
 from streamer.config_edges import InfluxSink, KafkaSource, MqttSource
 from streamer.config_file import load_config
 from streamer.durations import parse_duration
+from tests.compose import compose, env_example, flags, mounts, service, stack
 
 REPO = Path(__file__).parents[2]
 CONFIG_IN_IMAGE = "/etc/streamer/streamer.yaml"
 STATE_IN_IMAGE = "/var/lib/streamer"
-
-
-def compose(*args: str, env_file: Path = REPO / ".env.example") -> subprocess.CompletedProcess[str]:
-    """scripts/compose.sh with only PATH and HOME from our environment, so no stray
-    INFLUX_TOKEN of the caller's can stand in for the env file."""
-    env = {
-        k: os.environ[k] for k in ("PATH", "HOME", "XDG_CACHE_HOME", "GOPATH") if k in os.environ
-    }
-    return subprocess.run(
-        [str(REPO / "scripts/compose.sh"), "--env-file", str(env_file), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-@cache
-def stack() -> dict[str, Any]:
-    """docker-compose.yml as Docker Compose resolves it."""
-    done = compose("config", "--format", "json")
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
-
-
-def env_example() -> dict[str, str]:
-    lines = (REPO / ".env.example").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-
-
-def service(name: str) -> dict[str, Any]:
-    return dict(stack()["services"][name])
-
-
-def mounts(name: str) -> dict[str, str]:
-    """target -> source (a repo path for bind mounts, the volume name otherwise)."""
-    return {m["target"]: m["source"] for m in service(name).get("volumes", [])}
 
 
 def container_config() -> StreamerConfig:
@@ -143,7 +102,7 @@ def test_the_container_config_reaches_the_stacks_services() -> None:
     config = container_config()
     names = set(stack()["services"])
     topics_made = " ".join(service("kafka-topics")["command"])
-    producer = dict(arg.lstrip("-").split("=", 1) for arg in service("producer")["command"])
+    producer = flags("producer")
     kafka_env = service("kafka")["environment"]
     for source in config.sources:
         if isinstance(source, KafkaSource):
