@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from connectors.line_protocol import parse_line
@@ -80,12 +83,10 @@ def test_without_c_the_config_named_by_streamer_config_is_run(tmp_path: Path) ->
     assert str(config) not in done.stderr
 
 
-def test_a_stop_that_outlasts_shutdown_timeout_ends_at_once(tmp_path: Path) -> None:
-    import signal
-    import socket
-    import time
-
-    with socket.socket() as s:  # a port nothing listens on: the sink never answers
+def _stuck_daemon(tmp_path: Path, shutdown_timeout: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """A daemon whose sink never answers (nothing listens on its port), once it has
+    tried to write: a clean stop cannot flush."""
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = tmp_path / "stuck.yaml"
@@ -107,7 +108,7 @@ sinks:
     retry_backoff: 100ms
 checkpoint: {{enabled: false}}
 http: {{enabled: false}}
-shutdown_timeout: 2s
+shutdown_timeout: {shutdown_timeout}
 """
     )
     log = tmp_path / "daemon.log"
@@ -118,11 +119,18 @@ shutdown_timeout: 2s
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    deadline = time.monotonic() + 60
+    while "cannot write" not in log.read_text():
+        if time.monotonic() > deadline:
+            daemon.kill()
+            raise AssertionError(log.read_text())
+        time.sleep(0.2)
+    return daemon, log
+
+
+def test_a_stop_that_outlasts_shutdown_timeout_ends_at_once(tmp_path: Path) -> None:
+    daemon, log = _stuck_daemon(tmp_path, "2s")
     try:
-        deadline = time.monotonic() + 60
-        while "cannot write" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
         daemon.send_signal(signal.SIGTERM)
         started = time.monotonic()
         status = daemon.wait(timeout=30)
@@ -133,3 +141,21 @@ shutdown_timeout: 2s
     assert status == 130, text
     assert 1.5 < took < 10, took
     assert "shutdown took longer than shutdown_timeout (2s)" in text
+
+
+def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
+    daemon, log = _stuck_daemon(tmp_path, "5m")
+    try:
+        daemon.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        assert daemon.poll() is None, "the first signal alone cannot finish: the sink is down"
+        daemon.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        status = daemon.wait(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        daemon.kill()
+    text = log.read_text()
+    assert status == 130, text
+    assert took < 5, took
+    assert "stopped at once by a second signal" in text
