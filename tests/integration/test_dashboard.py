@@ -64,7 +64,8 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[Query]:
             )
     for panel in _panels(dashboard["panels"]):
         for t in panel.get("targets", []):
-            where = f"panel {panel['id']} ({panel['title']}) {t['refId']}"
+            title = re.sub(r"\$\{?\w+\}?:?\s*", "", panel["title"])  # test ids without ${...}
+            where = f"panel {panel['id']} ({title}) {t['refId']}"
             out.append(Query(where, panel["type"], t["query"], panel))
     return out
 

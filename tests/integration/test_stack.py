@@ -12,6 +12,7 @@ LSTM serves within the test.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import urllib.request
@@ -37,6 +38,17 @@ def _series_by_model(client: InfluxDBClient, bucket: str) -> dict[str, set[str]]
         for r in table.records:
             out.setdefault(str(r["model"]), set()).add(str(r["series"]))
     return out
+
+
+def healthcheck(port: int) -> int:
+    """The Dockerfile's HEALTHCHECK command (exec form), against `port` instead of the
+    container's; its exit status (0: healthy)."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    found = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])\s*$", text, re.M)
+    assert found, "no exec-form HEALTHCHECK in the Dockerfile"
+    command = [arg.replace(":8000/", f":{port}/") for arg in json.loads(found.group(1))]
+    command[0] = sys.executable if command[0] == "python" else command[0]
+    return subprocess.run(command, capture_output=True, timeout=30, check=False).returncode
 
 
 def test_the_stacks_producer_feeds_the_stacks_daemon_into_influxdb(
@@ -115,10 +127,12 @@ def test_the_stacks_producer_feeds_the_stacks_daemon_into_influxdb(
         for path in ("/healthz", "/readyz"):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
                 assert answer.status == 200
+        assert healthcheck(port) == 0, "the image's HEALTHCHECK fails on a healthy daemon"
     finally:
         producer.kill()
         _, errors = producer.communicate(timeout=30)
     assert daemon.stop() == 0, daemon.log()[-3000:]
+    assert healthcheck(port) != 0, "the image's HEALTHCHECK passes with no daemon"
     seen = set().union(*_series_by_model(influx_client, influx_bucket).values())
     assert symbols <= seen, seen
     assert sensors <= seen, seen
