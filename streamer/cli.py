@@ -130,6 +130,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--ticks-topic", default="streamer-ticks", metavar="TOPIC")
     demo.add_argument("--readings-topic", default="streamer-readings", metavar="TOPIC")
     demo.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker")
+    for broker in ("kafka", "mqtt"):
+        demo.add_argument(
+            f"--{broker}-streams",
+            default="ticks,readings",
+            metavar="LIST",
+            help=f"what goes to --{broker}: ticks, readings or both (default ticks,readings)",
+        )
     demo.add_argument(
         "--mqtt-prefix",
         default="streamer",
@@ -282,18 +289,21 @@ def _demo_produce(args: argparse.Namespace) -> int:
     try:
         step = parse_duration(args.step).total_seconds()
         duration = parse_duration(args.duration).total_seconds() if args.duration else None
+        routes = {b: _streams(b, getattr(args, f"{b}_streams")) for b in ("kafka", "mqtt")}
     except ValueError as exc:
         print(f"streamer demo-produce: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    outputs: list[Output] = []
+    outputs: list[tuple[Output, set[str]]] = []
     if args.kafka:
-        outputs.append(KafkaOutput(args.kafka, args.ticks_topic, args.readings_topic))
+        kafka = KafkaOutput(args.kafka, args.ticks_topic, args.readings_topic)
+        outputs.append((kafka, routes["kafka"]))
     if args.mqtt:
-        outputs.append(MqttOutput(args.mqtt, args.mqtt_prefix))
+        outputs.append((MqttOutput(args.mqtt, args.mqtt_prefix), routes["mqtt"]))
 
     def send(stream: str, key: str, payload: bytes) -> None:
-        for output in outputs:
-            output.send(stream, key, payload)
+        for output, streams in outputs:
+            if stream in streams:
+                output.send(stream, key, payload)
 
     sent = 0
     try:
@@ -308,10 +318,22 @@ def _demo_produce(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for output in outputs:
+        for output, _ in outputs:
             output.close()
     print(f"sent {sent} events")
     return EXIT_OK
+
+
+def _streams(broker: str, text: str) -> set[str]:
+    """`--kafka-streams` / `--mqtt-streams`: a comma-separated subset of ticks, readings."""
+    chosen = {s.strip() for s in text.split(",") if s.strip()}
+    unknown = chosen - {"ticks", "readings"}
+    if unknown or not chosen:
+        raise ValueError(
+            f"--{broker}-streams: {text!r} is not a list of ticks and/or readings "
+            "(e.g. ticks,readings)"
+        )
+    return chosen
 
 
 def _describe_sink(sink: object) -> str:

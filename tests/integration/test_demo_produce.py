@@ -8,11 +8,13 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from kafka import KafkaConsumer
 
 from tests.integration.conftest import Services
@@ -20,8 +22,16 @@ from tests.integration.conftest import Services
 REPO = Path(__file__).parents[2]
 
 
+@pytest.mark.parametrize(
+    ("kafka_streams", "mqtt_streams"),
+    [("ticks,readings", "ticks,readings"), ("ticks", "readings")],  # the compose stack's
+)
 def test_demo_produce_sends_ticks_and_readings_to_kafka_and_mqtt(
-    services: Services, make_topic: Callable[[int], str], mqtt_prefix: str
+    services: Services,
+    make_topic: Callable[[int], str],
+    mqtt_prefix: str,
+    kafka_streams: str,
+    mqtt_streams: str,
 ) -> None:
     ticks, readings = make_topic(2), make_topic(2)
     received: list[str] = []
@@ -41,10 +51,10 @@ def test_demo_produce_sends_ticks_and_readings_to_kafka_and_mqtt(
         done = subprocess.run(
             [
                 sys.executable, "-m", "streamer.cli", "demo-produce",
-                "--kafka", services.kafka_bootstrap,
+                "--kafka", services.kafka_bootstrap, "--kafka-streams", kafka_streams,
                 "--ticks-topic", ticks, "--readings-topic", readings,
                 "--mqtt", f"{services.mqtt_host}:{services.mqtt_port}",
-                "--mqtt-prefix", mqtt_prefix,
+                "--mqtt-streams", mqtt_streams, "--mqtt-prefix", mqtt_prefix,
                 "--symbols", "4", "--sensors", "3", "--step", "100ms", "--duration", "1s",
             ],
             cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
@@ -52,26 +62,33 @@ def test_demo_produce_sends_ticks_and_readings_to_kafka_and_mqtt(
         assert done.returncode == 0, done.stderr
         sent = int(done.stdout.strip().split()[1])
         assert sent >= 4 * 5  # at least half the steps of 1 s at 100 ms
+
+        consumer = KafkaConsumer(
+            ticks, readings,
+            bootstrap_servers=services.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            group_id=f"check-{uuid.uuid4().hex[:8]}",
+            consumer_timeout_ms=5000,
+        )  # fmt: skip
+        by_topic: dict[str, list[dict[str, Any]]] = {ticks: [], readings: []}
+        for record in consumer:
+            by_topic[record.topic].append(json.loads(record.value))
+        consumer.close()
+        on_kafka = {"ticks": len(by_topic[ticks]), "readings": len(by_topic[readings])}
+        # Each event of a stream went to every broker that stream is routed to.
+        events = {"ticks": 4 * (sent // 7), "readings": sent - 4 * (sent // 7)}
+        assert sent % 7 == 0  # 4 ticks and 3 readings a step (no dropout within 1 s)
+        folder = {"ticks": "ticks", "readings": "sensors"}
+        want_mqtt = {folder[s]: n for s, n in events.items() if s in mqtt_streams.split(",")}
         deadline = time.monotonic() + 20
-        while len(received) < sent and time.monotonic() < deadline:
+        while len(received) < sum(want_mqtt.values()) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         listener.loop_stop()
         listener.disconnect()
-    assert len(received) == sent
-    assert {t.split("/")[-2] for t in received} == {"ticks", "sensors"}
-
-    consumer = KafkaConsumer(
-        ticks, readings,
-        bootstrap_servers=services.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"check-{uuid.uuid4().hex[:8]}",
-        consumer_timeout_ms=5000,
-    )  # fmt: skip
-    by_topic: dict[str, list[dict[str, Any]]] = {ticks: [], readings: []}
-    for record in consumer:
-        by_topic[record.topic].append(json.loads(record.value))
-    consumer.close()
-    assert len(by_topic[ticks]) + len(by_topic[readings]) == sent
+    for stream, n in events.items():
+        assert on_kafka[stream] == (n if stream in kafka_streams.split(",") else 0), stream
+    on_mqtt = Counter(t.split("/")[-2] for t in received)
+    assert on_mqtt == want_mqtt
     assert {t["symbol"] for t in by_topic[ticks]} == {f"SYM{k:03d}" for k in range(4)}
     assert all(set(r["values"]) == {"temperature", "humidity"} for r in by_topic[readings])

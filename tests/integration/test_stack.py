@@ -59,7 +59,7 @@ def test_the_stacks_producer_feeds_the_stacks_daemon_into_influxdb(
     influx_bucket: str,
     tmp_path: Path,
 ) -> None:
-    ticks, readings = make_topic(4), make_topic(1)
+    ticks = make_topic(4)
     mqtt = f"{services.mqtt_host}:{services.mqtt_port}"
     config_file = Path(mounts("streamer")["/etc/streamer/streamer.yaml"])
     config = yaml.safe_load(config_file.read_text())
@@ -99,9 +99,10 @@ def test_the_stacks_producer_feeds_the_stacks_daemon_into_influxdb(
 
     here = {
         "kafka": services.kafka_bootstrap,
+        "kafka-streams": produced["kafka-streams"],
         "ticks-topic": ticks,
-        "readings-topic": readings,
         "mqtt": mqtt,
+        "mqtt-streams": produced["mqtt-streams"],
         "mqtt-prefix": mqtt_prefix,
         "symbols": "3",
         "sensors": "3",

@@ -109,10 +109,13 @@ def test_the_container_config_reaches_the_stacks_services() -> None:
             for server in source.bootstrap_servers:
                 assert f"PLAINTEXT://{server}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
                 assert server.split(":")[0] in names
-            for topic in source.topics:
-                assert topic in topics_made.split(), f"topic {topic} is not created"
-                assert topic in (producer["ticks-topic"], producer["readings-topic"])
+            assert source.kind == "price"
+            assert "ticks" in producer["kafka-streams"].split(",")
+            assert source.topics == [producer["ticks-topic"]]
+            assert producer["ticks-topic"] in topics_made.split(), "the topic is not created"
         elif isinstance(source, MqttSource):
+            assert source.kind == "sensor"
+            assert "readings" in producer["mqtt-streams"].split(",")
             assert source.host == "mosquitto"
             assert producer["mqtt"] == f"{source.host}:{source.port}"
             listener = re.search(r"^listener (\d+)", _mosquitto_conf(), re.M)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from connectors.codecs import Decoder
 from streamer.demo_produce import DAY_S, Market, Plant, produce
 
+REPO = Path(__file__).parents[2]
 T0_MS = 1_790_000_000_000 // (DAY_S * 1000) * DAY_S * 1000  # a midnight
 
 
@@ -81,3 +85,13 @@ def test_every_event_decodes_with_the_default_fields() -> None:
         observations, rejections = decoder.decode(payload, now_ns)
         assert not rejections, rejections
         assert {o.series.split("/")[0] for o in observations} == {key}
+
+
+def test_demo_produce_names_a_bad_stream_list() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streamer.cli", "demo-produce", "--kafka", "127.0.0.1:1",
+         "--kafka-streams", "ticks,trades"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--kafka-streams: 'ticks,trades' is not a list of ticks and/or readings" in done.stderr
