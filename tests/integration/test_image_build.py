@@ -11,38 +11,23 @@ exactly the files the image has.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
+from tests import dockerfile
 from tests.integration.daemon import REPO
 
 
 def build_stage() -> tuple[dict[str, str], list[tuple[str, str]], str]:
     """ENV, COPY (source, destination) and RUN of the Dockerfile's first stage."""
-    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
-    env: dict[str, str] = {}
-    copies: list[tuple[str, str]] = []
-    runs: list[str] = []
-    stages = 0
-    for line in text.splitlines():
-        word, _, args = line.strip().partition(" ")
-        if word == "FROM":
-            stages += 1
-        if stages != 1:
-            continue
-        if word == "ENV":
-            for item in shlex.split(args):
-                name, _, value = item.partition("=")
-                env[name] = value
-        elif word == "COPY":
-            *sources, dest = args.split()
-            copies += [(s, dest) for s in sources]
-        elif word == "RUN":
-            runs.append(" ".join(a for a in args.split() if not a.startswith("--mount=")))
-    (run,) = runs
-    return env, copies, run
+    copies = []
+    for args in dockerfile.instructions("COPY", stage=1):
+        *sources, dest = args.split()
+        copies += [(source, dest) for source in sources]
+    (run,) = dockerfile.instructions("RUN", stage=1)
+    run = " ".join(a for a in run.split() if not a.startswith("--mount="))
+    return dockerfile.env(stage=1), copies, run
 
 
 def copy(source: Path, dest: Path, into: bool) -> None:

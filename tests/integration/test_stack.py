@@ -12,7 +12,6 @@ LSTM serves within the test.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import urllib.request
@@ -22,6 +21,7 @@ from pathlib import Path
 import yaml
 from influxdb_client import InfluxDBClient
 
+from tests import dockerfile
 from tests.compose import flags, mounts, service
 from tests.integration.conftest import Services
 from tests.integration.daemon import REPO, Daemon, free_port, wait_until
@@ -41,12 +41,9 @@ def _series_by_model(client: InfluxDBClient, bucket: str) -> dict[str, set[str]]
 
 
 def healthcheck(port: int) -> int:
-    """The Dockerfile's HEALTHCHECK command (exec form), against `port` instead of the
-    container's; its exit status (0: healthy)."""
-    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
-    found = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])\s*$", text, re.M)
-    assert found, "no exec-form HEALTHCHECK in the Dockerfile"
-    command = [arg.replace(":8000/", f":{port}/") for arg in json.loads(found.group(1))]
+    """The Dockerfile's HEALTHCHECK command, against `port` instead of the container's;
+    its exit status (0: healthy)."""
+    command = [arg.replace(":8000/", f":{port}/") for arg in dockerfile.healthcheck_command()]
     command[0] = sys.executable if command[0] == "python" else command[0]
     return subprocess.run(command, capture_output=True, timeout=30, check=False).returncode
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from streamer.config_edges import InfluxSink, KafkaSource, MqttSource
 from streamer.config_file import load_config
 from streamer.durations import parse_duration
 from tests.compose import compose, env_example, flags, mounts, service, stack
+from tests.dockerfile import env, instructions
 
 REPO = Path(__file__).parents[2]
 CONFIG_IN_IMAGE = "/etc/streamer/streamer.yaml"
@@ -33,28 +33,6 @@ def container_config() -> StreamerConfig:
     """config/container.yaml as the streamer service's environment resolves it."""
     source = Path(mounts("streamer")[CONFIG_IN_IMAGE])
     return load_config(source, environ=service("streamer")["environment"])
-
-
-def dockerfile() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
-    text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            out.append((word.upper(), " ".join(rest.split())))
-    return out
-
-
-def instructions(word: str) -> list[str]:
-    return [args for w, args in dockerfile() if w == word]
-
-
-def image_env() -> dict[str, str]:
-    """Every ENV of the Dockerfile (both stages), NAME -> value."""
-    items = [item.partition("=") for args in instructions("ENV") for item in shlex.split(args)]
-    return {name: value for name, _, value in items}
 
 
 def test_compose_file_resolves_with_the_example_env_and_has_the_whole_stack() -> None:
@@ -171,7 +149,7 @@ def _published(name: str, target: int) -> int:
 
 
 def test_the_image_reads_the_mounted_config_and_keeps_its_state_on_the_volume() -> None:
-    assert image_env()["STREAMER_CONFIG"] == CONFIG_IN_IMAGE
+    assert env()["STREAMER_CONFIG"] == CONFIG_IN_IMAGE
     assert f"config/container.yaml {CONFIG_IN_IMAGE}" in instructions("COPY")
     assert mounts("streamer")[CONFIG_IN_IMAGE] == str(REPO / "config/container.yaml")
     assert instructions("VOLUME") == [STATE_IN_IMAGE]
@@ -204,8 +182,8 @@ def test_the_image_installs_as_the_readme_says_without_dev_tools_and_with_cpu_to
     assert "scripts/setup.sh && .venv/bin/streamer run" in readme
     runs = " ".join(instructions("RUN"))
     assert "scripts/setup.sh" in runs
-    assert image_env()["STREAMER_EXTRAS"] == ""
-    assert image_env()["UV_TORCH_BACKEND"] == "cpu"
+    assert env()["STREAMER_EXTRAS"] == ""
+    assert env()["UV_TORCH_BACKEND"] == "cpu"
     # What setup.sh installs must be in the build stage: the project and its packages.
     pyproject = (REPO / "pyproject.toml").read_text()
     packages = re.search(r"include = \[([^]]*)\]", pyproject)
@@ -221,7 +199,7 @@ def test_the_image_installs_as_the_readme_says_without_dev_tools_and_with_cpu_to
 
 
 def test_the_image_is_multi_stage_on_slim_python_311_and_runs_as_a_user() -> None:
-    base = re.search(r"ARG PYTHON_IMAGE=(\S+)", " ".join(f"{w} {a}" for w, a in dockerfile()))
+    base = re.search(r"PYTHON_IMAGE=(\S+)", " ".join(instructions("ARG", stage=0)))
     assert base
     assert base.group(1).startswith("python:3.11-slim")
     stages = instructions("FROM")
