@@ -33,6 +33,8 @@ def forecast_messages(output: Output) -> list[tuple[bytes, bytes]]:
             point: dict[str, Any] = {"horizon": j + 1, "time": targets[i][j], "yhat": yhat[i][j]}
             if f.lower is not None and f.upper is not None and np.isfinite(f.lower[i, j]):
                 point["lower"], point["upper"] = float(f.lower[i, j]), float(f.upper[i, j])
+            if f.weights:
+                point["weights"] = {m: float(w[i, j]) for m, w in f.weights.items()}
             horizons.append(point)
         value: dict[str, Any] = {
             "series": str(series),

@@ -2,7 +2,8 @@
 
     observed        tags kind, series                fields value                  time: the step
     forecast        tags horizon, model, series      fields yhat, lower, upper,    time: the target
-                                                            issued_at, version
+                                                            issued_at, version,
+                                                            weight_<member> (ensemble)
     forecast_error  tags horizon, model, series      fields abs_err, sq_err        time: the target
     (events)        tags and fields as the event has them                      time: the event
 
@@ -63,6 +64,7 @@ def forecast_lines(output: Output) -> list[str]:
     all_finite = bool(finite.all())
     intervals = _intervals(f.lower, f.upper, f.yhat.shape)
     version = "" if f.version is None else f",version={f.version}i"
+    weights = _weights(f.weights)
     lines: list[str] = []
     for i, series in enumerate(f.series.tolist()):
         name, row, at, when = tag(series), yhat[i], issued[i], targets[i]
@@ -70,10 +72,28 @@ def forecast_lines(output: Output) -> list[str]:
             if not all_finite and not finite[i, j]:
                 continue  # line protocol cannot hold NaN or infinity
             interval = intervals[i][j] if intervals else ""
+            extra = weights[i][j] if weights else ""
             lines.append(
-                f"{prefixes[j]}{name} yhat={row[j]!r}{interval},issued_at={at}i{version} {when[j]}"
+                f"{prefixes[j]}{name} yhat={row[j]!r}{interval},issued_at={at}i{version}{extra}"
+                f" {when[j]}"
             )
     return lines
+
+
+def _weights(weights: dict[str, np.ndarray] | None) -> list[list[str]] | None:
+    """`,weight_<member>=..` for each forecast of a combination; None if not one."""
+    if not weights:
+        return None
+    names = [f",weight_{tag(m)}=" for m in weights]
+    values = [w.round(4).tolist() for w in weights.values()]
+    rows, horizon = next(iter(weights.values())).shape
+    return [
+        [
+            "".join(f"{n}{v[i][j]!r}" for n, v in zip(names, values, strict=True))
+            for j in range(horizon)
+        ]
+        for i in range(rows)
+    ]
 
 
 def _intervals(

@@ -9,7 +9,7 @@ A row with `reset` set starts that series' state afresh. State round-trips throu
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +41,17 @@ class Forecaster(Protocol):
         ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class ScoresMembers(Protocol):
+    """A forecaster made of several (a net and its baseline, an ensemble's members) that
+    scores each of them on what arrives."""
+
+    def member_errors(self) -> dict[str, float]:
+        """Per member: the mean squared error of its forecasts scored so far (all series
+        and horizons), NaN before any."""
+        ...
 
 
 def ranks(slots: NDArray[np.int64]) -> NDArray[np.int64]:

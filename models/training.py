@@ -41,6 +41,7 @@ class Histories:
     std: F64
     returns: NDArray[np.bool_] | None = None
     extra: NDArray[np.float32] | None = None
+    linear: NDArray[np.float32] | None = None  # the lag regression's forecasts [.., H]
 
     def __len__(self) -> int:
         return int(self.raw.shape[0])
@@ -53,18 +54,39 @@ class Histories:
             self.std[rows],
             None if self.returns is None else self.returns[rows],
             None if self.extra is None else self.extra[rows],
+            None if self.linear is None else self.linear[rows],
         )
 
 
-def from_windows(snapshot: Snapshot, with_calendar: bool = False) -> Histories:
-    """Histories of replay-buffer windows, with calendar inputs if the model reads them."""
+def from_windows(
+    snapshot: Snapshot, with_calendar: bool = False, linear: F64 | None = None
+) -> Histories:
+    """Histories of replay-buffer windows, with calendar inputs if the model reads them,
+    and the forecasts of a lag regression with these weights [lags + 1, H], if any."""
     w = snapshot.windows
     raw, fed, mean, std = (w[..., i].astype(np.float64) for i in (RAW, FED, MEAN, STD))
     extra = None
     if with_calendar:
         steps = snapshot.first_steps[:, None] + np.arange(w.shape[1])
         extra = calendar(steps * snapshot.step_ns)
-    return Histories((fed - mean) / std, raw, mean, std, snapshot.returns, extra)
+    forecasts = None if linear is None else lag_forecasts(fed, mean, std, snapshot.returns, linear)
+    return Histories((fed - mean) / std, raw, mean, std, snapshot.returns, extra, forecasts)
+
+
+def lag_forecasts(fed: F64, mean: F64, std: F64, returns: NDArray[np.bool_], weights: F64) -> Any:
+    """[windows, steps, H] the lag regression's forecasts at each step of the windows, as
+    serving makes them (`LagRegression.forecast`); 0 where a step has fewer than `lags`
+    steps before it in its window (training ignores those) and for returns."""
+    lags = weights.shape[0] - 1
+    n, length = fed.shape
+    out = np.zeros((n, length, weights.shape[1]), dtype=np.float32)
+    if length < lags:
+        return out
+    past = np.lib.stride_tricks.sliding_window_view(fed, lags, axis=1)[..., ::-1]
+    scaled = (past - mean[:, lags - 1 :, None]) / std[:, lags - 1 :, None]
+    x = np.concatenate([scaled, np.ones((*scaled.shape[:2], 1))], axis=-1)
+    out[:, lags - 1 :] = np.where(returns[:, None, None], 0.0, x @ weights)
+    return out
 
 
 def recency_weights(n: int, half_life: float) -> F64:
@@ -148,7 +170,10 @@ def _forward(net: RecurrentNet, w: Histories) -> torch.Tensor:
     if w.returns is not None:
         levels = torch.as_tensor(~w.returns, dtype=torch.float32, device=device)
         anchor = scaled * levels.view(1, -1, 1)
-    prediction: torch.Tensor = net.forecast(out, anchor)
+    linear = None
+    if w.linear is not None:
+        linear = torch.as_tensor(w.linear, device=device).transpose(0, 1)
+    prediction: torch.Tensor = net.forecast(out, anchor, linear)
     return prediction
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -19,13 +20,13 @@ from pathlib import Path
 import yaml
 
 from streamer import logs
-from streamer.config import LstmModel, RetrainConfig, StreamerConfig
+from streamer.config import NetSettings, StreamerConfig
 from streamer.config_file import load_config
 from streamer.durations import parse_duration
 from streamer.errors import ConfigError, SourceError
+from streamer.model_registry import COMPARED as DEFAULT_MODELS
+from streamer.model_registry import MODELS, RETRAIN_SEASONS
 from streamer.records import NS_PER_S
-
-MODELS = ("lstm", "naive", "seasonal_naive", "snarimax", "holtwinters")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -91,14 +92,26 @@ def _parser() -> argparse.ArgumentParser:
         "--normalize",
         choices=["none", "standard"],
         default="none",
-        help="standard: scale each target by the warm-up rows' mean and std (default none)",
+        help="standard: z-score each target with the mean and std of the warm-up rows (or "
+        "of --zscore-rows) (default none)",
+    )
+    evaluate.add_argument(
+        "--rows", type=int, metavar="N", help="use only the first N rows of the file"
+    )
+    evaluate.add_argument(
+        "--zscore-rows",
+        type=int,
+        metavar="N",
+        help="with --normalize standard: take the statistics from the first N rows "
+        "(default: the warm-up rows)",
     )
     evaluate.add_argument(
         "--models",
-        default=",".join(MODELS),
+        default=",".join(DEFAULT_MODELS),
         metavar="M[,M...]",
-        help=f"from {', '.join(MODELS)} (default: all), and lstm_drift_retrain: the LSTM "
-        "retraining when drift is detected (on_drift: retrain; lstm only records drift)",
+        help=f"model types, as in a config's model.type: {', '.join(MODELS)} (default "
+        f"{','.join(DEFAULT_MODELS)}); and lstm_drift_retrain: the LSTM retraining when drift "
+        "is detected (on_drift: retrain; the others only record drift)",
     )
     evaluate.add_argument(
         "--season", type=int, metavar="N", help="steps in a season (default: model.season_length)"
@@ -108,14 +121,33 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="STEPS",
-        help="LSTM retrain period in steps of event time (default: one season)",
+        help=f"retrain period of the net in steps of event time (default: {RETRAIN_SEASONS} "
+        "seasons)",
     )
     evaluate.add_argument(
         "--warmup-epochs", type=int, default=20, metavar="N", help="epochs of the first training"
     )
-    evaluate.add_argument("--output", metavar="FILE", help="write the report as JSON here")
     evaluate.add_argument(
-        "--plot", metavar="FILE", help="write actual vs forecasts for the first target (PNG)"
+        "--output", metavar="FILE", help="write the report as JSON here (with per-series metrics)"
+    )
+    evaluate.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="write a PNG: actuals, forecasts and intervals of one series by date, and each "
+        "model's error by horizon",
+    )
+    evaluate.add_argument(
+        "--plot-series", metavar="COL", help="the series to plot (default: the first target)"
+    )
+    evaluate.add_argument(
+        "--plot-horizon", type=int, default=1, metavar="H", help="the horizon to plot (default 1)"
+    )
+    evaluate.add_argument(
+        "--plot-last",
+        type=int,
+        default=500,
+        metavar="N",
+        help="plot the last N scored steps (default 500; 0: all)",
     )
     evaluate.add_argument(
         "-c", "--config", metavar="FILE", help="take model and retrain settings from this config"
@@ -200,7 +232,22 @@ def _run(args: argparse.Namespace) -> int:
         f"written to {sinks}"
     )
     _say(summary, json_logs, logging.INFO)
+    if result.model_errors:
+        _say(_error_summary(result.model_errors), json_logs, logging.INFO)
     return EXIT_OK
+
+
+def _error_summary(errors: dict[str, float]) -> str:
+    """`forecast error over the run (MSE, ...): lstm 1.2 (0.85x last_value), last_value
+    1.4`: each member's error, against the last value where it is one of them."""
+    reference = errors.get("last_value")
+    parts = []
+    for name, mse in errors.items():
+        ratio = ""
+        if reference and name != "last_value" and math.isfinite(mse):
+            ratio = f" ({mse / reference:.2f}x last_value)"
+        parts.append(f"{name} {mse:.4g}{ratio}")
+    return "forecast error over the run (MSE, all series and horizons): " + ", ".join(parts)
 
 
 def _say(message: str, json_logs: bool, level: int) -> None:
@@ -216,6 +263,7 @@ def _say(message: str, json_logs: bool, level: int) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from streamer import evaluate as ev
+    from streamer import evaluate_report as report
 
     logs.configure("WARNING")
     problems = []
@@ -235,16 +283,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         for problem in problems or ["--step: must be more than 0"]:
             print(f"streamer evaluate: {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    model = LstmModel(type="lstm")
-    retrain = RetrainConfig()
-    season = model.season_length
+    model, retrain = None, None
+    season = NetSettings().season_length
     if args.config:
         config = _load(args.config)
         if isinstance(config, int):
             return config
-        retrain = config.retrain
-        if isinstance(config.model, LstmModel):
-            model = config.model
+        retrain, model = config.retrain, config.model
         season = getattr(config.model, "season_length", season)
     options = ev.EvaluateOptions(
         data=Path(args.data),
@@ -257,22 +302,28 @@ def _evaluate(args: argparse.Namespace) -> int:
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
         season=args.season or season,
         time_unit=args.time_unit,
-        lstm=model,
+        model=model,
         retrain=retrain,
         retrain_every=args.retrain_every,
         warmup_epochs=args.warmup_epochs,
-        progress=ev.ProgressBar(),
+        rows=args.rows,
+        zscore_rows=args.zscore_rows,
+        progress=report.ProgressBar(),
     )
     try:
-        report = ev.evaluate(options)
+        result = ev.evaluate(options)
         if args.plot:
-            ev.plot(report, Path(args.plot), targets[0])
+            last = args.plot_last or None
+            series = args.plot_series or targets[0]
+            report.plot(result, Path(args.plot), series, args.plot_horizon, last)
     except ev.EvaluateError as exc:
         print(f"streamer evaluate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    print(ev.table(report))
+    print(report.table(result))
+    print()
+    print(report.series_table(result))
     if args.output:
-        Path(args.output).write_text(json.dumps(report.as_json(), indent=2) + "\n")
+        Path(args.output).write_text(json.dumps(result.as_json(), indent=2) + "\n")
     return EXIT_OK
 
 

@@ -38,8 +38,10 @@ __all__ = [
     "CheckpointConfig",
     "DeadLetter",
     "DriftConfig",
+    "EnsembleModel",
     "FileDeadLetter",
     "FileSink",
+    "HoltWintersModel",
     "HttpConfig",
     "InfluxSink",
     "IntervalsConfig",
@@ -52,12 +54,14 @@ __all__ = [
     "LoggingConfig",
     "LstmModel",
     "MqttSource",
+    "NetSettings",
     "PageHinkleyDetector",
     "PipelineConfig",
     "ReplaySource",
     "RetrainConfig",
     "SeasonalNaiveModel",
     "Sink",
+    "SnarimaxModel",
     "Source",
     "StatsConfig",
     "StreamerConfig",
@@ -105,11 +109,10 @@ class IntervalsConfig(Section):
     window: Annotated[int, Field(ge=10)] = 100
 
 
-class LstmModel(ModelBase):
-    """One LSTM (or GRU) shared by all series; each series keeps its own state. Until its
-    weights have been trained on `min_train_steps`, a baseline forecasts instead."""
+class NetSettings(Section):
+    """The recurrent net: one LSTM (or GRU) shared by all series, each series with its own
+    state, plus a linear highway on the last `lags` scaled values."""
 
-    type: Literal["lstm"]
     cell: Literal["lstm", "gru"] = "lstm"
     hidden_size: Annotated[int, Field(ge=1)] = 32
     num_layers: Annotated[int, Field(ge=1)] = 1
@@ -120,9 +123,49 @@ class LstmModel(ModelBase):
     calendar: bool = False
     scale_halflife: Annotated[int, Field(ge=1)] | None = None
     price_inputs: Literal["levels", "returns"] = "levels"
-    min_train_steps: Annotated[int, Field(ge=0)] = 10_000
-    baseline: Literal["seasonal_naive", "last_value", "holtwinters", "snarimax"] = "seasonal_naive"
     season_length: Annotated[int, Field(ge=1)] = 24
+    lags: Annotated[int, Field(ge=0)] | None = None
+    lag_memory: Annotated[float, Field(gt=0)] = 5000.0
+
+    @property
+    def lag_count(self) -> int:
+        """Lags the linear highway reads: `lags`, or two seasons when unset."""
+        return 2 * self.season_length if self.lags is None else self.lags
+
+
+class LstmModel(ModelBase, NetSettings):
+    """The recurrent net alone. Until its weights have been trained on `min_train_steps`
+    (and, with `serve_if: better`, while its recent live error is not below the
+    baseline's), a baseline forecasts instead."""
+
+    type: Literal["lstm"]
+    min_train_steps: Annotated[int, Field(ge=0)] = 10_000
+    serve_if: Literal["better", "trained"] = "better"
+    baseline: Literal["seasonal_naive", "last_value", "holtwinters", "snarimax"] = "seasonal_naive"
+
+
+EnsembleMember = Literal["lstm", "last_value", "seasonal_naive"]
+DEFAULT_MEMBERS: tuple[EnsembleMember, ...] = ("lstm", "last_value", "seasonal_naive")
+
+
+class EnsembleModel(ModelBase, NetSettings):
+    """An online combination of `members`, weighted per series and horizon by their
+    recent live squared errors: the best member carries the forecast, near-equals share
+    it. The net's settings are those of its `lstm` member."""
+
+    type: Literal["ensemble"]
+    members: Annotated[list[EnsembleMember], Field(min_length=2)] = Field(
+        default_factory=lambda: list(DEFAULT_MEMBERS)
+    )
+    halflife: Annotated[float, Field(gt=0)] = 200.0
+    sharpness: Annotated[float, Field(ge=0)] = 10.0
+
+    @field_validator("members")
+    @classmethod
+    def _members_unique(cls, members: list[str]) -> list[str]:
+        if len(set(members)) != len(members):
+            raise ValueError(f"each member may be named once; got {members}")
+        return members
 
 
 class LastValueModel(ModelBase):
@@ -138,7 +181,31 @@ class SeasonalNaiveModel(ModelBase):
     season_length: Annotated[int, Field(ge=1)] = 24
 
 
-Model = Annotated[LstmModel | LastValueModel | SeasonalNaiveModel, Field(discriminator="type")]
+class SnarimaxModel(ModelBase):
+    """river's SNARIMAX(2,1,1)(0,1,1)[season_length], learnt online per series. One
+    Python model per series: for tens or hundreds of series, not for 100k."""
+
+    type: Literal["snarimax"]
+    season_length: Annotated[int, Field(ge=1)] = 24
+
+
+class HoltWintersModel(ModelBase):
+    """river's additive Holt-Winters (level and season, no trend), per series. One Python
+    model per series: for tens or hundreds of series, not for 100k."""
+
+    type: Literal["holtwinters"]
+    season_length: Annotated[int, Field(ge=1)] = 24
+
+
+Model = Annotated[
+    LstmModel
+    | EnsembleModel
+    | LastValueModel
+    | SeasonalNaiveModel
+    | SnarimaxModel
+    | HoltWintersModel,
+    Field(discriminator="type"),
+]
 
 
 class RetrainConfig(Section):
@@ -160,30 +227,46 @@ class RetrainConfig(Section):
 
 
 class AdwinDetector(Section):
-    """river's ADWIN: adaptive window, for changes in the mean."""
+    """river's ADWIN: adaptive window, for changes in the mean. It compares sub-windows
+    of the signal by their own spread, so by default (`warmup` 0) it sees the raw
+    signal; with `warmup` N it sees it standardised by a reference learnt over N values
+    per series (as `page_hinkley` does). It assumes independent values: on
+    autocorrelated ones (most real series) it fires often."""
 
     type: Literal["adwin"]
     delta: Annotated[float, Field(gt=0, lt=1)] = 0.002
+    warmup: Annotated[int, Field(ge=0)] = 0
 
 
 class PageHinkleyDetector(Section):
-    """river's Page-Hinkley test, for abrupt changes in the mean."""
+    """river's Page-Hinkley test (a two-sided CUSUM), for sustained changes in the mean;
+    the default. It sees each value in standard deviations of the series' reference
+    (learnt over `warmup` values per series, and again after each detection), so
+    `delta` (the allowance: moves smaller than this are ignored) and `threshold` (how
+    far the summed excess over the allowance must go) are in those units. The defaults
+    give at most 1 alarm per 10,000 steps on stationary noise, AR(1) 0.8 included, and
+    find a 3-sd level shift in about 20 steps; `alpha` 1 sums without fading (a fading
+    sum wanders on long runs and fires by itself)."""
 
     type: Literal["page_hinkley"]
-    threshold: Annotated[float, Field(gt=0)] = 50.0
+    threshold: Annotated[float, Field(gt=0)] = 40.0
     min_instances: Annotated[int, Field(ge=1)] = 30
-    delta: Annotated[float, Field(ge=0)] = 0.005
-    alpha: Annotated[float, Field(gt=0, le=1)] = 0.9999
+    delta: Annotated[float, Field(ge=0)] = 1.0
+    alpha: Annotated[float, Field(gt=0, le=1)] = 1.0
+    warmup: Annotated[int, Field(ge=0)] = 200
 
 
 class KswinDetector(Section):
-    """river's KSWIN: Kolmogorov-Smirnov test over a sliding window, for changed shapes."""
+    """river's KSWIN: Kolmogorov-Smirnov test over a sliding window, for changed shapes.
+    Rank-based, so by default (`warmup` 0) it sees the raw signal; `warmup` as for
+    `adwin`. It assumes independent values: on autocorrelated ones it fires often."""
 
     type: Literal["kswin"]
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.005
     window_size: Annotated[int, Field(ge=2)] = 100
     stat_size: Annotated[int, Field(ge=1)] = 30
     seed: int = 0
+    warmup: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _stat_fits_window(self) -> KswinDetector:
@@ -200,11 +283,14 @@ Detector = Annotated[
 
 
 class DriftConfig(Section):
-    """Drift monitoring of forecast errors and/or inputs, per series."""
+    """Drift monitoring of forecast errors and/or inputs, per series. A detector with a
+    `warmup` sees its signal in standard deviations of the series' own reference (see
+    `streamer.drift`). `retrain_cooldown` is event time: at most one drift retrain per
+    this period, however many series drift."""
 
     enabled: bool = True
     signal: Literal["error", "input", "both"] = "both"
-    detector: Detector = AdwinDetector(type="adwin")
+    detector: Detector = PageHinkleyDetector(type="page_hinkley")
     on_drift: Literal["alert", "retrain", "reset_state"] = "alert"
     retrain_cooldown: Duration = timedelta(minutes=10)
 
@@ -282,13 +368,21 @@ class StreamerConfig(Section):
 
     @model_validator(mode="after")
     def _windows_fit_the_horizon(self) -> StreamerConfig:
-        if isinstance(self.model, LstmModel):
+        if isinstance(self.model, NetSettings):
             r, horizon = self.retrain, self.model.horizon
             if r.window <= r.burn_in + horizon:
                 raise ValueError(
                     f"retrain.window ({r.window}) must be more than retrain.burn_in "
                     f"({r.burn_in}) + model.horizon ({horizon}), so every training window "
                     f"has steps with known targets; e.g. window: {r.burn_in + 4 * horizon}"
+                )
+            lags = self.model.lag_count
+            if lags and r.window <= lags - 1 + horizon:
+                raise ValueError(
+                    f"retrain.window ({r.window}) must be more than model.lags ({lags}, two "
+                    f"seasons unless set) - 1 + model.horizon ({horizon}), so every training "
+                    f"window has steps with all their lags and known targets; e.g. window: "
+                    f"{lags + 2 * horizon}, or set model.lags lower (0: none)"
                 )
         return self
 

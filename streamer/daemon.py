@@ -7,7 +7,7 @@ import gc
 import logging
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 
 from connectors.base import DeadLetter, Sink, Source
@@ -20,13 +20,8 @@ from connectors.kafka_sink import KafkaDeadLetter, KafkaSink
 from connectors.kafka_source import KafkaSource
 from connectors.mqtt_source import MqttSource
 from connectors.replay import ReplaySource, ReplaySourceError
-from models.base import Forecaster
-from models.baseline import LastValue, SeasonalNaive
-from models.cold_start import ColdStart
+from models.base import Forecaster, ScoresMembers
 from models.outcomes import Outcomes
-from models.recurrent import RecurrentForecaster
-from models.replay_buffer import ReplayBuffer
-from models.river_models import holt_winters, snarimax
 from streamer import config as cfg
 from streamer.checkpoint import CheckpointStore
 from streamer.config import StreamerConfig, source_name
@@ -34,9 +29,10 @@ from streamer.drift import DriftMonitor, DriftResponse, Signal, make_detector
 from streamer.durations import parse_duration
 from streamer.errors import ConfigError, ConfigProblem, SourceError
 from streamer.health import HttpEndpoint
+from streamer.model_registry import build_model, retrain_settings
 from streamer.pipeline import Counters, Pipeline, PipelineSettings
 from streamer.records import NS_PER_S
-from streamer.retrain import Retrainer, RetrainSettings
+from streamer.retrain import Retrainer
 from streamer.window import WindowBuffer
 
 log = logging.getLogger(__name__)
@@ -141,57 +137,13 @@ def build_dead_letter(config: cfg.DeadLetter | None) -> DeadLetter | None:
 
 
 def build_forecaster(config: StreamerConfig) -> tuple[Forecaster, Retrainer | None]:
-    """The configured forecaster, and for the LSTM the retrainer that keeps it learning."""
-    model = config.model
-    if isinstance(model, cfg.LastValueModel):
-        return LastValue(model.horizon), None
-    if isinstance(model, cfg.SeasonalNaiveModel):
-        return SeasonalNaive(model.horizon, model.season_length), None
-    r = config.retrain
-    recurrent = build_recurrent(model, r, model.horizon, _device(model.device))
-    baseline = build_baseline(model.baseline, model.horizon, model.season_length)
-    forecaster = ColdStart(recurrent, baseline, model.min_train_steps)
-    if not r.enabled:
-        return forecaster, None
-    return forecaster, Retrainer(recurrent, retrain_settings(model, r))
-
-
-def build_recurrent(
-    model: cfg.LstmModel, retrain: cfg.RetrainConfig, horizon: int, device: str = "cpu"
-) -> RecurrentForecaster:
-    """The LSTM (or GRU) a model section describes, recording into a replay buffer."""
-    r = retrain
-    return RecurrentForecaster(
-        horizon,
-        cell=model.cell,
-        hidden_size=model.hidden_size,
-        num_layers=model.num_layers,
-        dropout=model.dropout,
-        seed=model.seed,
-        calendar=model.calendar,
-        returns=model.price_inputs == "returns",
-        scale_halflife=model.scale_halflife,
-        device=device,
-        replay=ReplayBuffer(r.window, r.window - r.burn_in - horizon, r.buffer_steps),
-    )
-
-
-def retrain_settings(model: cfg.LstmModel, retrain: cfg.RetrainConfig) -> RetrainSettings:
-    """How a retrain trains and decides, from the model and retrain sections."""
-    r = retrain
-    return RetrainSettings(
-        burn_in=r.burn_in,
-        epochs=r.epochs,
-        batch_size=r.batch_size,
-        learning_rate=model.learning_rate,
-        validation_fraction=r.validation_fraction,
-        promote=r.promote,
-        promote_tolerance=r.promote_tolerance,
-        max_duration=r.max_duration.total_seconds(),
-        min_new_steps=r.min_new_steps,
-        threads=r.threads,
-        seed=model.seed,
-    )
+    """The configured forecaster, and for one with a net the retrainer that keeps it
+    learning."""
+    built = build_model(config.model, config.retrain)
+    if built.net is None or not config.retrain.enabled:
+        return built.forecaster, None
+    assert isinstance(config.model, cfg.NetSettings)  # only models with a net have one
+    return built.forecaster, Retrainer(built.net, retrain_settings(config.model, config.retrain))
 
 
 def build_drift(
@@ -221,29 +173,6 @@ def build_drift(
         forecaster.reset,
     )
     return monitor, response
-
-
-def build_baseline(name: str, horizon: int, season: int) -> Forecaster:
-    """The cold-start forecaster named by `model.baseline`."""
-    if name == "seasonal_naive":
-        return SeasonalNaive(horizon, season)
-    if name == "holtwinters":
-        return holt_winters(horizon, season)
-    if name == "snarimax":
-        return snarimax(horizon, season)
-    return LastValue(horizon)
-
-
-def _device(wanted: str) -> str:
-    import torch
-
-    if wanted == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if wanted == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "model", [ConfigProblem("model.device", "cuda was asked for, but no GPU is visible")]
-        )
-    return wanted
 
 
 def schedule_interval(schedule: str) -> float | None:
@@ -343,6 +272,7 @@ class RunResult:
     counters: Counters
     series: int
     restored: bool
+    model_errors: dict[str, float] = field(default_factory=dict)  # MSE per member, if any
 
 
 def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResult:
@@ -393,7 +323,9 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
         if config.http.enabled:
             endpoint = _http(config, pipeline)
         counters = pipeline.run(stop)
-        return RunResult(counters, pipeline.window.live_series, restored)
+        forecaster = pipeline.forecaster
+        errors = forecaster.member_errors() if isinstance(forecaster, ScoresMembers) else {}
+        return RunResult(counters, pipeline.window.live_series, restored, errors)
     except KeyboardInterrupt:
         at_once = True
         raise

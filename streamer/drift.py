@@ -1,16 +1,34 @@
 """Drift monitoring: river.drift detectors per series, on forecast errors and on inputs.
 
 Per series (by name, so a series keeps its detectors when its window slot changes), one
-detector watches the horizon-1 absolute error scaled by the series' running std (so
-one threshold fits series of any scale; a change for the better, as after a retrain,
-is not reported where the detector says which way it went), and one watches the input values (for
-prices, their log returns: a price level wanders by nature, a change in its returns is
-news); which of them run is `drift.signal`. A detection becomes a `drift` event (series, detector,
-signal; the detector's statistic as `value`), a log line, and an action for the
-pipeline (`drift.on_drift`): `retrain` asks for a retrain, at most one per
-`retrain_cooldown` however many series drift; `reset_state` has the forecaster forget
-that series' state and scale; `alert` records only. Detectors are pickled into the
-checkpoint with everything else.
+detector watches the horizon-1 absolute error scaled by the series' running std, and one
+watches the input values (for prices, their log returns: a price level wanders by
+nature, a change in its returns is news); which of them run is `drift.signal`.
+
+Each (signal, series) first learns a reference over the detector config's `warmup`
+values (median and MAD, so a few wild first values, as errors scaled by a std of two
+points are, do not set it), then keeps it up to date as an exponentially weighted mean
+and variance (half-life `REFERENCE_HALFLIFE` values). The detector is fed each value
+standardised by that reference and clipped to +/-`CLIP`, and the reference learns the
+clipped value. So one set of detector parameters fits every series whatever its scale
+(Page-Hinkley's allowance and threshold are in reference standard deviations), a single
+outlier is not a drift, and a slow wander that the reference follows is not either. The
+default, Page-Hinkley with allowance 1 sd and threshold 40, is a two-sided CUSUM: it
+needs a sustained move of the level; autocorrelated noise (AR(1), daily cycles) rarely
+sustains one, and a 3-sd level shift adds about 2 per step, so it fires some 20 steps
+after one (bench/drift_alarms.py measures both). With `warmup` 0 (the default of ADWIN
+and KSWIN, which compare windows of the signal with each other) the detector sees the
+raw signal and the reference only scales the reported statistic.
+
+After a detection the (signal, series) re-arms: its reference is learnt afresh over
+`warmup` values, so the new regime is the new normal and one change gives one alarm. A
+detection becomes a `drift` event (series, detector, signal; `value` the signal's
+recent level in reference sds from the reference mean, positive when it rose), a log
+line, and an action for the pipeline (`drift.on_drift`): `retrain` asks for a retrain,
+at most one per `retrain_cooldown` of event time however many series drift, each logged
+with its cause; `reset_state` has the forecaster forget that series' state and scale;
+`alert` records only. Errors that fell (a better model) re-arm but are not reported.
+References and detectors are pickled into the checkpoint with everything else.
 """
 
 from __future__ import annotations
@@ -18,9 +36,11 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -33,31 +53,55 @@ log = logging.getLogger(__name__)
 Signal = Literal["error", "input"]
 Action = Literal["alert", "retrain", "reset_state"]
 
+WARMUP = 200  # values that set a reference, when the detector's config does not say
+REFERENCE_HALFLIFE = 1_000  # values; the reference follows slower changes than this
+CLIP = 5.0  # reference sds: what a detector sees of one value at most
+RECENT_HALFLIFE = 4  # values; the reported level is this recent
 
-def make_detector(config: Any) -> Callable[[], Any]:
+
+@dataclass(frozen=True)
+class DetectorFactory:
+    """Makes one river detector per (signal, series); `warmup` values of each set the
+    reference the detector's input is standardised with."""
+
+    build: Callable[[], Any]
+    warmup: int = WARMUP
+
+    def __call__(self) -> Any:
+        return self.build()
+
+
+def make_detector(config: Any) -> DetectorFactory:
     """A factory of river detectors for a `drift.detector` config section."""
     from river import drift
 
-    if config.type == "adwin":
-        return lambda: drift.ADWIN(delta=config.delta)  # type: ignore[no-untyped-call]
-    if config.type == "page_hinkley":
-        return lambda: drift.PageHinkley(
+    def adwin() -> Any:
+        return drift.ADWIN(delta=config.delta)  # type: ignore[no-untyped-call]
+
+    def page_hinkley() -> Any:
+        return drift.PageHinkley(
             min_instances=config.min_instances,
             delta=config.delta,
             threshold=config.threshold,
             alpha=config.alpha,
         )
-    return lambda: drift.KSWIN(
-        alpha=config.alpha,
-        window_size=config.window_size,
-        stat_size=config.stat_size,
-        seed=config.seed,
-    )
+
+    def kswin() -> Any:
+        return drift.KSWIN(
+            alpha=config.alpha,
+            window_size=config.window_size,
+            stat_size=config.stat_size,
+            seed=config.seed,
+        )
+
+    builds = {"adwin": adwin, "page_hinkley": page_hinkley, "kswin": kswin}
+    return DetectorFactory(builds[config.type], config.warmup)
 
 
 @dataclass(frozen=True)
 class Detection:
-    """One series' detector fired: which, on what, when, and its statistic."""
+    """One series' detector fired: which, on what, when, and how far the signal moved
+    (its recent level in reference sds from the reference mean)."""
 
     series: str
     slot: int
@@ -75,8 +119,36 @@ class Detection:
         )
 
 
+class _Feed:
+    """One (signal, series): the reference its values are standardised with (learnt
+    from `warm` while that is not None), and its detector once armed."""
+
+    __slots__ = ("count", "detector", "mean", "recent", "var", "warm")
+
+    def __init__(self, detector: Any) -> None:
+        self.count = 0
+        self.mean = 0.0
+        self.var = 0.0
+        self.recent = 0.0  # exponentially weighted standardised value, for the report
+        self.warm: array[float] | None = None if detector is not None else array("d")
+        self.detector = detector
+
+
+def _reference(values: array[float]) -> tuple[float, float]:
+    """Mean and variance of the values, winsorised at CLIP robust sds from their median
+    (the std of them all where their MAD is 0)."""
+    a = np.asarray(values, dtype=np.float64)
+    center = float(np.median(a))
+    spread = 1.4826 * float(np.median(np.abs(a - center))) or float(a.std())
+    if spread > 0:
+        a = np.clip(a, center - CLIP * spread, center + CLIP * spread)
+    return float(a.mean()), float(a.var())
+
+
 class DriftMonitor:
-    """Feeds each series' detectors and reports what they detect (see module doc)."""
+    """Feeds each series' detectors and reports what they detect (see module doc).
+    `make` builds one detector; its `warmup` (a `DetectorFactory`'s, else `WARMUP`)
+    sets how many values of each (signal, series) go to its reference first."""
 
     def __init__(
         self,
@@ -87,7 +159,10 @@ class DriftMonitor:
         self.make = make
         self.detector_name = detector_name
         self.signals = signals
-        self.detectors: dict[tuple[Signal, str], Any] = {}
+        self.warmup = int(getattr(make, "warmup", WARMUP))
+        self.min_weight = 1.0 - 0.5 ** (1.0 / REFERENCE_HALFLIFE)
+        self.recent_weight = 1.0 - 0.5 ** (1.0 / RECENT_HALFLIFE)
+        self.feeds: dict[tuple[Signal, str], _Feed] = {}
         self.last_price: dict[str, float] = {}  # for price series' log returns
         self.detections: Counter[str] = Counter()  # by detector name, for the metrics
 
@@ -115,12 +190,12 @@ class DriftMonitor:
                 found,
             )
         if found:
-            names = sorted({d.series for d in found})
+            shown = ", ".join(f"{d.series} {d.signal} {d.statistic:+.1f} sd" for d in found[:5])
             log.warning(
                 "drift in %d series (%s%s), %s detector",
-                len(names),
-                ", ".join(names[:5]),
-                ", ..." if len(names) > 5 else "",
+                len({d.series for d in found}),
+                shown,
+                ", ..." if len(found) > 5 else "",
                 self.detector_name,
             )
         return found
@@ -151,41 +226,82 @@ class DriftMonitor:
         times: NDArray[np.int64],
         found: list[Detection],
     ) -> None:
-        detectors, make = self.detectors, self.make
+        feeds = self.feeds
         for name, slot, value, at in zip(
             series.tolist(), slots.tolist(), values.tolist(), times.tolist(), strict=True
         ):
             if not math.isfinite(value):
                 continue
             key = (signal, name)
-            detector = detectors.get(key)
-            if detector is None:
-                detector = detectors[key] = make()
-            before = getattr(detector, "estimation", None)
-            detector.update(value)
-            if detector.drift_detected:
-                statistic = float(getattr(detector, "estimation", value))
-                if signal == "error" and before is not None and statistic < before:
-                    continue  # the errors fell: the model got better, nothing to fix
-                found.append(Detection(name, slot, signal, self.detector_name, statistic, at))
-                self.detections[self.detector_name] += 1
+            feed = feeds.get(key)
+            if feed is None:
+                feed = feeds[key] = self._armed()
+            statistic = self._step(feed, value)
+            if statistic is None:
+                continue
+            feeds[key] = self._armed()  # the new regime is the new normal
+            if signal == "error" and statistic < 0:
+                continue  # the errors fell: the model got better, nothing to fix
+            found.append(Detection(name, slot, signal, self.detector_name, statistic, at))
+            self.detections[self.detector_name] += 1
+
+    def _armed(self) -> _Feed:
+        """A fresh feed: learning its reference, or (warmup 0) feeding raw values."""
+        return _Feed(self.make() if self.warmup == 0 else None)
+
+    def _step(self, feed: _Feed, value: float) -> float | None:
+        """Add one value to a feed; when its detector fires, return how far the signal
+        moved (recent level, in reference sds): the caller re-arms the feed."""
+        if feed.warm is not None:
+            feed.warm.append(value)
+            if len(feed.warm) >= max(2, self.warmup):
+                feed.mean, feed.var = _reference(feed.warm)
+                feed.count, feed.warm = len(feed.warm), None
+                feed.detector = self.make()
+            return None
+        mean, var, count = feed.mean, feed.var, feed.count + 1
+        sd = math.sqrt(var) or 1e-12 * (1.0 + abs(mean))
+        z = (value - mean) / sd if count > 2 else 0.0
+        clipped = -CLIP if z < -CLIP else CLIP if z > CLIP else z
+        feed.recent += self.recent_weight * (z - feed.recent)
+        weight = 1.0 / count
+        if weight < self.min_weight:
+            weight = self.min_weight
+        delta = clipped * sd if self.warmup else value - mean
+        feed.mean = mean + weight * delta
+        feed.var = (1.0 - weight) * (var + weight * delta * delta)
+        feed.count = count
+        detector = feed.detector
+        detector.update(clipped if self.warmup else value)
+        return feed.recent if detector.drift_detected else None
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "detectors": pickle.dumps(self.detectors),
+            "feeds": pickle.dumps(self.feeds),
             "last_price": dict(self.last_price),
             "detections": dict(self.detections),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.detectors = pickle.loads(state["detectors"])
+        # A checkpoint from before references held bare detectors: those start afresh.
+        self.feeds = pickle.loads(state["feeds"]) if "feeds" in state else {}
         self.last_price = dict(state["last_price"])
         self.detections = Counter(state["detections"])
 
 
+def _when(time_ns: int) -> str:
+    return datetime.fromtimestamp(time_ns / NS_PER_S, UTC).isoformat(timespec="seconds")
+
+
 class DriftResponse:
     """What the pipeline does about detections: `on_drift`, with a retrain cooldown
-    counted in event time (so a replay and a live run decide alike)."""
+    counted in event time (so a replay and a live run decide alike).
+
+    Each drift retrain is logged with its cause (the batch's largest move: series,
+    signal, detector, statistic) and how many other series drifted in the cooldown
+    before it; detections held back by the cooldown are logged with how many series
+    have drifted since that retrain, so a storm over all series reads as one.
+    """
 
     def __init__(
         self,
@@ -200,21 +316,78 @@ class DriftResponse:
         self.reset_slots = reset_slots
         self.last_retrain_ns: int | None = None
         self.retrains_requested = 0
+        self.held_back = 0  # detections inside a cooldown, in all
+        self.cause: Detection | None = None  # of the last drift retrain
+        self.since_retrain: set[str] = set()  # other series drifted since it
+        self.last_drift_ns: dict[str, int] = {}  # per series, within the last cooldown
 
     def apply(self, detections: list[Detection]) -> None:
         if not detections:
             return
         if self.action == "retrain" and self.request_retrain is not None:
-            at = max(d.time_ns for d in detections)
-            if self.last_retrain_ns is None or at - self.last_retrain_ns >= self.cooldown_ns:
-                self.last_retrain_ns = at
-                self.retrains_requested += 1
-                self.request_retrain("drift")
+            self._retrain(detections)
         elif self.action == "reset_state" and self.reset_slots is not None:
             self.reset_slots(np.unique(np.array([d.slot for d in detections], dtype=np.int64)))
 
+    def _retrain(self, detections: list[Detection]) -> None:
+        assert self.request_retrain is not None
+        at = max(d.time_ns for d in detections)
+        names = {d.series for d in detections}
+        recent = self.last_drift_ns
+        for name in [s for s, t in recent.items() if at - t >= self.cooldown_ns]:
+            del recent[name]
+        last = self.last_retrain_ns
+        if last is not None and at - last < self.cooldown_ns:
+            cause = "unknown" if self.cause is None else self.cause.series
+            self.held_back += len(detections)
+            self.since_retrain |= names - {cause}
+            recent.update((d.series, d.time_ns) for d in detections)
+            log.info(
+                "drift in %d series held back by the retrain cooldown (%s s): the drift "
+                "retrain at %s (cause: series %s) is too recent; %d other series have "
+                "drifted since it",
+                len(names),
+                f"{self.cooldown_ns / NS_PER_S:g}",
+                _when(last),
+                cause,
+                len(self.since_retrain),
+            )
+            return
+        first = max(detections, key=lambda d: (abs(d.statistic), -d.time_ns))
+        others = (names | set(recent)) - {first.series}
+        recent.update((d.series, d.time_ns) for d in detections)
+        self.last_retrain_ns = at
+        self.retrains_requested += 1
+        self.cause = first
+        self.since_retrain = names - {first.series}
+        log.info(
+            "retrain requested on drift: series %s, signal %s, detector %s, statistic "
+            "%+.2f sd, at %s; %d other series drifted in the same cooldown window "
+            "(the %s s up to it)",
+            first.series,
+            first.signal,
+            first.detector,
+            first.statistic,
+            _when(first.time_ns),
+            len(others),
+            f"{self.cooldown_ns / NS_PER_S:g}",
+        )
+        self.request_retrain("drift")
+
     def state_dict(self) -> dict[str, Any]:
-        return {"last_retrain_ns": self.last_retrain_ns}
+        return {
+            "last_retrain_ns": self.last_retrain_ns,
+            "retrains_requested": self.retrains_requested,
+            "held_back": self.held_back,
+            "cause": self.cause,
+            "since_retrain": sorted(self.since_retrain),
+            "last_drift_ns": dict(self.last_drift_ns),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.last_retrain_ns = state["last_retrain_ns"]
+        self.retrains_requested = state.get("retrains_requested", 0)
+        self.held_back = state.get("held_back", 0)
+        self.cause = state.get("cause")
+        self.since_retrain = set(state.get("since_retrain", ()))
+        self.last_drift_ns = dict(state.get("last_drift_ns", {}))

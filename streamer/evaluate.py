@@ -1,12 +1,14 @@
 """`streamer evaluate`: prequential (test-then-train) evaluation of a CSV file.
 
 Each model runs through the daemon's own path: a replay of the file, the decoder, the
-window, the forecaster, the pipeline and a sink that keeps what it is given. One file
-row (a time and one value per target column) is one micro-batch, so every model sees
-the data exactly as live, one step at a time: a forecast issued at step t is made before
-step t+1 is read, and is scored against values read later. The LSTM trains on the first
+window, the forecaster (built from the same table as the daemon's, `model_registry`),
+the pipeline and a sink that keeps what it is given. One file row (a time and one value
+per target column) is one micro-batch, so every model sees the data exactly as live,
+one step at a time: a forecast issued at step t is made before step t+1 is read, and is
+scored against values read later. A model with a net trains on the first
 `warmup_fraction` of the rows when the replay reaches their end, then retrains on a
-schedule counted in event time, each time only on what the replay has delivered.
+schedule counted in event time, each time only on what the replay has delivered; its
+linear highway learns from every step as it arrives, as it does live.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import csv
 import gzip
 import logging
 import math
-import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,13 +31,18 @@ from connectors.base import RawRecord, StreamSource
 from connectors.codecs import Decoder, TimeUnit
 from connectors.memory import MemorySink
 from connectors.replay import ReplaySource
-from models.base import Forecaster
-from models.baseline import LastValue, SeasonalNaive
 from models.outcomes import Outcomes
-from models.river_models import holt_winters, snarimax
-from streamer.config import DriftConfig, IntervalsConfig, LstmModel, RetrainConfig
-from streamer.daemon import build_recurrent, retrain_settings
+from streamer import config as cfg
+from streamer.config import DriftConfig, IntervalsConfig, RetrainConfig
 from streamer.drift import DriftMonitor, DriftResponse, make_detector
+from streamer.model_registry import (
+    COMPARED,
+    RETRAIN_SEASONS,
+    build_model,
+    model_config,
+    retrain_settings,
+)
+from streamer.model_registry import MODELS as REGISTRY
 from streamer.pipeline import Pipeline, PipelineSettings
 from streamer.records import Event, Forecasts, StepBatch
 from streamer.retrain import Retrainer
@@ -44,13 +51,25 @@ from streamer.window import WindowBuffer
 
 log = logging.getLogger(__name__)
 
-MODELS = ("lstm", "naive", "seasonal_naive", "snarimax", "holtwinters")
+MODELS = tuple(REGISTRY)  # every model type a config can name
+DEFAULT_MODELS = COMPARED
 # The LSTM again, retraining on drift (on_drift: retrain) instead of only recording it.
 DRIFT_RETRAIN = "lstm_drift_retrain"
 
 
 class EvaluateError(ValueError):
     """The file or the options cannot be evaluated; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is: model `index` (1-based) of `models`, `done` of `rows` file rows."""
+
+    model: str
+    index: int
+    models: int
+    done: int
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -64,17 +83,19 @@ class EvaluateOptions:
     horizon: int
     warmup_fraction: float = 0.25
     normalize: Literal["none", "standard"] = "none"
-    models: tuple[str, ...] = MODELS
+    models: tuple[str, ...] = DEFAULT_MODELS
     season: int = 24
     time_unit: TimeUnit | None = None  # None: ISO 8601 unless the times are numbers
-    lstm: LstmModel = field(default_factory=lambda: LstmModel(type="lstm"))
-    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    model: cfg.ModelBase | cfg.NetSettings | None = None  # a config's model section
+    retrain: RetrainConfig | None = None  # None: the defaults, with a window that fits
     intervals: IntervalsConfig = field(default_factory=IntervalsConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
-    retrain_every: int = 0  # steps of event time between retrains; 0: once per season
+    retrain_every: int = 0  # steps of event time between retrains; 0: RETRAIN_SEASONS
     warmup_epochs: int = 20
     max_gap: int = 5
-    progress: Callable[[int, int], None] | None = None  # (rows done, rows in all)
+    rows: int | None = None  # use only the first rows of the file
+    zscore_rows: int | None = None  # statistics for `standard` from these first rows
+    progress: Callable[[Progress], None] | None = None
 
 
 @dataclass
@@ -86,20 +107,30 @@ class ModelRun:
     retrains: list[Event]
     drifts: list[Event]  # drift points
     seconds: float
+    weights: dict[str, F64] | None = None  # an ensemble's member weights [n, H]
+    served: dict[str, int] = field(default_factory=dict)  # scored forecasts per model tag
 
 
 @dataclass(frozen=True)
 class Report:
-    """Per model: the metrics of `scoring.score`; the runs, for plots and tests."""
+    """Per model: the metrics of `scoring.score`, by horizon bucket and per series; the
+    runs, for plots and tests."""
 
     models: dict[str, dict[str, Any]]
     n_forecasts: int
     seconds: float
     runs: dict[str, ModelRun]
     warmup_step: int
+    step_ns: int
+    rows: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"models": self.models, "n_forecasts": self.n_forecasts, "seconds": self.seconds}
+        return {
+            "models": self.models,
+            "n_forecasts": self.n_forecasts,
+            "rows": self.rows,
+            "seconds": self.seconds,
+        }
 
 
 # --- the file ---------------------------------------------------------------------------
@@ -107,7 +138,7 @@ class Report:
 
 @dataclass(frozen=True)
 class _FileFacts:
-    rows: int
+    rows: int  # the rows used
     warmup_time: str  # the time column of the first row after the warm-up
     mean: dict[str, float]
     std: dict[str, float]
@@ -126,7 +157,7 @@ def _rows(path: Path) -> Iterator[dict[str, str]]:
 
 
 def _inspect(options: EvaluateOptions) -> _FileFacts:
-    """Check the columns, count the rows, and take warm-up statistics (one pass)."""
+    """Check the columns, count the rows, and take the z-score statistics."""
     if not options.data.is_file():
         raise EvaluateError(f"{options.data}: no such file")
     with _open_text(options.data) as stream:
@@ -138,12 +169,15 @@ def _inspect(options: EvaluateOptions) -> _FileFacts:
             f"the columns are {', '.join(map(repr, header))}"
         )
     times = [row[options.time_col] for row in _rows(options.data)]
+    if options.rows is not None:
+        times = times[: options.rows]
     if len(times) < 4:
         raise EvaluateError(f"{options.data}: {len(times)} data rows; at least 4 are needed")
     warm = max(1, min(len(times) - 1, int(len(times) * options.warmup_fraction)))
+    stats_rows = warm if options.zscore_rows is None else min(options.zscore_rows, len(times))
     sums = {t: [0.0, 0.0, 0] for t in options.targets}
     for i, row in enumerate(_rows(options.data)):
-        if i >= warm:
+        if i >= stats_rows:
             break
         for target in options.targets:
             value = _float(row.get(target))
@@ -172,27 +206,29 @@ def _float(text: Any) -> float | None:
 
 
 class _WideReplay(StreamSource):
-    """A replay of a wide file: each row becomes one event per target column, named by
-    the column, with the value standardised by the warm-up statistics if asked."""
+    """A replay of a wide file's first `facts.rows` rows: each row becomes one event per
+    target column, named by the column, with the value standardised if asked."""
 
     def __init__(
         self,
         replay: ReplaySource,
         options: EvaluateOptions,
         facts: _FileFacts,
-        on_row: Callable[[], None],
+        on_row: Callable[[int], None],
     ) -> None:
         self.name = replay.name
         self.replay = replay
         self.options = options
         self.facts = facts
         self.on_row = on_row
+        self.done = 0
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         out = []
         targets = self.options.targets
         standard = self.options.normalize == "standard"
-        for record in self.replay.poll(max(1, max_records // len(targets)), timeout):
+        wanted = min(max(1, max_records // len(targets)), self.facts.rows - self.done)
+        for record in self.replay.poll(wanted, timeout) if wanted > 0 else []:
             fields = record.fields or {}
             for target in targets:
                 value: Any = fields.get(target)
@@ -205,7 +241,8 @@ class _WideReplay(StreamSource):
                     "time": fields.get(self.options.time_col),
                 }
                 out.append(RawRecord(record.payload, record.position, fields=event))
-            self.on_row()
+            self.done += 1
+            self.on_row(self.done)
         return out
 
     def commit(self, positions: Mapping[str, int]) -> None:
@@ -216,7 +253,7 @@ class _WideReplay(StreamSource):
 
     @property
     def exhausted(self) -> bool:
-        return self.replay.exhausted
+        return self.done >= self.facts.rows or self.replay.exhausted
 
     def close(self) -> None:
         self.replay.close()
@@ -267,27 +304,52 @@ class _EventTimeSchedule:
 # --- running the models -------------------------------------------------------------------
 
 
+def model_section(name: str, options: EvaluateOptions) -> cfg.ModelBase:
+    """The model section evaluated under `name`: the -c config's own when it is that
+    type, else the type's defaults with the net's settings from the config. `lstm` is
+    the net alone: it forecasts from the warm-up training on, without the cold-start
+    gate that has a baseline answer until it beats it live (the `ensemble` weighs it
+    against the baselines as it goes)."""
+    kind = "lstm" if name == DRIFT_RETRAIN else name
+    configured = options.model
+    section: cfg.ModelBase
+    if isinstance(configured, cfg.ModelBase) and getattr(configured, "type", None) == kind:
+        update: dict[str, Any] = {"horizon": options.horizon}
+        if "season_length" in type(configured).model_fields:
+            update["season_length"] = options.season
+        section = configured.model_copy(update=update)
+    else:
+        net = configured if isinstance(configured, cfg.NetSettings) else None
+        section = model_config(kind, options.horizon, options.season, net)
+    if isinstance(section, cfg.LstmModel):  # the net alone, not behind its cold-start gate
+        section = section.model_copy(update={"serve_if": "trained", "min_train_steps": 0})
+    return section
+
+
+def fitted_retrain(nets: list[cfg.NetSettings], horizon: int) -> RetrainConfig:
+    """The default retrain settings with a window long enough for every net's lags and
+    the horizon: the smallest power of two above lags - 1 + H and burn-in + H."""
+    defaults = RetrainConfig()
+    needed = max([defaults.burn_in + horizon, *(n.lag_count - 1 + horizon for n in nets)])
+    return defaults.model_copy(update={"window": max(defaults.window, 2 ** needed.bit_length())})
+
+
 def _forecaster(
     name: str, options: EvaluateOptions, window: WindowBuffer, warmup_step: int
-) -> tuple[Forecaster, _EventTimeSchedule | None]:
-    """The model of that name; for the LSTM, also its retraining in event time."""
-    h, m = options.horizon, options.season
-    if name == "naive":
-        return LastValue(h), None
-    if name == "seasonal_naive":
-        return SeasonalNaive(h, m), None
-    if name == "snarimax":
-        return snarimax(h, m), None
-    if name == "holtwinters":
-        return holt_winters(h, m), None
-    lstm = build_recurrent(options.lstm, options.retrain, h)
+) -> tuple[Any, _EventTimeSchedule | None]:
+    """The model of that name; for one with a net, also its retraining in event time."""
+    section = model_section(name, options)
+    retrain = options.retrain or RetrainConfig()
+    built = build_model(section, retrain)
+    if built.net is None or not isinstance(section, cfg.NetSettings):
+        return built.forecaster, None
     # Event time: a retrain is never cut short by the wall clock.
-    settings = replace(retrain_settings(options.lstm, options.retrain), max_duration=math.inf)
-    every = options.retrain_every or max(m, 1)
+    settings = replace(retrain_settings(section, retrain), max_duration=math.inf)
+    every = options.retrain_every or RETRAIN_SEASONS * max(options.season, 1)
     schedule = _EventTimeSchedule(
-        Retrainer(lstm, settings), window, warmup_step, every, options.warmup_epochs
+        Retrainer(built.net, settings), window, warmup_step, every, options.warmup_epochs
     )
-    return lstm, schedule
+    return built.forecaster, schedule
 
 
 def _decoder(time_unit: TimeUnit) -> Decoder:
@@ -308,12 +370,12 @@ def _run_model(
     facts: _FileFacts,
     decoder: Decoder,
     warmup_step: int,
-    on_row: Callable[[], None],
+    on_row: Callable[[int], None],
 ) -> ModelRun:
     started = time.monotonic()
     window = WindowBuffer(
         step_ns=options.step_ns,
-        length=max(options.retrain.window, 2),
+        length=max((options.retrain or RetrainConfig()).window, 2),
         max_gap=options.max_gap,
         idle_close_after=math.inf,
         max_series=len(options.targets),
@@ -366,7 +428,18 @@ def _run_model(
         retrains=schedule.events if schedule else [],
         drifts=[e for o in sink.outputs for e in o.events if e.measurement == "drift"],
         seconds=time.monotonic() - started,
+        weights=_weights(forecasts),
+        served=_served(forecasts, warmup_step),
     )
+
+
+def _served(forecasts: list[Forecasts], warmup_step: int) -> dict[str, int]:
+    """How many forecasts issued after the warm-up each model tag answered for (a net
+    behind a cold-start gate is answered for by its baseline until it serves)."""
+    served: Counter[str] = Counter()
+    for f in forecasts:
+        served[f.model] += int((f.steps >= warmup_step).sum())
+    return {tag: n for tag, n in served.items() if n}
 
 
 def _actuals(batches: list[StepBatch]) -> Actuals:
@@ -397,31 +470,101 @@ def _issued(forecasts: list[Forecasts], horizon: int) -> Issued:
     )
 
 
+def _weights(forecasts: list[Forecasts]) -> dict[str, F64] | None:
+    if not forecasts or forecasts[0].weights is None:
+        return None
+    members = list(forecasts[0].weights)
+    return {m: np.concatenate([(f.weights or {})[m] for f in forecasts]) for m in members}
+
+
+# --- scoring ------------------------------------------------------------------------------
+
+
+def buckets(horizon: int) -> list[int]:
+    """The horizon buckets reported: h=1, then the mean over 1..k for k in 24, 48 and
+    the whole horizon, as far as the horizon reaches."""
+    ends = [1, *(k for k in (24, 48) if k <= horizon), horizon]
+    return sorted(set(ends))
+
+
+def bucket_name(end: int) -> str:
+    return "h=1" if end == 1 else f"1..{end}"
+
+
+def _by_bucket(metrics: dict[str, Any], horizon: int) -> dict[str, dict[str, float]]:
+    return {
+        bucket_name(end): {
+            "mse": float(np.mean(metrics["mse"][:end])),
+            "mae": float(np.mean(metrics["mae"][:end])),
+        }
+        for end in buckets(horizon)
+    }
+
+
+def _per_series(
+    run: ModelRun, warmup_step: int, scales: dict[str, float], horizon: int
+) -> dict[str, dict[str, Any]]:
+    out = {}
+    actual_names, issued_names = run.actual.series.astype(str), run.issued.series.astype(str)
+    for name in sorted(set(issued_names.tolist())):
+        a, i = actual_names == name, issued_names == name
+        issued = run.issued
+        metrics = score(
+            Actuals(run.actual.series[a], run.actual.steps[a], run.actual.values[a]),
+            Issued(
+                issued.series[i],
+                issued.steps[i],
+                issued.yhat[i],
+                None if issued.lower is None else issued.lower[i],
+                None if issued.upper is None else issued.upper[i],
+            ),
+            warmup_step,
+            scales,
+        )
+        out[name] = {
+            "mse_avg": metrics["mse_avg"],
+            "mae_avg": metrics["mae_avg"],
+            "mase": metrics["mase"],
+            "buckets": _by_bucket(metrics, horizon),
+        }
+    return out
+
+
 def evaluate(options: EvaluateOptions) -> Report:
     """Run every model over the file and score each (see the module doc)."""
     unknown = [m for m in options.models if m not in (*MODELS, DRIFT_RETRAIN)]
     if unknown:
+        hint = "; last_value is the last-value baseline" if "naive" in unknown else ""
         raise EvaluateError(
-            f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}"
+            f"unknown model(s) {', '.join(unknown)}; choose from "
+            f"{', '.join((*MODELS, DRIFT_RETRAIN))}{hint}"
         )
+    try:
+        sections = {name: model_section(name, options) for name in options.models}
+    except ValueError as exc:
+        raise EvaluateError(str(exc)) from None
+    # (a model section with a net; mypy cannot narrow ModelBase to the NetSettings mixin)
+    nets = [cast(cfg.NetSettings, s) for s in sections.values() if isinstance(s, cfg.NetSettings)]
+    if options.retrain is None:
+        options = replace(options, retrain=fitted_retrain(nets, options.horizon))
     r = options.retrain
-    if {"lstm", DRIFT_RETRAIN} & set(options.models) and r.window <= r.burn_in + options.horizon:
-        raise EvaluateError(
-            f"retrain.window ({r.window}) must be more than retrain.burn_in ({r.burn_in}) + "
-            f"the horizon ({options.horizon}); set it in the -c config"
-        )
+    assert r is not None
+    if nets:
+        if r.window <= r.burn_in + options.horizon:
+            raise EvaluateError(
+                f"retrain.window ({r.window}) must be more than retrain.burn_in ({r.burn_in}) "
+                f"+ the horizon ({options.horizon}); set it in the -c config"
+            )
+        lags = max(net.lag_count for net in nets)
+        if lags and r.window <= lags - 1 + options.horizon:
+            raise EvaluateError(
+                f"retrain.window ({r.window}) must be more than model.lags ({lags}, two "
+                f"seasons unless set) - 1 + the horizon ({options.horizon}); set a longer "
+                f"window or fewer lags in the -c config"
+            )
     started = time.monotonic()
     facts = _inspect(options)
     time_unit: TimeUnit = options.time_unit or ("s" if facts.numeric_time else "iso8601")
-    total = facts.rows * len(options.models)
-    done = 0
-
-    def on_row() -> None:
-        nonlocal done
-        done += 1
-        if options.progress:
-            options.progress(done, total)
-
     decoder = _decoder(time_unit)
     warmup_ns = decoder.event_time_ns({"time": facts.warmup_time})
     if warmup_ns is None:
@@ -430,10 +573,14 @@ def evaluate(options: EvaluateOptions) -> Report:
             f"({time_unit}); set --time-unit"
         )
     warmup_step = warmup_ns // options.step_ns
-    runs = {
-        name: _run_model(name, options, facts, decoder, warmup_step, on_row)
-        for name in options.models
-    }
+    runs = {}
+    for index, name in enumerate(options.models, start=1):
+
+        def on_row(done: int, name: str = name, index: int = index) -> None:
+            if options.progress:
+                options.progress(Progress(name, index, len(options.models), done, facts.rows))
+
+        runs[name] = _run_model(name, options, facts, decoder, warmup_step, on_row)
     any_run = next(iter(runs.values()))
     scales = mase_scales(any_run.actual, options.season, warmup_step)
     models = {
@@ -446,95 +593,27 @@ def evaluate(options: EvaluateOptions) -> Report:
         if e.tags["signal"] == "input"
     ]
     for name, run in runs.items():
-        models[name]["retrains"] = len(run.retrains)
-        models[name]["drifts"] = len(run.drifts)
-        models[name]["mae_after_changes"] = mae_after(
+        m = models[name]
+        m["buckets"] = _by_bucket(m, options.horizon)
+        m["per_series"] = _per_series(run, warmup_step, scales, options.horizon)
+        m["retrains"] = len(run.retrains)
+        m["drifts"] = len(run.drifts)
+        m["mae_after_changes"] = mae_after(
             run.actual, run.issued, changes, options.season, warmup_step
         )
-        models[name]["seconds"] = round(run.seconds, 3)
+        m["seconds"] = round(run.seconds, 3)
+        m["served_by"] = run.served
+        if run.weights is not None:
+            scored = run.issued.steps >= warmup_step
+            m["mean_weights"] = {
+                member: float(w[scored].mean()) for member, w in run.weights.items()
+            }
     return Report(
         models=models,
         n_forecasts=max(m["n_forecasts"] for m in models.values()),
         seconds=round(time.monotonic() - started, 3),
         runs=runs,
         warmup_step=warmup_step,
+        step_ns=options.step_ns,
+        rows=facts.rows,
     )
-
-
-# --- presenting -----------------------------------------------------------------------------
-
-
-def table(report: Report) -> str:
-    """The averaged metrics of every model, one line each."""
-    lines = [
-        f"{'model':<20}{'MAE':>10}{'RMSE':>10}{'sMAPE %':>9}{'MASE':>8}{'cover':>7}"
-        f"{'width':>10}{'drifts':>8}{'retrains':>9}{'MAE after':>11}"
-    ]
-    for name, m in report.models.items():
-        lines.append(
-            f"{name:<20}{m['mae_avg']:>10.4g}{m['rmse_avg']:>10.4g}{m['smape_avg']:>9.3f}"
-            f"{m['mase']:>8.3f}{m['coverage_avg']:>7.3f}{m['width_avg']:>10.4g}"
-            f"{m['drifts']:>8d}{m['retrains']:>9d}{m['mae_after_changes']:>11.4g}"
-        )
-    lines.append(
-        f"{report.n_forecasts} forecasts scored per model, in {report.seconds:.1f}s; "
-        "cover: share of outcomes inside the interval; MAE after: in the season after "
-        "each change in the inputs"
-    )
-    return "\n".join(lines)
-
-
-def plot(report: Report, path: Path, series: str, horizon: int = 1) -> None:
-    """Actual values and each model's horizon-`horizon` forecasts for one series."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise EvaluateError(
-            "--plot needs matplotlib: pip install 'streamer[plot]' (or pip install matplotlib)"
-        ) from None
-    figure, axes = plt.subplots(figsize=(12, 5))
-    first = next(iter(report.runs.values())).actual
-    mine = (first.series.astype(str) == series) & (first.steps >= report.warmup_step)
-    axes.plot(first.steps[mine], first.values[mine], color="black", linewidth=1.5, label="actual")
-    for name, run in report.runs.items():
-        issued = run.issued
-        rows = (issued.series.astype(str) == series) & (issued.steps >= report.warmup_step)
-        axes.plot(
-            issued.steps[rows] + horizon, issued.yhat[rows, horizon - 1], linewidth=0.9, label=name
-        )
-    axes.set_title(f"{series}: actual and {horizon}-step-ahead forecasts")
-    axes.set_xlabel("step")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-class ProgressBar:
-    """Rows done out of all, on stderr: redrawn in place on a terminal, else a line
-    every `every` seconds."""
-
-    def __init__(self, stream: IO[str] = sys.stderr, every: float = 5.0) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.every = 0.2 if self.tty else every
-        self.started = time.monotonic()
-        self.last = -math.inf
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last < self.every and done < total:
-            return
-        self.last = now
-        share = done / total if total else 1.0
-        rate = done / max(now - self.started, 1e-9)
-        bar = "#" * int(30 * share)
-        text = f"[{bar:<30}] {100 * share:5.1f}% {done}/{total} rows, {rate:,.0f} rows/s"
-        if self.tty:
-            self.stream.write("\r" + text + ("\n" if done >= total else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()

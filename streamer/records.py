@@ -154,6 +154,7 @@ class Forecasts:
     after `steps[i]`. `lower`/`upper` bound each forecast, or are None when no interval
     is known yet. `model` is the tag that names the forecaster; `version` counts the
     promotions of a trained model's weights (None for models that are not trained).
+    `weights`, for a combination of models, holds each member's weight [n, H] in it.
     """
 
     series: NDArray[np.object_]
@@ -164,6 +165,7 @@ class Forecasts:
     lower: F64 | None = None
     upper: F64 | None = None
     version: int | None = None
+    weights: dict[str, F64] | None = None
 
     def __len__(self) -> int:
         return len(self.steps)

@@ -104,6 +104,7 @@ class _Job:
     optimiser: dict[str, Any] | None
     reason: str
     half_life: int | None  # recency half-life of the sample, in windows (None: half of them)
+    linear: Any  # the lag regression's weights when the job started, or None
     started: float
     seed: int
 
@@ -251,6 +252,7 @@ class Retrainer:
             optimiser=self.model.optimiser_state,
             reason=reason,
             half_life=half_life,
+            linear=None if self.model.linear is None else self.model.linear.weights.copy(),
             started=self.clock(),
             seed=self.settings.seed + replay.archived,
         )
@@ -265,14 +267,15 @@ class Retrainer:
 
     def _fit(self, job: _Job) -> TrainResult:
         s = self.settings
-        histories = from_windows(job.snapshot, with_calendar=self.model.calendar)
+        histories = from_windows(job.snapshot, self.model.calendar, job.linear)
         train, validation = split(histories, s.validation_fraction)
         deadline = job.started + s.max_duration
+        lags = 0 if self.model.linear is None else self.model.linear.lags
         return train_copy(
             job.net,
             train,
             validation,
-            burn_in=s.burn_in,
+            burn_in=max(s.burn_in, lags - 1),
             epochs=s.epochs,
             batch_size=s.batch_size,
             learning_rate=s.learning_rate,

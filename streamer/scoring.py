@@ -39,22 +39,42 @@ class Issued:
     upper: F64 | None = None
 
 
+class _Index:
+    """The actual values, sorted by (series, step), to look many (series, step) pairs
+    up at once: series are coded once, each lookup is one binary search."""
+
+    def __init__(self, actual: Actuals) -> None:
+        names, codes = np.unique(actual.series.astype(str), return_inverse=True)
+        self.codes = {str(n): i for i, n in enumerate(names)}
+        self.low = int(actual.steps.min(initial=0))
+        self.span = int(actual.steps.max(initial=0)) - self.low + 1
+        keys = codes.astype(np.int64) * self.span + (actual.steps - self.low)
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.values = keys[order], actual.values[order]
+
+    def code(self, series: NDArray[np.object_]) -> I64:
+        """Each series' code; -1 for a series without actual values."""
+        names, inverse = np.unique(series.astype(str), return_inverse=True)
+        known = np.array([self.codes.get(str(n), -1) for n in names], dtype=np.int64)
+        return known[inverse] if len(series) else np.empty(0, np.int64)
+
+    def lookup(self, codes: I64, steps: I64) -> tuple[F64, NDArray[np.bool_]]:
+        """Actual values at (series code, step) pairs, and whether each exists."""
+        inside = (codes >= 0) & (steps >= self.low) & (steps < self.low + self.span)
+        query = codes * self.span + (steps - self.low)
+        if not len(self.keys):
+            return np.full(len(query), np.nan), np.zeros(len(query), bool)
+        at = np.clip(np.searchsorted(self.keys, query), 0, len(self.keys) - 1)
+        found = inside & (self.keys[at] == query)
+        return np.where(found, self.values[at], np.nan), found
+
+
 def _lookup(
     actual: Actuals, series: NDArray[np.object_], steps: I64
 ) -> tuple[F64, NDArray[np.bool_]]:
     """Actual values at (series, step) pairs, and whether each exists."""
-    _, codes = np.unique(np.concatenate([actual.series, series]).astype(str), return_inverse=True)
-    own, wanted = codes[: len(actual.series)], codes[len(actual.series) :]
-    low = min(int(actual.steps.min(initial=0)), int(steps.min(initial=0)))
-    span = max(int(actual.steps.max(initial=0)), int(steps.max(initial=0))) - low + 1
-    keys = own.astype(np.int64) * span + (actual.steps - low)
-    order = np.argsort(keys)
-    sorted_keys = keys[order]
-    query = wanted.astype(np.int64) * span + (steps - low)
-    at = np.clip(np.searchsorted(sorted_keys, query), 0, max(len(keys) - 1, 0))
-    found = (sorted_keys[at] == query) if len(keys) else np.zeros(len(query), bool)
-    values = actual.values[order][at] if len(keys) else np.zeros(len(query))
-    return np.where(found, values, np.nan), found
+    index = _Index(actual)
+    return index.lookup(index.code(series), steps)
 
 
 def mase_scales(actual: Actuals, season: int, before_step: int) -> dict[str, float]:
@@ -87,8 +107,10 @@ def score(
     widths: list[float] = []
     with_intervals = issued.lower is not None and issued.upper is not None
     counts = []
+    index = _Index(actual)
+    codes = index.code(series)
     for h in range(1, horizon + 1):
-        truth, found = _lookup(actual, series, steps + h)
+        truth, found = index.lookup(codes, steps + h)
         error = yhat[found, h - 1] - truth[found]
         absolute = np.abs(error)
         denominator = np.abs(truth[found]) + np.abs(yhat[found, h - 1])
@@ -134,12 +156,14 @@ def mae_after(
     each of its changes (series, step) at or after from_step; NaN without any."""
     errors = []
     series = issued.series.astype(str)
+    index = _Index(actual)
+    codes = index.code(issued.series)
     for name, at in changes:
         if at < from_step:
             continue
         rows = (series == name) & (issued.steps >= at) & (issued.steps < at + window)
         for h in range(1, issued.yhat.shape[1] + 1):
-            truth, found = _lookup(actual, issued.series[rows], issued.steps[rows] + h)
+            truth, found = index.lookup(codes[rows], issued.steps[rows] + h)
             errors.append(np.abs(issued.yhat[rows][found, h - 1] - truth[found]))
     return _mean(np.concatenate(errors)) if errors else float("nan")
 

@@ -383,7 +383,14 @@ def test_the_lstm_retrains_on_its_schedule_and_the_retrain_is_recorded_in_influx
     produce(services, ticks, readings, events(start, range(60)))
     config = base_config(services, influx_bucket, tmp_path)
     config["sources"] = kafka_sources(services, ticks, readings)
-    config["model"] = {"type": "lstm", "horizon": H, "hidden_size": 8, "min_train_steps": 1}
+    config["model"] = {
+        "type": "lstm",
+        "horizon": H,
+        "hidden_size": 8,
+        "min_train_steps": 1,
+        "lags": 4,
+        "serve_if": "trained",
+    }
     config["retrain"] = {"schedule": "1s", "window": 16, "burn_in": 4, "min_new_steps": 100}
     port = free_port()
     config["http"] = {"bind": f"127.0.0.1:{port}"}

@@ -204,11 +204,12 @@ def written(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 }
             ],
             "window": {"step": "1s", "aggregation": "last", "idle_close_after": "1s"},
+            # The ensemble: its LSTM member's version and the members' weights are drawn.
             "model": {
-                "type": "lstm",
+                "type": "ensemble",
                 "horizon": HORIZON,
                 "hidden_size": 8,
-                "min_train_steps": 1,
+                "lags": 4,
                 "price_inputs": "returns",
             },
             "retrain": {"schedule": "1s", "window": 16, "burn_in": 4, "min_new_steps": 100},

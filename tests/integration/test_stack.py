@@ -87,6 +87,7 @@ def test_the_stacks_producer_feeds_the_stacks_daemon_into_influxdb(
         # Shorter steps and an earlier first training: the LSTM serves within the test.
         "STREAMER__WINDOW__STEP": "200ms",
         "STREAMER__MODEL__MIN_TRAIN_STEPS": "300",
+        "STREAMER__MODEL__SERVE_IF": "trained",
         "STREAMER__RETRAIN__SCHEDULE": "3s",
         "STREAMER__RETRAIN__MIN_NEW_STEPS": "200",
         "STREAMER__STATS__EVERY": "1s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,8 +34,16 @@ def test_the_demo_replays_the_bundled_data_and_prints_a_summary(tmp_path: Path) 
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    summary = done.stdout.strip().splitlines()[-1]
+    summary, errors = done.stdout.strip().splitlines()[-2:]
     assert summary.startswith("done: 12570 events read, 0 rejected")
+    # The LSTM runs, retrains as the replay goes, takes over from its baseline, and the
+    # last word compares its error with the last value's.
+    assert "takes over from the baseline" in done.stderr
+    assert re.fullmatch(
+        r"forecast error over the run \(MSE, all series and horizons\): "
+        r"lstm [\d.]+ \([\d.]+x last_value\), last_value [\d.]+",
+        errors,
+    ), errors
     assert "10 series" in summary
     assert str(forecasts) in summary
     points = [parse_line(line) for line in forecasts.read_text().splitlines()]
@@ -42,7 +51,10 @@ def test_the_demo_replays_the_bundled_data_and_prints_a_summary(tmp_path: Path) 
     assert len(symbols) == 10
     measurements = {p.measurement for p in points}
     assert {"observed", "forecast", "forecast_error", "streamer_stats"} <= measurements
-    assert measurements <= {"observed", "forecast", "forecast_error", "drift", "streamer_stats"}
+    assert measurements <= {
+        "observed", "forecast", "forecast_error", "drift", "retrain", "streamer_stats"
+    }  # fmt: skip
+    assert "retrain" in measurements
     # Intervals appear once each series has enough errors to calibrate them.
     assert any("lower" in p.fields for p in points if p.measurement == "forecast")
     assert "events" in done.stderr  # progress lines

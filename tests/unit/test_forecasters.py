@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from models.base import Forecaster
 from models.baseline import LastValue, SeasonalNaive
+from models.ensemble import Ensemble
 from models.recurrent import RecurrentForecaster
 from models.replay_buffer import ReplayBuffer
 from models.river_models import holt_winters, snarimax
@@ -23,6 +24,14 @@ IMPLEMENTATIONS: dict[str, Callable[[], Forecaster]] = {
     "lstm": lambda: RecurrentForecaster(horizon=4, cell="lstm", hidden_size=8, num_layers=2),
     "gru": lambda: RecurrentForecaster(horizon=4, cell="gru", hidden_size=8),
     "holtwinters": lambda: holt_winters(horizon=4, season=3),
+    "ensemble": lambda: Ensemble(
+        {
+            "lstm": RecurrentForecaster(horizon=4, hidden_size=8, lags=3),
+            "last_value": LastValue(horizon=4),
+            "seasonal_naive": SeasonalNaive(horizon=4, season_length=3),
+        },
+        halflife=5.0,
+    ),
     "snarimax": lambda: snarimax(horizon=4, season=3),
     # Calendar inputs, prices (even slots) read as log returns, steps recorded for training.
     "lstm_calendar_returns": lambda: RecurrentForecaster(

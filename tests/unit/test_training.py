@@ -37,7 +37,7 @@ def test_retraining_beats_seasonal_naive_and_improves_held_out_loss() -> None:
         train_part,
         held_out,
         burn_in=SEASON,
-        epochs=40,
+        epochs=60,  # the head starts near zero (HEAD_INIT): it takes a few more epochs
         batch_size=64,
         learning_rate=1e-2,
         seed=2,

@@ -1,0 +1,186 @@
+"""A linear map from each series' last `lags` steps to its next `horizon` steps, learnt
+online by least squares and shared by all series (the recurrent model's "highway").
+
+An LSTM learns a season's shape slowly and forgets it quickly; a linear read of the
+last season learns it from a few hundred steps and holds it (the autoregressive
+component of LSTNet, Lai et al. 2018). At every step, the series' last `lags` values
+are standardised with the series' scaler as it stands now (so the map is scale-free and
+one map serves every series), and the forecast is the change from the current scaled
+value to each horizon. The map is refitted from running normal equations, one per
+horizon, fed leak-free: a step's features meet their target only when the target's
+step has arrived, h steps later. Old pairs fade with a half-life of `memory` steps,
+so the map follows a changing stream. Series read as log returns are left to the recurrent net.
+
+>>> import numpy as np
+>>> ar = LagRegression(horizon=1, lags=2)
+>>> slots = np.array([0])
+>>> for t in range(200):  # a series that alternates: +1, -1, +1, ...
+...     value = np.array([(-1.0) ** t])
+...     ar.observe(slots, value, np.zeros(1), np.ones(1), np.zeros(1, bool))
+>>> ar.refit()
+>>> ar.forecast(slots, np.zeros(1, bool)).round(2).tolist()  # last -1: the next is +1, 2 up
+[[1.99]]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from models.base import grown
+
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
+Mask = NDArray[np.bool_]
+
+FED, MEAN, STD = 0, 1, 2
+
+
+def lag_features(history: F64, count: I64, lags: int) -> F64:
+    """[n, lags + 1]: the last `lags` fed values of each history [n, steps, 3] (newest
+    last), standardised with the newest step's mean and std, then a constant 1. Lags
+    before the series' first step (fewer than `lags` since its reset: `count`) repeat the
+    oldest one there is."""
+    steps = history.shape[1]
+    take = np.arange(steps - 1, steps - 1 - lags, -1)  # newest first
+    first = np.maximum(steps - np.minimum(count, steps), 0)[:, None]
+    values = history[np.arange(len(history))[:, None], np.maximum(take[None, :], first), FED]
+    mean, std = history[:, -1, MEAN][:, None], history[:, -1, STD][:, None]
+    return np.concatenate([(values - mean) / std, np.ones((len(history), 1))], axis=1)
+
+
+class LagRegression:
+    """Online least squares from standardised lags to scaled changes (see module doc)."""
+
+    def __init__(
+        self,
+        horizon: int,
+        lags: int,
+        memory: float = 5000.0,
+        ridge: float = 1.0,
+        refit_every: int = 256,
+        max_pairs: int = 1024,
+    ) -> None:
+        if lags < 1:
+            raise ValueError(f"lags must be at least 1, got {lags}")
+        self.horizon = horizon
+        self.lags = lags
+        self.memory = memory
+        self.ridge = ridge
+        self.refit_every = refit_every  # new pairs (of horizon 1) between refits
+        self.max_pairs = max_pairs  # per horizon and step: a subset of many series is enough
+        self.since_refit = 0
+        self.turn = 0  # which subset of a large step feeds the equations
+        width = lags + 1
+        self.span = lags + horizon  # steps each series keeps: lags for the oldest issue
+        self.ring = np.zeros((0, self.span, 3))  # per slot: (fed, mean, std), oldest first
+        self.count = np.zeros(0, dtype=np.int64)  # steps since the slot's reset
+        self.gram = np.zeros((horizon, width, width))  # sum of x x^T per horizon
+        self.moment = np.zeros((horizon, width))  # sum of x * target per horizon
+        self.pairs = np.zeros(horizon)  # (faded) pairs seen per horizon
+        self.weights = np.zeros((width, horizon))  # untrained: no change
+
+    def _ensure(self, slots: I64) -> None:
+        if len(slots):
+            needed = int(slots.max()) + 1
+            self.ring = grown(self.ring, needed)
+            self.count = grown(self.count, needed)
+
+    def reset(self, slots: I64) -> None:
+        self._ensure(slots)
+        self.count[slots] = 0
+
+    def observe(
+        self, slots: I64, fed: F64, mean: F64, std: F64, reset: Mask, returns: Mask | None = None
+    ) -> None:
+        """One step of distinct series: the fed value and the scaler's mean and std after
+        it. Pairs whose target this step is are added to the normal equations (of level
+        series only; at most `max_pairs` per horizon, taken in turn from a large step)."""
+        if len(slots) == 0:
+            return
+        self._ensure(slots)
+        self.count[slots[reset]] = 0
+        ring = np.roll(self.ring[slots], -1, axis=1)
+        ring[:, -1] = np.stack([fed, mean, std], axis=1)
+        self.ring[slots] = ring
+        self.count[slots] += 1
+        count = self.count[slots]
+        learn = np.ones(len(slots), bool) if returns is None else ~returns
+        if learn.sum() > self.max_pairs:
+            chosen = np.flatnonzero(learn)
+            self.turn = (self.turn + 1) % -(-len(chosen) // self.max_pairs)
+            learn[:] = False
+            learn[chosen[self.turn * self.max_pairs :][: self.max_pairs]] = True
+        fade = 0.5 ** (1.0 / self.memory)
+        self.gram *= fade
+        self.moment *= fade
+        self.pairs *= fade
+        if not learn.any():
+            return
+        # Every horizon at once: the pair of horizon h was issued h steps ago, at ring
+        # position span - 1 - h, from the lags before it (clamped at the series' start).
+        h = np.arange(1, self.horizon + 1)
+        rows, count = ring[learn], count[learn]
+        issued = self.span - 1 - h  # [H]
+        back = issued[:, None] - np.arange(self.lags)[None, :]  # [H, lags], newest first
+        first = np.maximum(self.span - count, 0)[:, None, None]  # oldest valid position
+        at = np.maximum(back[None], first)  # [n, H, lags]
+        values = np.take_along_axis(rows[:, :, FED], at.reshape(len(rows), -1), axis=1)
+        ok = count[:, None] >= h + self.lags  # [n, H]: issued with all its lags since the reset
+        mean = rows[:, issued, MEAN]
+        std = np.where(ok, rows[:, issued, STD], 1.0)  # (unset before a series' start)
+        x = (values.reshape(at.shape) - mean[..., None]) / std[..., None]
+        x = np.concatenate([x, np.ones((*x.shape[:2], 1))], axis=2)  # [n, H, lags + 1]
+        target = (fed[learn][:, None] - rows[:, issued, FED]) / std  # [n, H]
+        x = x * ok[..., None]
+        per_horizon = x.transpose(1, 0, 2)  # [H, n, lags + 1]
+        self.gram += per_horizon.transpose(0, 2, 1) @ per_horizon
+        self.moment += (per_horizon.transpose(0, 2, 1) @ np.where(ok, target, 0.0).T[..., None])[
+            ..., 0
+        ]
+        self.pairs += ok.sum(axis=0)
+        self.since_refit += int(ok[:, 0].sum())
+
+    def refit_if_due(self) -> None:
+        """Refit once `refit_every` new pairs have arrived since the last refit."""
+        if self.since_refit >= self.refit_every:
+            self.refit()
+
+    def refit(self) -> None:
+        """Solve the normal equations (ridge-regularised) for every horizon at once."""
+        width = self.lags + 1
+        regular = torch.from_numpy(self.gram + self.ridge * np.eye(width)[None])
+        # torch's batched solve: several times numpy's for [H, width, width] on one thread
+        solved = torch.linalg.solve(regular, torch.from_numpy(self.moment)).numpy()  # [H, width]
+        self.weights = np.ascontiguousarray(solved.T, dtype=np.float64)
+        self.since_refit = 0
+
+    def forecast(self, slots: I64, returns: Mask) -> F64:
+        """[n, H] scaled changes from each slot's current value; 0 for returns."""
+        self._ensure(slots)
+        x = lag_features(self.ring[slots], self.count[slots], self.lags)
+        out: F64 = np.where(returns[:, None], 0.0, x @ self.weights)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "ring": self.ring.copy(),
+            "count": self.count.copy(),
+            "gram": self.gram.copy(),
+            "moment": self.moment.copy(),
+            "pairs": self.pairs.copy(),
+            "weights": self.weights.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["weights"].shape != self.weights.shape:
+            raise ValueError(
+                f"the checkpoint's lag regression maps {state['weights'].shape[0] - 1} lags "
+                f"to {state['weights'].shape[1]} horizons; the config asks for {self.lags} "
+                f"and {self.horizon}. Set model.lags back, or remove the checkpoint"
+            )
+        for name in ("ring", "count", "gram", "moment", "pairs", "weights"):
+            setattr(self, name, np.array(state[name]))
