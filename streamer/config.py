@@ -285,14 +285,22 @@ Detector = Annotated[
 class DriftConfig(Section):
     """Drift monitoring of forecast errors and/or inputs, per series. A detector with a
     `warmup` sees its signal in standard deviations of the series' own reference (see
-    `streamer.drift`). `retrain_cooldown` is event time: at most one drift retrain per
-    this period, however many series drift."""
+    `streamer.drift`). The retrain cooldown is event time: at most one drift retrain per
+    `retrain_cooldown` and `retrain_cooldown_steps` window steps (the longer), however
+    many series drift."""
 
     enabled: bool = True
     signal: Literal["error", "input", "both"] = "both"
     detector: Detector = PageHinkleyDetector(type="page_hinkley")
     on_drift: Literal["alert", "retrain", "reset_state"] = "alert"
     retrain_cooldown: Duration = timedelta(minutes=10)
+    retrain_cooldown_steps: Annotated[int, Field(ge=0)] = 100
+
+    def cooldown_seconds(self, step_seconds: float) -> float:
+        """The retrain cooldown for a window step: the longer of its two bounds."""
+        return max(
+            self.retrain_cooldown.total_seconds(), self.retrain_cooldown_steps * step_seconds
+        )
 
 
 # --- operations --------------------------------------------------------------------------

@@ -168,7 +168,7 @@ def build_drift(
     monitor = DriftMonitor(make_detector(d.detector), d.detector.type, signals)
     response = DriftResponse(
         d.on_drift,
-        d.retrain_cooldown.total_seconds(),
+        d.cooldown_seconds(config.window.step.total_seconds()),
         (lambda reason: retrainer.request(reason, fresh_data=True)) if retrainer else None,
         forecaster.reset,
     )

@@ -388,7 +388,7 @@ def _run_model(
         retrainer = schedule.retrainer
         on_drift = DriftResponse(
             "retrain",
-            drift.retrain_cooldown.total_seconds(),
+            drift.cooldown_seconds(options.step_ns / 1e9),
             lambda reason: retrainer.request(reason, fresh_data=True),
             forecaster.reset,
         )

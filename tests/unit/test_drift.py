@@ -346,3 +346,11 @@ def test_on_drift_retrain_runs_one_retrain_after_a_level_shift_and_the_error_rec
     # the shift, the retrain having landed) the error is back to what it was before.
     assert spike > 3 * before
     assert settled < 1.05 * before, f"error {settled:.3f} at the end, {before:.3f} before"
+
+
+def test_the_drift_retrain_cooldown_spans_at_least_100_steps_whatever_the_step() -> None:
+    from streamer.config import DriftConfig
+
+    drift = DriftConfig()
+    assert drift.cooldown_seconds(step_seconds=1.0) == 600.0  # 10 minutes of 1 s steps
+    assert drift.cooldown_seconds(step_seconds=3600.0) == 100 * 3600.0  # 100 hourly steps
