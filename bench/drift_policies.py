@@ -8,7 +8,7 @@ doubles and phase moves. Each runs through `streamer evaluate` (prequential, no
 look-ahead) with the LSTM under three policies, all with the same weekly retraining:
 
 - never: a detector that never fires (plain scheduled retraining);
-- adwin: on_drift retrain, with river's ADWIN on the errors and inputs (the default);
+- on drift: on_drift retrain, with the default detector on the errors and inputs;
 - every N: a "detector" that fires every N steps (retraining every N steps).
 
 Quoted per policy: MAE over all scored forecasts, MAE in the day after the change,
@@ -70,7 +70,7 @@ def run(path: Path, names: list[str], model: str, every: int, steps: int) -> dic
         horizon=6,
         season=24,
         models=(model,),
-        lstm=LstmModel(type="lstm", hidden_size=32),
+        model=LstmModel(type="lstm", hidden_size=32),
         retrain=RetrainConfig(min_new_steps=len(names) * 12),
         retrain_every=every,
         warmup_epochs=20,
@@ -103,7 +103,7 @@ def main() -> None:
     week = 168
     policies = {
         "never (weekly schedule only)": ("lstm", week),
-        "adwin (on_drift: retrain)": (DRIFT_RETRAIN, week),
+        "default detector (on_drift: retrain)": (DRIFT_RETRAIN, week),
         f"every {args.every} steps": ("lstm", args.every),
     }
     results: dict[str, dict[str, Any]] = {}
