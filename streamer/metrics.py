@@ -48,7 +48,7 @@ class _PipelineCollector(Collector):
         for (source, partition), n in sorted(p.lag.items()):
             lag.add_metric([source, partition], n)
         yield lag
-        version = getattr(_recurrent(p.forecaster), "version", None)
+        version = getattr(_recurrent(p.forecaster, p.retrainer), "version", None)
         if version is not None:
             yield _gauge("streamer_model_version", "Promotions of the model's weights.", version)
         if p.retrainer is not None:
@@ -67,9 +67,11 @@ class _PipelineCollector(Collector):
             yield drifts
 
 
-def _recurrent(forecaster: Any) -> Any:
-    """The recurrent model inside a cold-start wrapper, or the forecaster itself."""
-    return getattr(forecaster, "model", forecaster)
+def _recurrent(forecaster: Any, retrainer: Any) -> Any:
+    """The recurrent model: the one its retrainer trains (inside a cold-start wrapper or
+    an ensemble), else the one inside a cold-start wrapper, or the forecaster itself."""
+    trained = getattr(retrainer, "model", None)
+    return trained if trained is not None else getattr(forecaster, "model", forecaster)
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
