@@ -9,7 +9,8 @@ squared error, over all series and horizons, is below the baseline's. When new w
 are promoted the comparison starts afresh (the old weights' errors say nothing about
 the new ones) and the current choice stands until `min_scored` forecasts of each have
 been scored. A model that trains into something worse than the baseline hands the
-stream back to it, and each hand-over is logged with the two errors.
+stream back to it (each way with a margin of 2%, so near-equals do not flap), and each
+hand-over is logged with the two errors.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from streamer.records import Forecasts, StepBatch
 
 BASELINE = "baseline"
 MODEL, FALLBACK = 0, 1  # members of the live errors
+MARGIN = 0.02  # the model takes over below 0.98x the baseline's error, hands back above 1.02x
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,9 @@ class ColdStart:
         if self.compare and self.errors.overall_count.min() < self.min_scored:
             return  # too few scores since the weights changed: the choice stands
         model, fallback = self.errors.overall.mean(axis=1)
-        better = bool(model < fallback) or not self.compare
+        # A margin either way, so that near-equal errors do not hand the stream to and fro.
+        margin = 1.0 - MARGIN if not self.serving else 1.0 + MARGIN
+        better = bool(model < margin * fallback) or not self.compare
         if enough and better != self.serving:
             self.serving = better
             log.info(
