@@ -4,7 +4,11 @@ Price ticks look like `{symbol, price, size?, ts}` and sensor readings like
 `{sensor_id, value | values{...}, ts}`; the names come from the source's `fields` map.
 A multi-value reading becomes one series per value, `sensor_id/field`, unless
 `split_fields` is off. Anything unusable becomes a `Rejection` with its reason and its
-original bytes: decoding never raises.
+original bytes: decoding never raises, whatever the bytes. Payloads over
+`max_payload_bytes` are not parsed; JSON nested deeper than the parsers' 1,024 levels
+is malformed; numbers beyond a float are non-finite; a series id must be valid UTF-8
+without control characters or backslashes, at most `max_series_bytes` long (InfluxDB
+tags hold 64 KiB; the checkpoint stores ids as UTF-8 text).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from streamer.records import (
     NON_FINITE,
     NON_NUMERIC,
     NS_PER_S,
+    OVERSIZED,
     UNKNOWN_SERIES,
     Observation,
     Position,
@@ -41,13 +46,21 @@ _NS_PER_UNIT = {"s": NS_PER_S, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _BAD_SERIES_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
+MAX_PAYLOAD_BYTES = 1 << 20
+MAX_SERIES_BYTES = 256
+
+
 def _loads(raw: bytes) -> Any:
     """orjson's parse (several times faster); what it refuses, the standard library
-    reads, so that `NaN` or `Infinity` is rejected as non-finite rather than malformed."""
+    reads, so that `NaN` or `Infinity` is rejected as non-finite rather than malformed.
+    Nesting deeper than either parser goes is malformed (not a RecursionError)."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(raw)
+        try:
+            return json.loads(raw)
+        except RecursionError:
+            raise _RejectError(MALFORMED, "json: nested too deeply") from None
 
 
 class _RejectError(Exception):
@@ -77,6 +90,8 @@ class Decoder:
         split_fields: bool = True,
         max_future_ns: int = 3600 * NS_PER_S,
         allowlist: frozenset[str] | None = None,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        max_series_bytes: int = MAX_SERIES_BYTES,
     ) -> None:
         self.kind = kind
         self.series_field = series_field
@@ -90,6 +105,8 @@ class Decoder:
         self.split_fields = split_fields
         self.max_future_ns = max_future_ns
         self.allowlist = allowlist
+        self.max_payload_bytes = max_payload_bytes
+        self.max_series_bytes = max_series_bytes
         # The per-event fast path (see decode) applies to JSON with a numeric time unit.
         self._fast = payload_format == "json" and self.time_unit != "iso8601"
         self._scale = _NS_PER_UNIT.get(self.time_unit, 1)
@@ -107,7 +124,12 @@ class Decoder:
         `series` names the series when it comes from outside the payload (a Kafka key,
         an MQTT topic); otherwise the payload's series field does.
         """
+        if len(raw) > self.max_payload_bytes:
+            detail = f"{len(raw)} bytes; at most {self.max_payload_bytes} (max_payload_bytes)"
+            return [], [Rejection(OVERSIZED, detail, raw, position)]
         try:
+            if series is not None:
+                self._check_series(series)
             if self.payload_format == "json":
                 event = _loads(raw)
                 if not isinstance(event, dict):
@@ -150,11 +172,16 @@ class Decoder:
         if self.values_field is not None and self.values_field in event:
             return None
         time_ns = time_value * self._scale
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond a float: the general path says so
+            return None
         if not (EARLIEST_NS <= time_ns <= now_ns + self.max_future_ns and math.isfinite(number)):
             return None
         if sid not in self._good_series:
-            if not sid or _BAD_SERIES_CHARS.search(sid):
+            try:
+                self._check_series(sid)
+            except _RejectError:
                 return None
             if len(self._good_series) < 1_000_000:
                 self._good_series.add(sid)
@@ -185,6 +212,8 @@ class Decoder:
         for name, value in values:
             series_id = base if name is None else f"{base}/{name}"
             try:
+                if name is not None:
+                    self._check_series(series_id)
                 self._check_allowed(base, series_id)
                 number = _number(value, name or self.value_field or "value")
             except _RejectError as exc:
@@ -214,13 +243,32 @@ class Decoder:
                 MALFORMED, f"series id '{self.series_field}' must be a string or integer"
             )
         text = str(value)
+        self._check_series(text)
+        return text
+
+    def _check_series(self, text: str) -> None:
+        """A series id must be non-empty, valid UTF-8 without control characters or
+        backslashes (InfluxDB tags cannot hold them faithfully), and short enough."""
+        if not text:
+            raise _RejectError(MISSING_FIELD, "an empty series id")
         if _BAD_SERIES_CHARS.search(text):
             raise _RejectError(
                 MALFORMED,
                 f"series id {text[:40]!r} holds a control character or backslash, "
                 "which InfluxDB tags cannot hold faithfully",
             )
-        return text
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise _RejectError(
+                MALFORMED, f"series id {text[:40]!r} is not valid UTF-8 (a lone surrogate)"
+            ) from None
+        if size > self.max_series_bytes:
+            raise _RejectError(
+                MALFORMED,
+                f"series id {text[:40]!r}... is {size} bytes; at most {self.max_series_bytes} "
+                "(pipeline.max_series_id_bytes)",
+            )
 
     def _values(self, event: Mapping[str, Any]) -> tuple[list[tuple[str | None, Any]], str | None]:
         """(field name, or None for the main value; raw value) pairs, and a problem if any."""
@@ -259,15 +307,24 @@ class Decoder:
         if time_ns < EARLIEST_NS:
             raise _RejectError(
                 BAD_TIME,
-                f"event time {value!r} is before 1971 as {self.time_unit}; check time_unit",
+                f"event time {_shown(value)} is before 1971 as {self.time_unit}; check time_unit",
             )
         if time_ns > now_ns + self.max_future_ns:
             raise _RejectError(
                 BAD_TIME,
-                f"event time {value!r} is more than max_future ahead of now as "
+                f"event time {_shown(value)} is more than max_future ahead of now as "
                 f"{self.time_unit}; check time_unit and the producer's clock",
             )
         return time_ns
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: its repr, cut short (a huge integer has no repr at all)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<an integer of {value.bit_length()} bits>"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _number(value: Any, name: str) -> float:
@@ -277,6 +334,8 @@ def _number(value: Any, name: str) -> float:
         number = float(value)
     except ValueError:
         raise _RejectError(NON_NUMERIC, f"'{name}' is {str(value)[:40]!r}, not a number") from None
+    except OverflowError:
+        raise _RejectError(NON_FINITE, f"'{name}' is an integer beyond a float") from None
     if not math.isfinite(number):
         raise _RejectError(NON_FINITE, f"'{name}' is {number}")
     return number

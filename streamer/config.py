@@ -92,6 +92,8 @@ class PipelineConfig(Section):
     max_wait: PositiveDuration = timedelta(milliseconds=200)
     max_in_flight: Annotated[int, Field(ge=1)] = 4
     max_future: PositiveDuration = timedelta(hours=1)
+    max_payload_bytes: Annotated[int, Field(ge=64)] = 1 << 20
+    max_series_id_bytes: Annotated[int, Field(ge=1, le=32_768)] = 256
     series_allowlist: list[NonEmptyStr] | None = None
     dead_letter: DeadLetter | None = None
 

@@ -56,6 +56,8 @@ def build_decoder(config: StreamerConfig, source: cfg.Source) -> Decoder:
         split_fields=source.split_fields,
         max_future_ns=_ns(config.pipeline.max_future.total_seconds()),
         allowlist=frozenset(allowlist) if allowlist is not None else None,
+        max_payload_bytes=config.pipeline.max_payload_bytes,
+        max_series_bytes=config.pipeline.max_series_id_bytes,
     )
 
 

@@ -32,6 +32,7 @@ NON_FINITE = "non_finite"  # NaN or infinite
 BAD_TIME = "bad_time"  # unreadable time, before 1971, or more than max_future ahead
 UNKNOWN_SERIES = "unknown_series"  # not in pipeline.series_allowlist
 LATE = "late"  # its step had closed (beyond allowed_lateness)
+OVERSIZED = "oversized"  # a payload over pipeline.max_payload_bytes, not parsed
 SINK_REJECTED = "sink_rejected"  # a sink refused the write (4xx) with its message
 
 

@@ -297,6 +297,14 @@ def test_bad_input_reaches_the_dead_letter_topic_and_good_input_around_it_is_pro
         json.dumps({"symbol": "SYM00", "price": 1.0, "ts": 1000}).encode(): "bad_time",
         json.dumps({"symbol": "SYM00", "price": 1.0, "ts": ts + 10**10}).encode(): "bad_time",
         json.dumps({"symbol": "NOT-LISTED", "price": 1.0, "ts": ts}).encode(): "unknown_series",
+        # Poison: none of it may stop the daemon.
+        b'{"symbol": "SYM00", "price": 1.0, "ts": %d, "x": %s}' % (ts, b"[" * 5_000): "malformed",
+        b'{"symbol": "SYM00", "price": 1%s, "ts": %d}' % (b"0" * 309, ts): "non_finite",
+        b'{"symbol": "\\ud800", "price": 1.0, "ts": %d}' % ts: "malformed",
+        b'{"symbol": "SYM\xff", "price": 1.0, "ts": %d}' % ts: "malformed",
+        b'{"symbol": "%s", "price": 1.0, "ts": %d}' % (b"S" * 1_000, ts): "malformed",
+        b'{"symbol": "SYM00", "price": 1.0, "ts": %d, "pad": "%s"}'
+        % (ts, b" " * 20_000): "oversized",
     }
     good = list(events(start, range(11)))
     producer = KafkaProducer(bootstrap_servers=services.kafka_bootstrap)
@@ -314,6 +322,7 @@ def test_bad_input_reaches_the_dead_letter_topic_and_good_input_around_it_is_pro
     config["pipeline"]["series_allowlist"] = [f"SYM{k:02d}" for k in range(N_SYMBOLS)] + [
         f"sensor-{k:02d}" for k in range(N_SENSORS)
     ]
+    config["pipeline"]["max_payload_bytes"] = 10_000
     config["pipeline"]["dead_letter"] = {
         "type": "kafka",
         "topic": dead,

@@ -116,6 +116,18 @@ def test_series_from_outside_the_payload() -> None:
         (b'{"symbol": "A", "price": 1, "ts": "soon"}', "bad_time"),
         (b'{"symbol": "A\\nB", "price": 1, "ts": 1790000000000}', "malformed"),
         (b'{"symbol": {"x": 1}, "price": 1, "ts": 1790000000000}', "malformed"),
+        # Hostile input: none of it may raise out of decoding.
+        (b'{"symbol": "A", "price": 1, "ts": 1790000000000, "x": ' + b"[" * 100_000, "malformed"),
+        (b'{"symbol": "A", "price": NaN, "ts": 1790000000000, "x": ' + b"[" * 5_000, "malformed"),
+        (b'{"symbol": "A", "price": 1' + b"0" * 309 + b', "ts": 1790000000000}', "non_finite"),
+        (b'{"symbol": "A", "price": 1, "ts": 1' + b"0" * 309 + b"}", "bad_time"),
+        (b'{"symbol": "\\ud800", "price": 1, "ts": 1790000000000}', "malformed"),
+        (b'{"symbol": "A\xff", "price": 1, "ts": 1790000000000}', "malformed"),
+        (b'{"symbol": "' + b"x" * 300 + b'", "price": 1, "ts": 1790000000000}', "malformed"),
+        (
+            b'{"symbol": "A", "price": 1, "ts": 1790000000000, "pad": "' + b" " * 2**20 + b'"}',
+            "oversized",
+        ),
     ],
 )
 def test_bad_input_is_rejected_with_its_reason_and_bytes(raw: bytes, reason: str) -> None:
@@ -176,3 +188,27 @@ def test_any_bytes_decode_or_are_rejected_never_raise(raw: bytes) -> None:
     ):
         observations, rejections = decoder.decode(raw, NOW)
         assert observations or rejections
+
+
+def test_a_bad_series_id_from_outside_the_payload_or_in_a_field_name_is_rejected() -> None:
+    raw = b'{"value": 1, "ts": 1790000000000}'
+    for outside in ("\ud800", "a\x00b", "x" * 300):
+        observations, rejections = sensors.decode(raw, NOW, POS, series=outside)
+        assert observations == []
+        assert [r.reason for r in rejections] == ["malformed"]
+    reading = {"sensor_id": "s1", "values": {"ok": 1.0, "bad\ud800": 2.0}, "ts": T * 1000}
+    observations, rejected = decode(sensors, reading)
+    assert [o.series for o in observations] == ["s1/ok"]
+    assert rejected == ["malformed"]
+
+
+@given(st.text(max_size=300))
+def test_every_series_id_that_passes_decoding_is_valid_utf8_within_the_byte_limit(
+    sid: str,
+) -> None:
+    observations, _ = prices.decode(
+        json.dumps({"symbol": sid, "price": 1.0, "ts": T * 1000}).encode(), NOW, POS
+    )
+    for observation in observations:
+        assert len(observation.series.encode("utf-8")) <= 256
+        assert not any(ord(c) < 32 for c in observation.series)
