@@ -24,9 +24,12 @@ from influxdb_client.rest import ApiException
 
 from connectors.base import AcknowledgedSink, Output
 from connectors.points import lines
-from streamer.errors import SinkError, SinkRejectedError
+from streamer.errors import SinkError, SinkRejectedError, SinkUnusableError
 
 log = logging.getLogger(__name__)
+
+
+UNUSABLE = (401, 403, 404)  # the token, its permissions, the bucket: not the data
 
 
 def backoff(attempt: int, first: float, cap: float) -> float:
@@ -65,6 +68,33 @@ class InfluxSink(AcknowledgedSink):
         if body:
             self.write_lines(body)
 
+    def check(self) -> None:
+        """Raise SinkUnusableError unless the token may write to the bucket: an empty
+        write (the server answers 204 and stores nothing; 401, 403 or 404 otherwise).
+        An unreachable server is an outage, not a config problem: it is only logged."""
+        try:
+            self._service.post_write(org=self.org, bucket=self.bucket, body=b"", precision="ns")
+        except ApiException as exc:
+            if (exc.status or 0) in UNUSABLE:
+                raise SinkUnusableError(self._unusable(exc)) from None
+            log.warning("InfluxDB sink %s: the start-up check got %s", self._where(), exc.status)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            log.warning("InfluxDB sink %s: unreachable at start (%s); retrying", self._where(), exc)
+
+    def _where(self) -> str:
+        return f"{self.url} (org {self.org!r}, bucket {self.bucket!r})"
+
+    def _unusable(self, exc: ApiException) -> str:
+        cause = {
+            401: "the token is not valid",
+            403: "the token may not write to the bucket",
+            404: "no such bucket or org, or the token may not see it",
+        }[exc.status or 0]
+        return (
+            f"InfluxDB sink {self._where()}: {exc.status} {exc.reason}: {cause} "
+            f"({_server_message(exc)}); check sinks[].token, org and bucket"
+        )
+
     def write_lines(self, body: list[str]) -> None:
         """Write line-protocol lines, retrying what may succeed later."""
         payload = "\n".join(body).encode()
@@ -87,6 +117,8 @@ class InfluxSink(AcknowledgedSink):
             except ApiException as exc:
                 status = exc.status or 0
                 message = f"InfluxDB {status} {exc.reason}: {_server_message(exc)}"
+                if status in UNUSABLE:  # the sink, not the data: an outage until fixed
+                    raise SinkUnusableError(self._unusable(exc)) from None
                 if 400 <= status < 500 and status != 429:
                     raise SinkRejectedError(message, body) from None
                 problem = message

@@ -23,7 +23,7 @@ from streamer import logs
 from streamer.config import NetSettings, StreamerConfig
 from streamer.config_file import load_config
 from streamer.durations import parse_duration
-from streamer.errors import ConfigError, SourceError
+from streamer.errors import ConfigError, SinkUnusableError, SourceError
 from streamer.model_registry import COMPARED as DEFAULT_MODELS
 from streamer.model_registry import MODELS, RETRAIN_SEASONS
 from streamer.records import NS_PER_S
@@ -213,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
         result = run(config)
     except ConfigError as exc:
         return _report(exc)
-    except SourceError as exc:
+    except (SourceError, SinkUnusableError) as exc:
         _say(f"{args.config}: {exc}", json_logs, logging.ERROR)
         return EXIT_FAILED
     except KeyboardInterrupt:

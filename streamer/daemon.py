@@ -222,6 +222,10 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
         stats_every=config.stats.every.total_seconds(),
         instance=config.instance,
     )
+    sinks = [build_sink(s) for s in config.sinks]
+    for sink in sinks:
+        if isinstance(sink, InfluxSink):
+            sink.check()  # a wrong token or bucket stops the start, naming the sink
     forecaster, retrainer = build_forecaster(config)
     drift, on_drift = build_drift(config, forecaster, retrainer)
     pipeline = Pipeline(
@@ -232,7 +236,7 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
         outcomes=Outcomes(config.model.horizon, config.intervals.coverage, config.intervals.window),
         drift=drift,
         on_drift=on_drift,
-        sinks=[build_sink(s) for s in config.sinks],
+        sinks=sinks,
         dead_letter=dead_letter,
         checkpoints=checkpoints,
         settings=settings,

@@ -6,6 +6,9 @@
      ├── SourceError        a source cannot be opened or read
      └── SinkError          a sink cannot write now (after its own retries); the same
           │                 output is tried again, and polling waits meanwhile
+          ├── SinkUnusableError  the sink cannot be used as configured (its credentials,
+          │                      permissions or destination): fatal at start, an outage
+          │                      while running (nothing is dead-lettered)
           └── SinkRejectedError  the destination refused the output (a 4xx); it goes to
                                  the dead letter with the destination's message
 
@@ -48,6 +51,11 @@ class SourceError(StreamerError):
 
 class SinkError(StreamerError):
     """A sink cannot write now; retrying the same output later may succeed."""
+
+
+class SinkUnusableError(SinkError):
+    """The sink's credentials, permissions or destination are wrong; the message names
+    the sink and the cause. Not the data's fault: no output is refused for it."""
 
 
 class SinkRejectedError(SinkError):

@@ -12,16 +12,18 @@ before each checkpoint, so a checkpoint never covers an output that was not writ
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
 from collections.abc import Callable
 
 from connectors.base import Output, Sink
-from streamer.errors import SinkError, SinkRejectedError
+from streamer.errors import SinkError, SinkRejectedError, SinkUnusableError
 from streamer.records import SINK_REJECTED, Rejection
 
 log = logging.getLogger(__name__)
+UNUSABLE_LOG_EVERY = 60.0  # seconds between ERROR lines while a sink is unusable
 
 _WAKE = 0.25  # seconds a blocked pipeline thread waits before checking for signals
 
@@ -40,6 +42,7 @@ class SinkWriter:
         self.on_written: Callable[[str, float], None] = lambda sink, seconds: None
         self.on_retry: Callable[[str], None] = lambda sink: None
         self.failing = False
+        self._unusable_logged = -math.inf
         self._thread = threading.Thread(target=self._run, name="sink-writer", daemon=True)
         self._thread.start()
 
@@ -109,6 +112,15 @@ class SinkWriter:
                 for line in exc.lines:
                     self.refused.put(Rejection(SINK_REJECTED, str(exc), line.encode(), None))
                 return
+            except SinkUnusableError as exc:  # wrong token or bucket: an outage until fixed
+                attempt += 1
+                self.failing = True
+                self.on_retry(name)
+                now = time.monotonic()
+                if now - self._unusable_logged >= UNUSABLE_LOG_EVERY:
+                    self._unusable_logged = now
+                    log.error("%s; its outputs wait, polling pauses, nothing is dropped", exc)
+                time.sleep(min(30.0, self.retry_wait * 2 ** min(attempt, 5)))
             except SinkError as exc:
                 attempt += 1
                 self.failing = True

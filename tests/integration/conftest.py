@@ -142,11 +142,13 @@ def influx_client(services: Services) -> Iterator[InfluxDBClient]:
 
 @pytest.fixture
 def influx_bucket(influx_client: InfluxDBClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh bucket, deleted after the test."""
+    """A fresh bucket, deleted after the test (by name: a test may re-create it)."""
     buckets = influx_client.buckets_api()
     bucket = buckets.create_bucket(bucket_name=f"test-{_unique(request)}")
     yield bucket.name
-    buckets.delete_bucket(bucket)
+    current = buckets.find_bucket_by_name(bucket.name)
+    if current is not None:
+        buckets.delete_bucket(current)
 
 
 @pytest.fixture

@@ -462,3 +462,61 @@ def test_the_lstm_retrains_on_its_schedule_and_the_retrain_is_recorded_in_influx
     )
     assert stats
     assert max(r["_value"] for r in stats) > 0
+
+
+def test_a_wrong_influxdb_token_stops_the_start_with_exit_1_naming_the_sink(
+    services: Services, make_topic: Callable[[int], str], influx_bucket: str, tmp_path: Path
+) -> None:
+    ticks, readings = make_topic(1), make_topic(1)
+    config = base_config(services, influx_bucket, tmp_path)
+    config["sources"] = kafka_sources(services, ticks, readings)
+    daemon = Daemon(config, tmp_path, env={"TEST_INFLUX_TOKEN": "not-a-valid-token"}).start()
+    assert daemon.process is not None
+    assert daemon.process.wait(60) == 1
+    log = daemon.log()
+    assert f"bucket {influx_bucket!r}" in log
+    assert "401" in log
+    assert "the token is not valid" in log
+
+
+def test_a_bucket_deleted_mid_run_is_an_outage_nothing_is_dead_lettered_or_lost(
+    services: Services,
+    make_topic: Callable[[int], str],
+    influx_client: InfluxDBClient,
+    influx_bucket: str,
+    tmp_path: Path,
+    env: dict[str, str],
+) -> None:
+    ticks, readings, start, steps = make_topic(2), make_topic(2), t0(), 20
+    first, second = events(start, range(10)), events(start, range(10, steps + 1))
+    produce(services, ticks, readings, first)
+    config = base_config(services, influx_bucket, tmp_path)
+    config["sources"] = kafka_sources(services, ticks, readings)
+    config["pipeline"]["dead_letter"] = {"type": "file", "path": str(tmp_path / "dead.jsonl")}
+    daemon = Daemon(config, tmp_path, env=env).start()
+    wait_for_points(influx_client, influx_bucket, 100 * 9 * H, daemon)
+
+    buckets = influx_client.buckets_api()
+    bucket = buckets.find_bucket_by_name(influx_bucket)
+    buckets.delete_bucket(bucket)
+    produce(services, ticks, readings, second)  # arrives while the sink has no bucket
+    daemon.wait_for_log("404", timeout=60)
+    time.sleep(3)
+    assert daemon.running()
+    buckets.create_bucket(bucket_name=influx_bucket, org=services.influx_org)
+
+    # What was written before the delete went with the bucket; everything issued after
+    # it waited for the new bucket and arrives, exact.
+    expected = expected_forecasts(start, steps)
+    later = {k: v for k, v in expected.items() if k[2] - k[1] * S >= start + 10 * S}
+
+    def written() -> dict[ForecastKey, float]:
+        return {k: v for k, v, _ in forecast_points(influx_client, influx_bucket)}
+
+    wait_until(lambda: written().keys() >= later.keys(), 120, "the later forecasts", daemon)
+    got = written()
+    assert all(abs(got[k] - v) < 1e-9 for k, v in later.items())
+    assert daemon.stop() == 0
+    dead = tmp_path / "dead.jsonl"
+    assert not dead.exists() or dead.read_text() == ""
+    assert "sink_rejected" not in daemon.log()

@@ -153,11 +153,13 @@ def test_allowlist_rejects_unknown_series() -> None:
     assert decode(decoder, {"symbol": "MSFT", "price": 1, "ts": T * 1000})[1] == ["unknown_series"]
 
 
+def _nested(inner: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
+    _nested,
     max_leaves=10,
 )
 
