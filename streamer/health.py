@@ -40,7 +40,10 @@ def readiness(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
         "sinks": not pipeline.writer.failing,
     }
     ok = all(checks.values())
-    return ok, {"status": "ready" if ok else "not ready", "checks": checks}
+    body: dict[str, Any] = {"status": "ready" if ok else "not ready", "checks": checks}
+    if pipeline.writer.failing and pipeline.writer.problem:
+        body["sink_problem"] = pipeline.writer.problem
+    return ok, body
 
 
 class HttpEndpoint:

@@ -42,6 +42,7 @@ class SinkWriter:
         self.on_written: Callable[[str, float], None] = lambda sink, seconds: None
         self.on_retry: Callable[[str], None] = lambda sink: None
         self.failing = False
+        self.problem: str | None = None  # why the failing sink fails, for /readyz
         self._unusable_logged = -math.inf
         self._thread = threading.Thread(target=self._run, name="sink-writer", daemon=True)
         self._thread.start()
@@ -105,7 +106,7 @@ class SinkWriter:
                 started = time.perf_counter()
                 sink.write(output)
                 self.on_written(name, time.perf_counter() - started)
-                self.failing = False
+                self.failing, self.problem = False, None
                 return
             except SinkRejectedError as exc:
                 log.error("%s refused %d points: %s", type(sink).__name__, len(exc.lines), exc)
@@ -114,7 +115,7 @@ class SinkWriter:
                 return
             except SinkUnusableError as exc:  # wrong token or bucket: an outage until fixed
                 attempt += 1
-                self.failing = True
+                self.failing, self.problem = True, str(exc)
                 self.on_retry(name)
                 now = time.monotonic()
                 if now - self._unusable_logged >= UNUSABLE_LOG_EVERY:
@@ -123,7 +124,7 @@ class SinkWriter:
                 time.sleep(min(30.0, self.retry_wait * 2 ** min(attempt, 5)))
             except SinkError as exc:
                 attempt += 1
-                self.failing = True
+                self.failing, self.problem = True, f"{name}: {exc}"
                 self.on_retry(name)
                 wait = min(30.0, self.retry_wait * 2 ** min(attempt, 5))
                 log.warning(

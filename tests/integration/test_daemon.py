@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -493,6 +494,8 @@ def test_a_bucket_deleted_mid_run_is_an_outage_nothing_is_dead_lettered_or_lost(
     config = base_config(services, influx_bucket, tmp_path)
     config["sources"] = kafka_sources(services, ticks, readings)
     config["pipeline"]["dead_letter"] = {"type": "file", "path": str(tmp_path / "dead.jsonl")}
+    port = free_port()
+    config["http"] = {"enabled": True, "bind": f"127.0.0.1:{port}"}
     daemon = Daemon(config, tmp_path, env=env).start()
     wait_for_points(influx_client, influx_bucket, 100 * 9 * H, daemon)
 
@@ -503,6 +506,12 @@ def test_a_bucket_deleted_mid_run_is_an_outage_nothing_is_dead_lettered_or_lost(
     daemon.wait_for_log("404", timeout=60)
     time.sleep(3)
     assert daemon.running()
+    with pytest.raises(urllib.error.HTTPError) as not_ready:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    assert not_ready.value.code == 503
+    body = json.loads(not_ready.value.read())
+    assert body["checks"]["sinks"] is False
+    assert "no such bucket" in body["sink_problem"]
     buckets.create_bucket(bucket_name=influx_bucket, org=services.influx_org)
 
     # What was written before the delete went with the bucket; everything issued after
