@@ -1,7 +1,8 @@
 """The HTTP endpoint: /healthz, /readyz and /metrics, on a thread of its own.
 
-- /healthz: 200 while the loop has finished a micro-batch within `stall_after`, else 503
-  (a container orchestrator restarts a stalled daemon).
+- /healthz: 200 while the loop has finished a micro-batch within `stall_after`, or is
+  held back by a sink outage while the writer keeps trying; else 503 (a container
+  orchestrator restarts a stalled daemon, not one that waits for its sink).
 - /readyz: 200 when every source is reading (connected, partitions assigned), the model
   is loaded (restored or started afresh) and no sink is failing, else 503; the JSON body
   says which check failed.
@@ -28,9 +29,14 @@ log = logging.getLogger(__name__)
 
 
 def health(pipeline: Pipeline, stall_after: float) -> tuple[bool, dict[str, Any]]:
-    idle = time.monotonic() - pipeline.last_step_at
-    ok = idle <= stall_after
-    return ok, {"status": "ok" if ok else "stalled", "seconds_since_progress": round(idle, 3)}
+    now = time.monotonic()
+    idle = now - pipeline.last_step_at
+    # A loop held back by a sink outage is waiting, not stalled: alive while the writer
+    # keeps trying (readiness, not liveness, says it cannot do its job).
+    waiting = pipeline.writer.failing and now - pipeline.writer.last_attempt_at <= stall_after
+    ok = idle <= stall_after or waiting
+    status = "stalled" if not ok else "waiting on sinks" if idle > stall_after else "ok"
+    return ok, {"status": status, "seconds_since_progress": round(idle, 3)}
 
 
 def readiness(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:

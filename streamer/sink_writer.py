@@ -43,6 +43,7 @@ class SinkWriter:
         self.on_retry: Callable[[str], None] = lambda sink: None
         self.failing = False
         self.problem: str | None = None  # why the failing sink fails, for /readyz
+        self.last_attempt_at = time.monotonic()  # the last write tried: the thread lives
         self._unusable_logged = -math.inf
         self._thread = threading.Thread(target=self._run, name="sink-writer", daemon=True)
         self._thread.start()
@@ -104,6 +105,7 @@ class SinkWriter:
         while True:
             try:
                 started = time.perf_counter()
+                self.last_attempt_at = time.monotonic()
                 sink.write(output)
                 self.on_written(name, time.perf_counter() - started)
                 self.failing, self.problem = False, None

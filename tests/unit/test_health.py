@@ -111,10 +111,26 @@ def test_healthz_turns_503_when_the_loop_stalls(served: Any) -> None:
     pipeline, endpoint, _ = served
     pipeline.step()
     assert get(endpoint, "/healthz")[0] == 200
+    deadline = time.monotonic() + 5
+    while pipeline.writer.failing and time.monotonic() < deadline:  # the flaky sink's retry
+        time.sleep(0.01)
     pipeline.last_step_at = time.monotonic() - 6.0  # no micro-batch for 6 s > stall_after
     status, body = get(endpoint, "/healthz")
     assert status == 503
     assert json.loads(body)["status"] == "stalled"
+
+
+def test_healthz_stays_200_while_the_loop_waits_on_a_sink_outage(served: Any) -> None:
+    pipeline, endpoint, _ = served
+    pipeline.step()
+    pipeline.last_step_at = time.monotonic() - 6.0  # no micro-batch for 6 s > stall_after
+    pipeline.writer.failing = True  # ... because the sink is down, and being retried
+    pipeline.writer.last_attempt_at = time.monotonic()
+    status, body = get(endpoint, "/healthz")
+    assert status == 200
+    assert json.loads(body)["status"] == "waiting on sinks"
+    pipeline.writer.last_attempt_at = time.monotonic() - 6.0  # the writer stopped trying
+    assert get(endpoint, "/healthz")[0] == 503
 
 
 def test_readyz_says_which_check_fails(served: Any) -> None:
