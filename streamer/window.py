@@ -29,6 +29,10 @@ NO_STEP = np.int64(-1)
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
 
+# Sums are kept times 2**-32, an exact scaling: a step's sum of up to 2**32 finite values
+# cannot overflow, so their mean is finite (two values of 1.5e308 once made the mean inf
+# and the step's point vanished). Only magnitudes below about 1e-298 lose precision.
+SUM_SCALE = 2.0**-32
 _ACC_FIELDS = ("first_t", "first_v", "last_t", "last_v", "total", "count", "high", "low")
 
 
@@ -192,6 +196,7 @@ class WindowBuffer:
         state["slot_of"] = dict(self.slot_of)
         state["free"] = list(self.free)
         state["settings"] = (self.step_ns, self.length, self.aggregation, self.open_slots)
+        state["sum_scale"] = SUM_SCALE
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -211,6 +216,7 @@ class WindowBuffer:
         for name in _STATE_ARRAYS:
             setattr(self, name, state[name].copy())
         self.acc = {name: a.copy() for name, a in state["acc"].items()}
+        self.acc["total"] *= SUM_SCALE / state.get("sum_scale", 1.0)  # older checkpoints
         self.slot_of = dict(state["slot_of"])
         self.free = list(state["free"])
 
@@ -322,10 +328,10 @@ class WindowBuffer:
     def _aggregate(self, g: _Groups) -> F64:
         if self.aggregation == "last":
             return g.last_v[:, None]
-        if self.aggregation == "mean":
-            return (g.total / g.count)[:, None]
+        if self.aggregation == "mean":  # no overflow: |mean| <= the largest |value|
+            return (g.total * (1.0 / SUM_SCALE / g.count))[:, None]
         if self.aggregation == "sum":
-            return g.total[:, None]
+            return (g.total / SUM_SCALE)[:, None]
         return np.stack([g.first_v, g.high, g.low, g.last_v], axis=1)
 
     def _fill_values(self, last: F64) -> F64:
@@ -469,7 +475,7 @@ def _group_events(slots: I64, steps: I64, times: I64, values: F64) -> _Groups:
         first_v=values[starts],
         last_t=times[ends],
         last_v=values[ends],
-        total=np.add.reduceat(values, starts),
+        total=np.add.reduceat(values * SUM_SCALE, starts),
         count=np.diff(np.r_[starts, len(slots)]),
         high=np.maximum.reduceat(values, starts),
         low=np.minimum.reduceat(values, starts),

@@ -310,3 +310,11 @@ def test_history_keeps_the_last_length_steps_and_restarts_after_a_reset() -> Non
     assert buffer.history(slot).ravel().tolist() == [2.0, 3.0, 4.0, 5.0]
     add(buffer, [("a", T0 + 20 * S, 20.0), ("a", T0 + 21 * S, 21.0)])
     assert buffer.history(slot).ravel().tolist() == [20.0]
+
+
+def test_a_mean_of_huge_values_does_not_overflow() -> None:
+    buffer = window(aggregation="mean")
+    times = np.array([T0 + 100, T0 + 200, T0 + 300, T0 + S], dtype=np.int64)
+    values = np.array([1.5e308, 1.5e308, -1.5e308, 0.0])
+    closed = buffer.add(["a"] * 4, "sensor", times, values, 0.0).closed
+    assert closed.values.tolist() == [[5e307]]  # (1.5 + 1.5 - 1.5)e308 / 3
