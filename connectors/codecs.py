@@ -44,6 +44,9 @@ PayloadFormat = Literal["json", "line_protocol"]
 EARLIEST_NS = 365 * 86_400 * NS_PER_S  # 1971-01-01T00:00:00Z
 _NS_PER_UNIT = {"s": NS_PER_S, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _BAD_SERIES_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+# A number given as a string must still be a JSON number: no "1_000", no non-ASCII
+# digits, no surrounding spaces (Python's float() accepts all three).
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 MAX_PAYLOAD_BYTES = 1 << 20
@@ -130,6 +133,8 @@ class Decoder:
         try:
             if series is not None:
                 self._check_series(series)
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raise _RejectError(MALFORMED, "a byte order mark before the payload")
             if self.payload_format == "json":
                 event = _loads(raw)
                 if not isinstance(event, dict):
@@ -149,7 +154,8 @@ class Decoder:
             return [], [Rejection(exc.reason, exc.detail, raw, position)]
         except (ValueError, UnicodeDecodeError, LineProtocolError) as exc:
             return [], [Rejection(MALFORMED, f"{self.payload_format}: {exc}", raw, position)]
-        return self.decode_mapping(event, time_value, raw, now_ns, position, series)
+        strict = self.payload_format == "json"
+        return self.decode_mapping(event, time_value, raw, now_ns, position, series, strict)
 
     def _decode_fast(
         self,
@@ -197,8 +203,11 @@ class Decoder:
         now_ns: int,
         position: Position | None = None,
         series: str | None = None,
+        strict: bool = False,
     ) -> tuple[list[Observation], list[Rejection]]:
-        """Like `decode`, for an event already read into a mapping (a CSV row, say)."""
+        """Like `decode`, for an event already read into a mapping (a CSV row, say).
+        Numbers in strings follow JSON's grammar in a JSON payload; elsewhere (a CSV
+        cell) the usual decimal forms, in ASCII digits."""
         try:
             base = series if series is not None else self._series(event)
             time_ns = self._time_ns(time_value, now_ns)
@@ -215,7 +224,7 @@ class Decoder:
                 if name is not None:
                     self._check_series(series_id)
                 self._check_allowed(base, series_id)
-                number = _number(value, name or self.value_field or "value")
+                number = _number(value, name or self.value_field or "value", strict)
             except _RejectError as exc:
                 rejections.append(Rejection(exc.reason, exc.detail, raw, position))
                 continue
@@ -327,9 +336,19 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _number(value: Any, name: str) -> float:
+def _number(value: Any, name: str, strict: bool = False) -> float:
+    """A value as a float. A string must be a number in JSON's grammar when `strict`
+    (a JSON payload), else a decimal in ASCII without underscores (a CSV cell)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise _RejectError(NON_NUMERIC, f"'{name}' is {type(value).__name__}, not a number")
+    if isinstance(value, str) and (
+        not _JSON_NUMBER.fullmatch(value) if strict else not value.isascii() or "_" in value
+    ):
+        if value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise _RejectError(NON_FINITE, f"'{name}' is {value[:40]!r}")
+        raise _RejectError(
+            NON_NUMERIC, f"'{name}' is {value[:40]!r}, not a number in JSON's grammar"
+        )
     try:
         number = float(value)
     except ValueError:

@@ -124,6 +124,12 @@ def test_series_from_outside_the_payload() -> None:
         (b'{"symbol": "\\ud800", "price": 1, "ts": 1790000000000}', "malformed"),
         (b'{"symbol": "A\xff", "price": 1, "ts": 1790000000000}', "malformed"),
         (b'{"symbol": "' + b"x" * 300 + b'", "price": 1, "ts": 1790000000000}', "malformed"),
+        # Strict JSON: a number in a string must still be a JSON number; no byte order mark.
+        (b'{"symbol": "A", "price": "1_000", "ts": 1790000000000}', "non_numeric"),
+        ('{"symbol": "A", "price": "\u0661\u0662", "ts": 1790000000000}'.encode(), "non_numeric"),
+        (b'{"symbol": "A", "price": " 12", "ts": 1790000000000}', "non_numeric"),
+        (b'{"symbol": "A", "price": "NaN", "ts": 1790000000000}', "non_finite"),
+        (b'\xef\xbb\xbf{"symbol": "A", "price": 1, "ts": 1790000000000}', "malformed"),
         (
             b'{"symbol": "A", "price": 1, "ts": 1790000000000, "pad": "' + b" " * 2**20 + b'"}',
             "oversized",
@@ -214,3 +220,10 @@ def test_every_series_id_that_passes_decoding_is_valid_utf8_within_the_byte_limi
     for observation in observations:
         assert len(observation.series.encode("utf-8")) <= 256
         assert not any(ord(c) < 32 for c in observation.series)
+
+
+def test_a_number_in_a_json_string_is_read_by_json_grammar() -> None:
+    for text, number in [("12", 12.0), ("-0.5", -0.5), ("1.5e3", 1500.0)]:
+        raw = b'{"symbol": "A", "price": "%s", "ts": 1790000000000}' % text.encode()
+        observations, _ = prices.decode(raw, NOW, POS)
+        assert [o.value for o in observations] == [number]
