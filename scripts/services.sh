@@ -4,8 +4,12 @@
 #
 #   scripts/services.sh install   build/download each one into the cache (idempotent)
 #   scripts/services.sh up        install if needed, start what is not running, wait
-#                                 until each answers, print where they run
-#   scripts/services.sh down      stop only the processes this script started
+#                                 until each answers, print where they run; data and
+#                                 ports are kept from the last run
+#   scripts/services.sh restart   stop (SIGTERM) and start again, keeping data and ports
+#   scripts/services.sh reset     stop, wipe the data, start afresh
+#   scripts/services.sh down      stop (SIGTERM) only the processes this script started
+#   scripts/services.sh kill      SIGKILL them (a crash, for fault tests)
 #   scripts/services.sh status    say which are up; exit 1 if any is down
 #   scripts/services.sh logs      print the tail of each service's log
 #
@@ -39,8 +43,24 @@ case "$cmd" in
     for n in $names; do "${n}_status"; done
     echo "connection facts: $ENV_FILE"
     ;;
+  restart)
+    for n in $names; do "${n}_install"; done
+    for n in $names; do "${n}_down"; done
+    for n in $names; do "${n}_up"; done
+    for n in $names; do "${n}_status"; done
+    ;;
+  reset)
+    for n in $names; do "${n}_install"; done
+    for n in $names; do "${n}_down"; "${n}_wipe"; done
+    for n in $names; do "${n}_up"; done
+    for n in $names; do "${n}_status"; done
+    echo "connection facts: $ENV_FILE"
+    ;;
   down)
     for n in $names; do "${n}_down"; done
+    ;;
+  kill)
+    for n in $names; do "${n}_kill"; done
     ;;
   status)
     rc=0
@@ -55,7 +75,7 @@ case "$cmd" in
     done
     ;;
   *)
-    say "usage: $0 install|up|down|status|logs [kafka] [influxdb] [mosquitto]"
+    say "usage: $0 install|up|restart|reset|down|kill|status|logs [kafka] [influxdb] [mosquitto]"
     exit 2
     ;;
 esac

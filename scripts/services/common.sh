@@ -51,6 +51,19 @@ pick_port() {
   if port_in_use "$1"; then free_port; else echo "$1"; fi
 }
 
+# keep_port KEY PREFERRED: the port recorded under KEY when nothing listens on it (a
+# restart keeps its address, so clients can reconnect), else pick_port PREFERRED. A port
+# a stopped service just left may still be in TIME_WAIT; the services reuse it anyway.
+keep_port() {
+  local recorded
+  recorded=$(env_get "$1")
+  if [ -n "$recorded" ] && ! tcp_open "$recorded"; then
+    echo "$recorded"
+  else
+    pick_port "$2"
+  fi
+}
+
 tcp_open() {
   python3 - "$1" <<'PY'
 import socket, sys
@@ -72,6 +85,21 @@ start_bg() {
   shift 2
   setsid "$@" >"$log" 2>&1 < /dev/null &
   echo $! >"$RUN_DIR/$name.pid"
+}
+
+# kill_pid NAME: SIGKILL the process we started (a crash, for fault tests); forget its pid.
+kill_pid() {
+  local pidfile=$RUN_DIR/$1.pid pid
+  if pid_alive "$pidfile"; then
+    pid=$(cat "$pidfile")
+    kill -KILL "$pid" 2>/dev/null
+    for _ in $(seq 1 20); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.25
+    done
+    say "$1 killed (pid $pid)"
+  fi
+  rm -f "$pidfile"
 }
 
 # stop_pid NAME: SIGTERM the process we started, SIGKILL after 30 s; forget its pid.

@@ -44,9 +44,12 @@ influxdb_up() {
     return 0
   fi
   stop_pid influxdb
-  local port data=$RUN_DIR/influxdb log=$RUN_DIR/influxdb.log
-  port=$(pick_port 8086)
-  rm -rf "$data"
+  local port data=$RUN_DIR/influxdb log=$RUN_DIR/influxdb.log fresh=1
+  port=$(keep_port INFLUXDB_PORT 8086)
+  # Data (buckets, points, the token) is kept from the last run; only a first start, or
+  # a reset, sets the server up afresh.
+  [ -f "$data/setup.json" ] && [ -f "$data/influxd.bolt" ] && fresh=0
+  [ "$fresh" = 1 ] && rm -rf "$data"
   mkdir -p "$data"
   env_unset_prefix INFLUXDB_
   env_set INFLUXDB_PORT "$port"
@@ -61,9 +64,12 @@ influxdb_up() {
       --reporting-disabled --ui-disabled --log-level warn
   )
   wait_for influxdb 60 "$log" influxdb_healthy
-  curl -sf -X POST "$(influxdb_url)/api/v2/setup" -H 'Content-Type: application/json' \
-    -d "{\"username\":\"streamer\",\"password\":\"streamer-test-password\",\"org\":\"$INFLUX_ORG\",\"bucket\":\"$INFLUX_BUCKET\",\"retentionPeriodSeconds\":0,\"token\":\"$INFLUX_TOKEN\"}" \
-    >"$data/setup.json" 2>>"$log" || fail "set up influxdb" "POST /api/v2/setup failed" "$log"
+  if [ "$fresh" = 1 ]; then
+    curl -sf -X POST "$(influxdb_url)/api/v2/setup" -H 'Content-Type: application/json' \
+      -d "{\"username\":\"streamer\",\"password\":\"streamer-test-password\",\"org\":\"$INFLUX_ORG\",\"bucket\":\"$INFLUX_BUCKET\",\"retentionPeriodSeconds\":0,\"token\":\"$INFLUX_TOKEN\"}" \
+      >"$data/setup.json.part" 2>>"$log" || fail "set up influxdb" "POST /api/v2/setup failed" "$log"
+    mv "$data/setup.json.part" "$data/setup.json"
+  fi
   env_set INFLUXDB_URL "$(influxdb_url)"
   env_set INFLUXDB_ORG "$INFLUX_ORG"
   env_set INFLUXDB_BUCKET "$INFLUX_BUCKET"
@@ -72,6 +78,10 @@ influxdb_up() {
 }
 
 influxdb_down() { stop_pid influxdb; }
+
+influxdb_kill() { kill_pid influxdb; }
+
+influxdb_wipe() { rm -rf "$RUN_DIR/influxdb"; }
 
 influxdb_status() {
   if pid_alive "$RUN_DIR/influxdb.pid" && influxdb_healthy; then

@@ -33,19 +33,19 @@ kafka_ready() {
   grep -q 'Kafka Server started' "$RUN_DIR/kafka.log" && tcp_open "$(env_get KAFKA_PORT)"
 }
 
+# kafka_up: start the broker unless it runs. Its data (topics, offsets, groups) and its
+# ports are kept from the last run when there is one: only a first start, or a reset,
+# formats fresh storage.
 kafka_up() {
   if pid_alive "$RUN_DIR/kafka.pid" && kafka_ready; then
     return 0
   fi
   stop_pid kafka
   local port ctrl dir=$RUN_DIR/kafka log=$RUN_DIR/kafka.log
-  port=$(pick_port 9092)
-  ctrl=$(pick_port 9093)
+  port=$(keep_port KAFKA_PORT 9092)
+  ctrl=$(keep_port KAFKA_CONTROLLER_PORT 9093)
   while [ "$ctrl" = "$port" ]; do ctrl=$(free_port); done
-  rm -rf "$dir"
   mkdir -p "$dir"
-  env_unset_prefix KAFKA_
-  env_set KAFKA_PORT "$port"
   cat >"$dir/log4j.properties" <<PROPS
 log4j.rootLogger=WARN, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
@@ -79,10 +79,20 @@ num.io.threads=2
 num.recovery.threads.per.data.dir=1
 PROPS
   : >"$log"
-  local cluster_id
-  cluster_id=$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())')
-  run_logged "format Kafka storage" "$log" \
-    kafka_java -Xmx256m kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    rm -rf "$dir/data"
+    # A cluster id that does not start with '-' (it would read as an option).
+    local cluster_id
+    cluster_id=$(python3 -c 'import base64, uuid
+while not (i := base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())[0].isalnum(): pass
+print(i)')
+    run_logged "format Kafka storage" "$log" \
+      kafka_java -Xmx256m kafka.tools.StorageTool format --cluster-id="$cluster_id" \
+      -c "$dir/server.properties"
+  fi
+  env_unset_prefix KAFKA_
+  env_set KAFKA_PORT "$port"
+  env_set KAFKA_CONTROLLER_PORT "$ctrl"
   start_bg kafka "$log" java -Xms512m -Xmx1g -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dkafka.logs.dir="$dir/logs" \
     -Dlog4j.configuration="file:$dir/log4j.properties" -cp "$KAFKA_LIBS/*" \
@@ -92,7 +102,11 @@ PROPS
   env_set KAFKA_VERSION "$KAFKA_VER"
 }
 
+kafka_wipe() { rm -rf "$RUN_DIR/kafka"; }
+
 kafka_down() { stop_pid kafka; }
+
+kafka_kill() { kill_pid kafka; }
 
 kafka_status() {
   if pid_alive "$RUN_DIR/kafka.pid" && kafka_ready; then

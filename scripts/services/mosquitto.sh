@@ -13,7 +13,7 @@ mosquitto_up() {
   fi
   stop_pid mosquitto
   local port dir=$RUN_DIR/mosquitto log=$RUN_DIR/mosquitto.log
-  port=$(pick_port 1883)
+  port=$(keep_port MQTT_PORT 1883)
   mkdir -p "$dir"
   env_unset_prefix MQTT_
   env_set MQTT_PORT "$port"
@@ -36,6 +36,11 @@ CONF
 }
 
 mosquitto_down() { stop_pid mosquitto; }
+
+mosquitto_kill() { kill_pid mosquitto; }
+
+# Nothing to wipe: persistence is off.
+mosquitto_wipe() { :; }
 
 mosquitto_status() {
   if pid_alive "$RUN_DIR/mosquitto.pid" && tcp_open "$(env_get MQTT_PORT)"; then
