@@ -124,6 +124,8 @@ class StreamSource:
     """Defaults for a source of an endless stream that is always reading and never
     needs an early commit; sources override what differs."""
 
+    problem: str | None = None  # why the source is not ready, when it says (for /readyz)
+
     @property
     def exhausted(self) -> bool:
         return False

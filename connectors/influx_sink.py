@@ -6,14 +6,20 @@ is taken from the pipeline and from InfluxDB itself.
 
 5xx answers, 429 and network errors are retried with exponential backoff and jitter;
 after `max_retries` the write fails with SinkError (the pipeline keeps the output and
-tries again later, not polling meanwhile). Any other 4xx means the server will never
-take these points: SinkRejectedError carries its message and the refused lines.
-Points are keyed by measurement + tags + time, so a replayed batch overwrites itself.
+tries again later, not polling meanwhile). 401, 403 and 404 mean the sink is unusable
+as configured (SinkUnusableError: an outage until fixed). Any other 4xx means the
+server will not take some of these lines: the batch is split in halves, and halves
+again, until every good line is written and each bad one is refused alone, with the
+server's whole message for it (SinkRejectedError). InfluxDB rejects a whole request
+for one line it cannot parse (400), or writes all but the bad points (422): either
+way, rewriting good lines is harmless, since points are keyed by measurement + tags +
+time and a replayed batch overwrites itself.
 """
 
 from __future__ import annotations
 
 import gzip as gzip_module
+import json
 import logging
 import random
 import time
@@ -96,7 +102,32 @@ class InfluxSink(AcknowledgedSink):
         )
 
     def write_lines(self, body: list[str]) -> None:
-        """Write line-protocol lines, retrying what may succeed later."""
+        """Write line-protocol lines, retrying what may succeed later; lines the server
+        refuses are isolated and raised, after every other line is written."""
+        refused: list[tuple[str, str]] = []
+        self._write_isolating(body, refused)
+        if refused:
+            first = refused[0][1]
+            more = f" (and {len(refused) - 1} more line(s))" if len(refused) > 1 else ""
+            raise SinkRejectedError(
+                first + more, [line for line, _ in refused], [why for _, why in refused]
+            )
+
+    def _write_isolating(self, body: list[str], refused: list[tuple[str, str]]) -> None:
+        """Write body; on a refusal, write each half on its own (a batch of n lines with
+        k bad ones costs about 2 k log2(n) requests), down to the single bad lines."""
+        try:
+            self._post(body)
+        except _RefusedError as exc:
+            if len(body) == 1:
+                refused.append((body[0], exc.message))
+                return
+            half = len(body) // 2
+            self._write_isolating(body[:half], refused)
+            self._write_isolating(body[half:], refused)
+
+    def _post(self, body: list[str]) -> None:
+        """One request with its retries; raises _RefusedError for a 4xx about the data."""
         payload = "\n".join(body).encode()
         encoding = {}
         if self.gzip:
@@ -120,8 +151,8 @@ class InfluxSink(AcknowledgedSink):
                 if status in UNUSABLE:  # the sink, not the data: an outage until fixed
                     raise SinkUnusableError(self._unusable(exc)) from None
                 if 400 <= status < 500 and status != 429:
-                    raise SinkRejectedError(message, body) from None
-                problem = message
+                    raise _RefusedError(message) from None
+                problem = _short(message)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 problem = f"InfluxDB at {self.url} unreachable: {exc}"
             attempt += 1
@@ -135,6 +166,23 @@ class InfluxSink(AcknowledgedSink):
         self._client.close()
 
 
+class _RefusedError(Exception):
+    """Internal: the server will not take this request's lines (a 4xx about the data)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
 def _server_message(exc: ApiException) -> str:
+    """The server's whole answer, its JSON `message` when it has one."""
     body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body)
-    return body.strip()[:500] or "no message"
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return (message if isinstance(message, str) else body).strip() or "no message"
+
+
+def _short(message: str, limit: int = 500) -> str:
+    """A message for a log line: a refused 64 KiB line must not flood the log."""
+    return message if len(message) <= limit else message[:limit] + f"... ({len(message)} chars)"

@@ -5,11 +5,17 @@ pipeline says so (after a checkpoint holds them). A restore seeks each partition
 checkpointed position when the group assigns it; before partitions are revoked in a
 rebalance, `on_revoke` (the pipeline's checkpoint) runs, so the next owner starts where
 this one's outputs end.
+
+A broker outage is waited out, however long: polls return nothing, the source says it
+is not ready (so the window's idle clock stops and /readyz says why), and a commit that
+fails is kept and tried again, newest offsets first, until the broker takes it. Nothing
+is lost meanwhile: the checkpoint holds the positions, and a restart seeks to them.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,6 +27,10 @@ from streamer.errors import SourceError
 from streamer.records import Position
 
 log = logging.getLogger(__name__)
+
+COMMIT_TIMEOUT_MS = 3_000  # one commit's wait, while the pipeline thread waits on it
+COMMIT_RETRY_AFTER = 10.0  # seconds after a failed commit before the next try
+PROBLEM_LOG_EVERY = 60.0  # seconds between WARNING lines while Kafka is unreachable
 
 
 def partition_key(tp: TopicPartition) -> str:
@@ -74,6 +84,11 @@ class KafkaSource(StreamSource):
         self.on_revoke: Callable[[], None] | None = None
         self.in_rebalance = False
         self.pending_seek: dict[str, int] = {}
+        self.problem: str | None = None  # why the source is not ready, for /readyz
+        self._ready = False
+        self._unsent: dict[TopicPartition, OffsetAndMetadata] = {}  # commits still due
+        self._retry_commit_at = 0.0
+        self._problem_logged = -float("inf")
         try:
             self.consumer = KafkaConsumer(
                 group_id=group_id,
@@ -96,13 +111,15 @@ class KafkaSource(StreamSource):
             raise SourceError(
                 f"source {name!r}: cannot reach Kafka at {settings['bootstrap_servers']}: {exc}"
             ) from None
+        self._servers = settings["bootstrap_servers"]
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         try:
             batches = self.consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
         except KafkaError as exc:
-            log.warning("source %r: poll failed (%s); retrying", self.name, exc)
+            self._note_problem(f"poll failed: {type(exc).__name__}: {exc}")
             return []
+        self._check_connection()
         by_key = self.series_from == "key"
         out: list[RawRecord] = []
         for tp, records in batches.items():
@@ -117,19 +134,71 @@ class KafkaSource(StreamSource):
         return out
 
     def commit(self, positions: Mapping[str, int]) -> None:
-        assigned = {partition_key(tp) for tp in self.consumer.assignment()}
+        """Commit these next offsets; when the broker cannot take them now, keep them and
+        try again later (never raise: the checkpoint already holds the positions)."""
         offsets = {
             parse_partition_key(key): OffsetAndMetadata(offset, "", -1)
             for key, offset in positions.items()
-            if key in assigned
         }
-        if not offsets:
-            return
         if self.in_rebalance:
-            # Queued ahead of the group's join request on the coordinator connection.
-            self.consumer.commit_async(offsets, callback=self._commit_done)
-        else:
-            self.consumer.commit(offsets)
+            offsets = self._assigned(offsets)
+            if offsets:
+                # Queued ahead of the group's join request on the coordinator connection.
+                self.consumer.commit_async(offsets, callback=self._commit_done)
+            return
+        self._unsent.update(offsets)
+        if time.monotonic() < self._retry_commit_at:
+            return  # failed a moment ago: the next checkpoint tries again
+        self._unsent = self._assigned(self._unsent)
+        if not self._unsent:
+            return
+        try:
+            self.consumer.commit(dict(self._unsent), timeout_ms=COMMIT_TIMEOUT_MS)
+        except KafkaError as exc:
+            self._retry_commit_at = time.monotonic() + COMMIT_RETRY_AFTER
+            self._note_problem(
+                f"cannot commit offsets: {type(exc).__name__}: {exc}; "
+                f"trying again every {COMMIT_RETRY_AFTER:.0f} s"
+            )
+            return
+        self._unsent.clear()
+        self._retry_commit_at = 0.0
+        self._check_connection()
+
+    @property
+    def wants_commit(self) -> bool:
+        """Offsets a failed commit left are due again: the pipeline checkpoints (and
+        commits) at its next step rather than waiting for its interval."""
+        return bool(self._unsent) and time.monotonic() >= self._retry_commit_at
+
+    def _assigned(
+        self, offsets: dict[TopicPartition, OffsetAndMetadata]
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        assigned = self.consumer.assignment()
+        return {tp: offset for tp, offset in offsets.items() if tp in assigned}
+
+    def _check_connection(self) -> None:
+        """Ready while partitions are assigned and the group's coordinator answers (with
+        a single broker down, it does not), and no commit is overdue."""
+        if self.consumer._coordinator.coordinator_unknown():
+            self._note_problem(
+                f"Kafka at {self._servers} is unreachable (no group coordinator); "
+                "waiting for it, nothing is lost"
+            )
+        elif not self._unsent:
+            if self.problem is not None:
+                log.info("source %r: Kafka is reachable again (%s before)", self.name, self.problem)
+            self.problem = None
+            self._problem_logged = -float("inf")
+        self._ready = bool(self.consumer.assignment()) and self.problem is None
+
+    def _note_problem(self, problem: str) -> None:
+        self.problem = problem
+        self._ready = False
+        now = time.monotonic()
+        if now - self._problem_logged >= PROBLEM_LOG_EVERY:
+            self._problem_logged = now
+            log.warning("source %r: %s", self.name, problem)
 
     def _commit_done(self, offsets: Any, response: Any) -> None:
         if isinstance(response, Exception):
@@ -150,8 +219,9 @@ class KafkaSource(StreamSource):
 
     @property
     def ready(self) -> bool:
-        """Partitions are assigned (not, say, waiting for a rebalance after a restart)."""
-        return bool(self.consumer.assignment())
+        """Partitions are assigned (not, say, waiting for a rebalance after a restart)
+        and Kafka answers, as of the last poll (read from other threads, so cached)."""
+        return self._ready
 
     def close(self) -> None:
         self.on_revoke = None  # the pipeline took its last checkpoint before closing us

@@ -59,8 +59,10 @@ class SinkUnusableError(SinkError):
 
 
 class SinkRejectedError(SinkError):
-    """The destination refused the output for good; `lines` are what it refused."""
+    """The destination refused lines for good: `lines` are what it refused, and
+    `reasons` (when the destination said, one per line) why each was refused."""
 
-    def __init__(self, message: str, lines: list[str]) -> None:
+    def __init__(self, message: str, lines: list[str], reasons: list[str] | None = None) -> None:
         super().__init__(message)
         self.lines = lines
+        self.reasons = reasons if reasons is not None else [message] * len(lines)

@@ -5,7 +5,8 @@
   orchestrator restarts a stalled daemon, not one that waits for its sink).
 - /readyz: 200 when every source is reading (connected, partitions assigned), the model
   is loaded (restored or started afresh) and no sink is failing, else 503; the JSON body
-  says which check failed.
+  says which check failed, and why where a source or sink says (`source_problems`,
+  `sink_problem`).
 - /metrics: Prometheus text format (`streamer.metrics`).
 
 The handler only reads the pipeline's counters and flags; it never touches its state.
@@ -49,6 +50,13 @@ def readiness(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
     body: dict[str, Any] = {"status": "ready" if ok else "not ready", "checks": checks}
     if pipeline.writer.failing and pipeline.writer.problem:
         body["sink_problem"] = pipeline.writer.problem
+    problems = {
+        source.name: problem
+        for source, _ in pipeline.sources
+        if (problem := getattr(source, "problem", None))
+    }
+    if problems:
+        body["source_problems"] = problems
     return ok, body
 
 

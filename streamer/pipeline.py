@@ -120,15 +120,17 @@ class Pipeline:
         self.on_drift = on_drift
         self.settings = settings
         self.clock = clock
-        self.writer = SinkWriter(sinks, settings.max_in_flight, settings.sink_retry_wait)
+        self.writer = SinkWriter(sinks, settings.max_in_flight, settings.sink_retry_wait, clock)
         self.counters = Counters()
         self.positions: dict[str, dict[str, int]] = {s.name: {} for s, _ in sources}
         self._last_checkpoint = clock()
         self._last_progress = clock()
         # Processing time as the window sees it: it advances only while every source
-        # is ready, so outages, restarts and rebalances do not make series look idle.
+        # is ready and the loop is not held back by its sinks, so outages, restarts and
+        # rebalances do not make series look idle.
         self.idle_clock = 0.0
         self._last_tick = clock()
+        self._blocked_at_tick = 0.0
         self._last_rejection_log: dict[str, float] = {}
         self._unlogged: Counter[str] = Counter()
         self.restored = False
@@ -208,9 +210,11 @@ class Pipeline:
         polled = self._poll()
         records = sum(len(batch) for _, batch in polled)
         now = self.clock()
+        blocked = self.writer.blocked_seconds
         if all(source.ready for source, _ in self.sources):
-            self.idle_clock += max(0.0, now - self._last_tick)
-        self._last_tick = now
+            waited = blocked - self._blocked_at_tick
+            self.idle_clock += max(0.0, now - self._last_tick - waited)
+        self._last_tick, self._blocked_at_tick = now, blocked
         decoded = self._decode(polled, int(now * NS_PER_S))
         result = self.window.add(
             decoded.series,

@@ -7,6 +7,8 @@ sinks fall behind, the queue is full and `submit` blocks: the pipeline stops pol
 until it takes the output; an output a sink refuses comes back as rejections for the
 dead letter. `drain` waits until every submitted output is written: the pipeline drains
 before each checkpoint, so a checkpoint never covers an output that was not written.
+`blocked_seconds` adds up the time the pipeline thread spent waiting in either: time
+held back by the sinks, which says nothing about whether a series went quiet.
 """
 
 from __future__ import annotations
@@ -28,11 +30,22 @@ UNUSABLE_LOG_EVERY = 60.0  # seconds between ERROR lines while a sink is unusabl
 _WAKE = 0.25  # seconds a blocked pipeline thread waits before checking for signals
 
 
+def _short(message: str, limit: int = 500) -> str:
+    return message if len(message) <= limit else message[:limit] + f"... ({len(message)} chars)"
+
+
 class SinkWriter:
     """A background writer for a list of sinks (see module doc)."""
 
-    def __init__(self, sinks: list[Sink], max_in_flight: int = 4, retry_wait: float = 1.0) -> None:
+    def __init__(
+        self,
+        sinks: list[Sink],
+        max_in_flight: int = 4,
+        retry_wait: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.sinks = sinks
+        self.clock = clock  # measures blocked_seconds: the pipeline's own clock
         self.retry_wait = retry_wait
         self.refused: queue.Queue[Rejection] = queue.Queue()
         self._queue: queue.Queue[Output | None] = queue.Queue(max_in_flight)
@@ -45,27 +58,39 @@ class SinkWriter:
         self.problem: str | None = None  # why the failing sink fails, for /readyz
         self.last_attempt_at = time.monotonic()  # the last write tried: the thread lives
         self._unusable_logged = -math.inf
+        self.blocked_seconds = 0.0  # the pipeline thread's total wait in submit and drain
         self._thread = threading.Thread(target=self._run, name="sink-writer", daemon=True)
         self._thread.start()
 
     def submit(self, output: Output) -> None:
         """Queue an output for the sinks; blocks while max_in_flight are waiting."""
-        while True:
-            self._raise_failure()
-            try:
-                # Waits in short slices: a signal's handler runs in the waiting thread
-                # only when it wakes, and a stop must not wait for a sink that is down.
-                self._queue.put(output, timeout=_WAKE)
-                return
-            except queue.Full:
-                continue
+        try:
+            self._queue.put_nowait(output)
+            return
+        except queue.Full:
+            pass
+        started = self.clock()
+        try:
+            while True:
+                self._raise_failure()
+                try:
+                    # Waits in short slices: a signal's handler runs in the waiting thread
+                    # only when it wakes, and a stop must not wait for a sink that is down.
+                    self._queue.put(output, timeout=_WAKE)
+                    return
+                except queue.Full:
+                    continue
+        finally:
+            self.blocked_seconds += self.clock() - started
 
     def drain(self) -> None:
         """Return once every submitted output has been written (or refused)."""
+        started = self.clock()
         done = self._queue.all_tasks_done
         with done:
             while self._queue.unfinished_tasks:
                 done.wait(_WAKE)
+        self.blocked_seconds += self.clock() - started
         self._raise_failure()
 
     def take_refused(self) -> list[Rejection]:
@@ -111,9 +136,14 @@ class SinkWriter:
                 self.failing, self.problem = False, None
                 return
             except SinkRejectedError as exc:
-                log.error("%s refused %d points: %s", type(sink).__name__, len(exc.lines), exc)
-                for line in exc.lines:
-                    self.refused.put(Rejection(SINK_REJECTED, str(exc), line.encode(), None))
+                log.error(
+                    "%s refused %d point(s), written the rest: %s",
+                    name,
+                    len(exc.lines),
+                    _short(str(exc)),
+                )
+                for line, reason in zip(exc.lines, exc.reasons, strict=True):
+                    self.refused.put(Rejection(SINK_REJECTED, reason, line.encode(), None))
                 return
             except SinkUnusableError as exc:  # wrong token or bucket: an outage until fixed
                 attempt += 1

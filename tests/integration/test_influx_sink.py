@@ -11,7 +11,7 @@ from connectors.influx_sink import InfluxSink
 from streamer.errors import SinkError, SinkRejectedError
 from tests.helpers import STEP, T, output
 from tests.integration.conftest import Services
-from tests.integration.daemon import forecast_points
+from tests.integration.daemon import epoch_ns, forecast_points
 
 
 def sink(services: Services, bucket: str, **options: object) -> InfluxSink:
@@ -52,6 +52,35 @@ def test_a_write_the_server_refuses_raises_with_its_message_and_the_lines(
     assert "InfluxDB 4" in str(refused.value)
     assert "field type conflict" in str(refused.value)
     assert refused.value.lines == conflicting
+
+
+def test_bad_lines_are_isolated_good_lines_around_them_are_written(
+    services: Services, influx_client: InfluxDBClient, influx_bucket: str
+) -> None:
+    writer = sink(services, influx_bucket)
+    writer.write_lines(["forecast,series=X yhat=1.0 1790000000000000000"])
+    good = [
+        f"forecast,series=S{i % 7} yhat={i}.5 {1790000000000000000 + i * 1000}" for i in range(3000)
+    ]
+    unparsable = f"forecast,series={'x' * 65_536} yhat=1.0 1790000000000000000"  # a 400
+    conflicting = 'forecast,series=X yhat="text" 1790000001000000000'  # a 422, partial write
+    body = [*good[:1000], unparsable, *good[1000:2500], conflicting, *good[2500:]]
+    with pytest.raises(SinkRejectedError) as refused:
+        writer.write_lines(body)
+    writer.close()
+    assert refused.value.lines == [unparsable, conflicting]
+    too_long, conflict = refused.value.reasons
+    assert too_long.startswith("InfluxDB 400")
+    assert "unable to parse" in too_long
+    assert len(too_long) > 65_536, "the server's message is cut"
+    assert conflict.startswith("InfluxDB 422")
+    assert "field type conflict" in conflict
+    tables = influx_client.query_api().query(
+        f'from(bucket: "{influx_bucket}") |> range(start: 0) |> group()'
+    )
+    stored = {(str(r.values["series"]), epoch_ns(r.get_time())) for t in tables for r in t.records}
+    assert len(stored) == 3001
+    assert {(f"S{i % 7}", 1790000000000000000 + i * 1000) for i in range(3000)} <= stored
 
 
 def test_an_unreachable_server_is_retried_then_reported(services: Services) -> None:

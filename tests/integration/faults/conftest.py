@@ -1,0 +1,77 @@
+"""Fault scenarios against the real services: a fault-free run to compare with, and
+the table of outcomes at the end of the test run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from _pytest.terminal import TerminalReporter
+from influxdb_client import InfluxDBClient
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from tests.integration.conftest import Services
+from tests.integration.faults.scenario import (
+    OUTCOMES,
+    PointKey,
+    read_bucket,
+    run_stream,
+    start_time,
+)
+
+
+@pytest.fixture(scope="session")
+def stream_start() -> int:
+    """The event time of the stream every scenario replays (the same for all of them)."""
+    return start_time()
+
+
+@pytest.fixture
+def fault_topic(services: Services, request: pytest.FixtureRequest) -> Iterator[str]:
+    admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
+    name = f"fault-{request.node.name[:40]}-{id(request)}".replace("[", "-").replace("]", "")
+    admin.create_topics([NewTopic(name, 4, 1)])
+    yield name
+    # The broker may have been restarted since: a fresh client.
+    admin.close()
+    admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
+    admin.delete_topics([name])
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def reference(
+    services: Services, stream_start: int, tmp_path_factory: pytest.TempPathFactory
+) -> dict[PointKey, object]:
+    """What InfluxDB holds after the stream ran without a fault."""
+    workdir = tmp_path_factory.mktemp("reference")
+    admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
+    topic = f"fault-reference-{workdir.name}"
+    admin.create_topics([NewTopic(topic, 4, 1)])
+    with InfluxDBClient(
+        url=services.influx_url, token=services.influx_token, org=services.influx_org
+    ) as client:
+        buckets = client.buckets_api()
+        bucket = buckets.create_bucket(bucket_name=f"fault-reference-{workdir.name}")
+        try:
+            env = {"TEST_INFLUX_TOKEN": services.influx_token}
+            run_stream(services, topic, bucket.name, client, workdir, stream_start, env=env)
+            points = read_bucket(client, bucket.name)
+        finally:
+            buckets.delete_bucket(bucket)
+            admin.delete_topics([topic])
+            admin.close()
+    return points
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    if not OUTCOMES:
+        return
+    terminalreporter.section("fault scenarios")
+    terminalreporter.write_line(
+        "| scenario | points expected | lost | extra | differing | dead-lettered | "
+        "memory peak during the fault (MiB) |"
+    )
+    terminalreporter.write_line("|---|---|---|---|---|---|---|")
+    for outcome in OUTCOMES:
+        terminalreporter.write_line(outcome.row())
