@@ -6,7 +6,8 @@ The pipeline is written against these alone; tests use the in-memory ones in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -103,9 +104,28 @@ class DeadLetter(Protocol):
     def close(self) -> None: ...
 
 
+def _nothing() -> None:
+    pass
+
+
+def pause(seconds: float, heartbeat: Callable[[], None]) -> None:
+    """Sleep, calling heartbeat at least once a second: waiting is not hanging."""
+    ends = time.monotonic() + seconds
+    while (left := ends - time.monotonic()) > 0:
+        heartbeat()
+        time.sleep(min(1.0, left))
+    heartbeat()
+
+
 class AcknowledgedSink:
     """Defaults for a sink whose `write` returns only once the destination has the
-    output: nothing to flush, and nothing in a checkpoint (replays overwrite or repeat)."""
+    output: nothing to flush, and nothing in a checkpoint (replays overwrite or repeat).
+
+    A sink that waits between its own retries calls `heartbeat` while it waits: the
+    writer sets it, so that liveness knows the sink is still trying (not hung).
+    """
+
+    heartbeat: Callable[[], None] = staticmethod(_nothing)
 
     def flush(self) -> None:
         pass

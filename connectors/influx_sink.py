@@ -22,13 +22,12 @@ import gzip as gzip_module
 import json
 import logging
 import random
-import time
 
 import urllib3
 from influxdb_client import InfluxDBClient, WriteService
 from influxdb_client.rest import ApiException
 
-from connectors.base import AcknowledgedSink, Output
+from connectors.base import AcknowledgedSink, Output, pause
 from connectors.points import lines
 from streamer.errors import SinkError, SinkRejectedError, SinkUnusableError
 
@@ -160,7 +159,7 @@ class InfluxSink(AcknowledgedSink):
                 raise SinkError(f"{problem} (gave up after {self.max_retries} retries)")
             wait = backoff(attempt, self.retry_backoff, self.max_backoff)
             log.warning("%s; retry %d/%d in %.2fs", problem, attempt, self.max_retries, wait)
-            time.sleep(wait)
+            pause(wait, self.heartbeat)
 
     def close(self) -> None:
         self._client.close()

@@ -84,7 +84,10 @@ class KafkaSource(SourceBase, KafkaConnection):
     type: Literal["kafka"]
     topics: Annotated[list[NonEmptyStr], Field(min_length=1)]
     group_id: NonEmptyStr | None = None
-    group_instance_id: NonEmptyStr | None = None
+    # Static membership: a restarted daemon takes its partitions back at once, with no
+    # rebalance (a dynamic member waits for the session timeout after a crash).
+    static_membership: bool = True
+    group_instance_id: NonEmptyStr | None = None  # default <instance>-<name>
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     format: Literal["json", "line_protocol"] = "json"
     series_from: Literal["payload", "key"] = "payload"

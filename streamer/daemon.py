@@ -93,7 +93,11 @@ def build_source(config: StreamerConfig, source: cfg.Source, name: str, decoder:
             group_id=source.group_id or f"{config.instance}-{name}",
             auto_offset_reset=source.auto_offset_reset,
             series_from=source.series_from,
-            group_instance_id=source.group_instance_id,
+            group_instance_id=(
+                (source.group_instance_id or f"{config.instance}-{name}")
+                if source.static_membership
+                else None
+            ),
             settings=kafka_settings(source),
         )
     password = source.password

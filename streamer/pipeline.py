@@ -11,6 +11,7 @@ the same steps and overwrite the same points.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -28,7 +29,7 @@ from models.base import Forecaster
 from models.outcomes import Outcomes
 from streamer.checkpoint import CheckpointStore
 from streamer.drift import DriftMonitor, DriftResponse
-from streamer.records import LATE, NS_PER_S, Event, Rejection, StepBatch, concat_batches
+from streamer.records import LATE, NON_FINITE, NS_PER_S, Event, Rejection, StepBatch, concat_batches
 from streamer.sink_writer import SinkWriter
 from streamer.window import WindowBuffer
 
@@ -306,6 +307,8 @@ class Pipeline:
         return out
 
     def _emit(self, closed: StepBatch, events: list[Event]) -> None:
+        if self.window.unrepresentable:
+            self._reject(self._unrepresentable(), self.clock())
         if len(closed) == 0 and not events:
             return
         forecasts = self.forecaster.step(closed)
@@ -320,6 +323,21 @@ class Pipeline:
         self.writer.submit(Output(closed, forecasts, tuple(events), errors))
         self.counters.steps_closed += len(closed)
         self.counters.forecasts_out += len(forecasts) * forecasts.horizon
+
+    def _unrepresentable(self) -> list[Rejection]:
+        """Steps the window could not aggregate, as rejections: closed as if empty, never
+        dropped without a word."""
+        out = []
+        for series, start_ns, count in self.window.unrepresentable:
+            at = np.datetime64(start_ns, "ns")
+            detail = (
+                f"the {self.window.aggregation} of {count} values of series {series!r} in the "
+                f"step at {at}Z is beyond a float (1.8e308); the step is left empty"
+            )
+            raw = json.dumps({"series": series, "step": f"{at}Z", "events": count}).encode()
+            out.append(Rejection(NON_FINITE, detail, raw, None))
+        self.window.unrepresentable = []
+        return out
 
     def _reject(self, rejections: list[Rejection], now: float) -> None:
         if not rejections:

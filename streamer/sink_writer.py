@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from connectors.base import Output, Sink
+from connectors.base import Output, Sink, pause
 from streamer.errors import SinkError, SinkRejectedError, SinkUnusableError
 from streamer.records import SINK_REJECTED, Rejection
 
@@ -56,7 +56,11 @@ class SinkWriter:
         self.on_retry: Callable[[str], None] = lambda sink: None
         self.failing = False
         self.problem: str | None = None  # why the failing sink fails, for /readyz
-        self.last_attempt_at = time.monotonic()  # the last write tried: the thread lives
+        # When the writer last showed it lives: an attempt, or a second of a retry's wait.
+        self.last_attempt_at = time.monotonic()
+        for sink in sinks:
+            if hasattr(sink, "heartbeat"):
+                sink.heartbeat = self._beat
         self._unusable_logged = -math.inf
         self.blocked_seconds = 0.0  # the pipeline thread's total wait in submit and drain
         self._thread = threading.Thread(target=self._run, name="sink-writer", daemon=True)
@@ -107,6 +111,9 @@ class SinkWriter:
             self._queue.put(None)
             self._thread.join()
 
+    def _beat(self) -> None:
+        self.last_attempt_at = time.monotonic()
+
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise RuntimeError("the sink writer failed") from self._failure
@@ -153,7 +160,7 @@ class SinkWriter:
                 if now - self._unusable_logged >= UNUSABLE_LOG_EVERY:
                     self._unusable_logged = now
                     log.error("%s; its outputs wait, polling pauses, nothing is dropped", exc)
-                time.sleep(min(30.0, self.retry_wait * 2 ** min(attempt, 5)))
+                pause(min(30.0, self.retry_wait * 2 ** min(attempt, 5)), self._beat)
             except SinkError as exc:
                 attempt += 1
                 self.failing, self.problem = True, f"{name}: {exc}"
@@ -166,4 +173,4 @@ class SinkWriter:
                     wait,
                     self._queue.maxsize,
                 )
-                time.sleep(wait)
+                pause(wait, self._beat)

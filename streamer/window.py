@@ -134,6 +134,9 @@ class WindowBuffer:
         self.acc: dict[str, NDArray[Any]] = {
             name: np.zeros((capacity, k), dtype=_acc_dtype(name)) for name in _ACC_FIELDS
         }
+        # Steps whose aggregate a float cannot hold (a sum beyond 1.8e308): (series, step
+        # start in ns, events). They close as if empty; the pipeline dead-letters them.
+        self.unrepresentable: list[tuple[str, int, int]] = []
 
     # --- public -------------------------------------------------------------------------
 
@@ -319,6 +322,16 @@ class WindowBuffer:
         self._put_open(groups.take(~closing))
         done = groups.take(closing)
         data_values = self._aggregate(done)
+        finite = np.isfinite(data_values).all(axis=1)
+        if not finite.all():
+            lost = ~finite
+            self.unrepresentable += zip(
+                self.series_of[done.slot[lost]].tolist(),
+                (done.step[lost] * self.step_ns).tolist(),
+                done.count[lost].tolist(),
+                strict=True,
+            )
+            done, data_values = done.take(finite), data_values[finite]
         upto = np.maximum(close_upto[touched], self.last_closed[touched])
         batch, gap_reset = self._emit(done, data_values, touched, upto)
         self.last_closed[touched] = upto
@@ -330,8 +343,9 @@ class WindowBuffer:
             return g.last_v[:, None]
         if self.aggregation == "mean":  # no overflow: |mean| <= the largest |value|
             return (g.total * (1.0 / SUM_SCALE / g.count))[:, None]
-        if self.aggregation == "sum":
-            return (g.total / SUM_SCALE)[:, None]
+        if self.aggregation == "sum":  # may overflow: _close sets such steps aside
+            with np.errstate(over="ignore"):
+                return (g.total / SUM_SCALE)[:, None]
         return np.stack([g.first_v, g.high, g.low, g.last_v], axis=1)
 
     def _fill_values(self, last: F64) -> F64:

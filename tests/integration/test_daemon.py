@@ -19,7 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from influxdb_client import InfluxDBClient
+from influxdb_client import InfluxDBClient, Permission, PermissionResource
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -478,6 +478,34 @@ def test_a_wrong_influxdb_token_stops_the_start_with_exit_1_naming_the_sink(
     assert f"bucket {influx_bucket!r}" in log
     assert "401" in log
     assert "the token is not valid" in log
+
+
+def test_a_token_that_may_only_read_stops_the_start_with_exit_1_naming_the_cause(
+    services: Services,
+    make_topic: Callable[[int], str],
+    influx_client: InfluxDBClient,
+    influx_bucket: str,
+    tmp_path: Path,
+) -> None:
+    org = influx_client.organizations_api().find_organizations(org=services.influx_org)[0]
+    bucket = influx_client.buckets_api().find_bucket_by_name(influx_bucket)
+    read = PermissionResource(type="buckets", id=bucket.id, org_id=org.id)
+    auths = influx_client.authorizations_api()
+    token = auths.create_authorization(
+        org_id=org.id, permissions=[Permission(action="read", resource=read)]
+    )
+    try:
+        config = base_config(services, influx_bucket, tmp_path)
+        config["sources"] = kafka_sources(services, make_topic(1), make_topic(1))
+        daemon = Daemon(config, tmp_path, env={"TEST_INFLUX_TOKEN": token.token}).start()
+        assert daemon.process is not None
+        assert daemon.process.wait(60) == 1
+    finally:
+        auths.delete_authorization(token)
+    log = daemon.log()
+    assert f"bucket {influx_bucket!r}" in log
+    assert "403" in log
+    assert "the token may not write to the bucket" in log
 
 
 def test_a_bucket_deleted_mid_run_is_an_outage_nothing_is_dead_lettered_or_lost(

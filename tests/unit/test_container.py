@@ -216,3 +216,13 @@ def test_the_container_config_is_a_valid_config_with_the_stacks_environment() ->
     config = container_config()
     assert config.http.enabled
     assert config.shutdown_timeout == timedelta(seconds=30)
+
+
+def test_the_instance_name_of_the_env_file_reaches_the_daemon_and_its_kafka_membership() -> None:
+    example = env_example()
+    assert service("streamer")["environment"]["STREAMER_INSTANCE"] == example["STREAMER_INSTANCE"]
+    config = container_config()
+    assert config.instance == example["STREAMER_INSTANCE"]
+    kafka_sources = [s for s in config.sources if isinstance(s, KafkaSource)]
+    assert kafka_sources
+    assert all(s.static_membership for s in kafka_sources)

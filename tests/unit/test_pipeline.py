@@ -360,3 +360,21 @@ def test_without_a_checkpoint_store_positions_are_still_committed_regularly() ->
     clock.now += 1
     p.step()
     assert source.committed == {"": 8}  # everything read so far, its outputs written
+
+
+def test_a_step_whose_sum_a_float_cannot_hold_is_dead_lettered_not_dropped() -> None:
+    payloads = [tick("S0", s, v) for s, v in [(0, 1.0), (1, 1.5e308), (1, 1.5e308), (2, 2.0)]]
+    payloads.append(tick("S0", 3, 3.0))
+    dead, sink = MemoryDeadLetter(), MemorySink()
+    p = pipeline(payloads, sink, dead)
+    p.window = WindowBuffer(step_ns=NS_PER_S, length=16, max_series=100, aggregation="sum")
+    p.run(threading.Event())
+    [rejection] = dead.rejections
+    assert rejection.reason == "non_finite"
+    assert "the sum of 2 values of series 'S0'" in rejection.detail
+    assert json.loads(rejection.raw)["events"] == 2
+    observed = {
+        k[3] // NS_PER_S - T0: v for k, v in points(sink.outputs).items() if k[0] == "observed"
+    }
+    # The step is left empty: forward-filled as a step without events would be.
+    assert observed == {0: (1.0,), 1: (0.0,), 2: (2.0,), 3: (3.0,)}

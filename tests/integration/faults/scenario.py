@@ -162,16 +162,15 @@ class MemorySampler(threading.Thread):
         self.peak_kib = 0
 
     def run(self) -> None:
-        status = Path(f"/proc/{self.pid}/status")
         while not self.done.wait(0.2):
             if not self.active.is_set():
                 continue
-            try:
-                for line in status.read_text().splitlines():
+            try:  # `pid` may change: a restarted daemon
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
                         self.peak_kib = max(self.peak_kib, int(line.split()[1]))
             except OSError:
-                return
+                continue  # between a crash and the restart
 
 
 def services_cmd(verb: str, *names: str) -> None:
@@ -285,12 +284,13 @@ def run_stream(
     client: InfluxDBClient,
     workdir: Path,
     t_start: int,
-    fault: Callable[[Daemon, MemorySampler], None] | None = None,
+    fault: Callable[[Daemon, MemorySampler], Daemon | None] | None = None,
     fault_at_step: int = 15,
     env: dict[str, str] | None = None,
 ) -> tuple[Daemon, MemorySampler]:
     """Run the daemon over the paced stream, call `fault` once the producer reaches
-    `fault_at_step`, and stop the daemon when every forecast is in the bucket."""
+    `fault_at_step` (it may return the daemon that replaced the first), and stop the
+    daemon when every forecast is in the bucket."""
     daemon = Daemon(config(services, topic, bucket, workdir), workdir, env=env).start()
     daemon.wait_for_log("started:", timeout=90)
     assert daemon.process is not None
@@ -301,7 +301,7 @@ def run_stream(
     try:
         if fault is not None:
             wait_until(lambda: producer.step >= fault_at_step, 120, "the stream under way", daemon)
-            fault(daemon, sampler)
+            daemon = fault(daemon, sampler) or daemon
         producer.join(timeout=STEPS * PACE + 400)
         assert producer.error is None, f"the test's producer failed: {producer.error}"
         assert not producer.is_alive(), "the test's producer did not finish"

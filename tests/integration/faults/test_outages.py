@@ -27,29 +27,36 @@ from tests.integration.faults.scenario import (
 PROBLEM = {"kafka": "source_problems", "influxdb": "sink_problem"}
 
 
-def outage(verb: str, service: str, seconds: float) -> Callable[[Daemon, MemorySampler], None]:
+def outage(
+    verb: str, service: str, seconds: float
+) -> Callable[[Daemon, MemorySampler], Daemon | None]:
     """Take the service away with `verb` (down: SIGTERM, kill: SIGKILL) for `seconds`,
     then start it again with its data; memory is sampled meanwhile. Through the outage
     the daemon is alive (/healthz 200: an orchestrator must not restart it) and, once
     it has noticed, not ready, saying why (/readyz 503)."""
 
-    def inject(daemon: Daemon, sampler: MemorySampler) -> None:
+    def inject(daemon: Daemon, sampler: MemorySampler) -> Daemon | None:
         sampler.active.set()
         services_cmd(verb, service)
         ends = time.monotonic() + seconds
+        liveness: list[tuple[int, dict[str, Any]]] = []
         readiness: list[tuple[int, dict[str, Any]]] = []
-        while time.monotonic() < ends:
-            status, body = probe(daemon, "/healthz")
-            assert status == 200, f"/healthz {status} {body} in a {service} outage"
-            readiness.append(probe(daemon, "/readyz"))
-            time.sleep(2)
-        services_cmd("up", service)
+        try:
+            while time.monotonic() < ends:
+                liveness.append(probe(daemon, "/healthz"))
+                readiness.append(probe(daemon, "/readyz"))
+                time.sleep(2)
+        finally:
+            services_cmd("up", service)  # whatever happened: the next test needs it
+        stalled = [(status, body) for status, body in liveness if status != 200]
+        assert not stalled, f"/healthz in a {service} outage: {stalled[:3]}"
         noticed = [body for status, body in readiness if status == 503 and PROBLEM[service] in body]
         assert noticed, f"/readyz never said why in a {service} outage: {readiness[-3:]}"
         assert all(status == 503 for status, _ in readiness[len(readiness) // 2 :]), readiness
         time.sleep(5)  # the daemon's reconnection is part of the outage
         sampler.active.clear()
         assert daemon.running(), f"the daemon died in the outage:\n{daemon.log()[-3000:]}"
+        return None
 
     return inject
 
