@@ -9,6 +9,14 @@ original bytes: decoding never raises, whatever the bytes. Payloads over
 is malformed; numbers beyond a float are non-finite; a series id must be valid UTF-8
 without control characters or backslashes, at most `max_series_bytes` long (InfluxDB
 tags hold 64 KiB; the checkpoint stores ids as UTF-8 text).
+
+A JSON object that gives one key twice (at any depth) is malformed unless
+`duplicate_keys="last"`. A line protocol payload is read line by line as the InfluxDB
+server reads it (see `connectors.line_protocol`): each bad line is one rejection whose
+detail starts with its line number, and a payload of comments and blank lines is empty.
+Its timestamps are ns unless `time_unit` says otherwise; a line without one gets the
+arrival time (`now_ns`, cut to the unit) unless `missing_time="reject"`. Only numbers are
+values: a string field never is, nor an integer beyond 2**53, which a float would round.
 """
 
 from __future__ import annotations
@@ -16,13 +24,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 
-from connectors.line_protocol import LineProtocolError, parse_line
+from connectors.line_protocol import parse_lines
 from streamer.records import (
     BAD_TIME,
     MALFORMED,
@@ -40,6 +48,8 @@ from streamer.records import (
 
 TimeUnit = Literal["s", "ms", "us", "ns", "iso8601"]
 PayloadFormat = Literal["json", "line_protocol"]
+MissingTime = Literal["arrival", "reject"]
+DuplicateKeys = Literal["reject", "last"]
 
 EARLIEST_NS = 365 * 86_400 * NS_PER_S  # 1971-01-01T00:00:00Z
 _NS_PER_UNIT = {"s": NS_PER_S, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -51,6 +61,7 @@ _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?
 
 MAX_PAYLOAD_BYTES = 1 << 20
 MAX_SERIES_BYTES = 256
+MAX_EXACT_INTEGER = 2**53  # a float holds every integer up to this, and not all beyond
 
 
 def _loads(raw: bytes) -> Any:
@@ -64,6 +75,73 @@ def _loads(raw: bytes) -> Any:
             return json.loads(raw)
         except RecursionError:
             raise _RejectError(MALFORMED, "json: nested too deeply") from None
+
+
+def _duplicate_key(raw: bytes, event: dict[str, Any]) -> str | None:
+    """A key that some object of the payload gives twice, or None.
+
+    Every key in the text has its `:`, so when the payload has no more `:` bytes than
+    the parsed objects have keys, no key was lost to a twin: the common event is settled
+    by one count (see `Decoder.decode`). Colons in strings (ISO times) are counted next,
+    unless an escape (`\\u003a`) could have written one; only then is the text read
+    again, pair by pair.
+    """
+    colons = raw.count(b":")
+    keys, in_strings = _key_and_colon_counts(event)
+    if colons == keys or (colons == keys + in_strings and b"\\u003" not in raw):
+        return None
+    try:
+        json.loads(raw, object_pairs_hook=_unique_pairs)
+    except _DuplicateKeyError as exc:
+        return exc.key
+    except RecursionError:
+        raise _RejectError(MALFORMED, "json: nested too deeply") from None
+    return None
+
+
+def _key_and_colon_counts(event: dict[str, Any]) -> tuple[int, int]:
+    """How many keys the objects of a parsed JSON object have, all depths together, and
+    how many `:` their strings (keys included) hold."""
+    keys = colons = 0
+    stack: list[Any] = [event]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            keys += len(item)
+            for key, value in item.items():
+                if ":" in key:
+                    colons += key.count(":")
+                kind = type(value)
+                if kind is str:
+                    if ":" in value:
+                        colons += value.count(":")
+                elif kind is dict or kind is list:
+                    stack.append(value)
+        else:
+            for value in item:
+                kind = type(value)
+                if kind is str:
+                    if ":" in value:
+                        colons += value.count(":")
+                elif kind is dict or kind is list:
+                    stack.append(value)
+    return keys, colons
+
+
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(key)
+            seen.add(key)
+    return found
 
 
 class _RejectError(Exception):
@@ -95,21 +173,30 @@ class Decoder:
         allowlist: frozenset[str] | None = None,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         max_series_bytes: int = MAX_SERIES_BYTES,
+        missing_time: MissingTime | None = None,
+        duplicate_keys: DuplicateKeys = "reject",
     ) -> None:
+        line_protocol = payload_format == "line_protocol"
+        if line_protocol and time_unit == "iso8601":
+            raise ValueError(
+                "time_unit iso8601 cannot read line protocol, whose timestamps are "
+                "integers: use s, ms, us or ns"
+            )
         self.kind = kind
         self.series_field = series_field
         self.value_field = value_field
         self.values_field = values_field
         self.time_field = time_field
-        self.time_unit: TimeUnit = time_unit or (
-            "ns" if payload_format == "line_protocol" else "ms"
-        )
+        self.time_unit: TimeUnit = time_unit or ("ns" if line_protocol else "ms")
         self.payload_format = payload_format
         self.split_fields = split_fields
         self.max_future_ns = max_future_ns
         self.allowlist = allowlist
         self.max_payload_bytes = max_payload_bytes
         self.max_series_bytes = max_series_bytes
+        self.missing_time: MissingTime = missing_time or ("arrival" if line_protocol else "reject")
+        self.duplicate_keys = duplicate_keys
+        self._reject_twins = duplicate_keys == "reject"
         # The per-event fast path (see decode) applies to JSON with a numeric time unit.
         self._fast = payload_format == "json" and self.time_unit != "iso8601"
         self._scale = _NS_PER_UNIT.get(self.time_unit, 1)
@@ -124,8 +211,9 @@ class Decoder:
     ) -> tuple[list[Observation], list[Rejection]]:
         """Observations in one payload, and rejections for what could not be used.
 
-        `series` names the series when it comes from outside the payload (a Kafka key,
-        an MQTT topic); otherwise the payload's series field does.
+        `now_ns` is the time the payload arrived. `series` names the series when it comes
+        from outside the payload (a Kafka key, an MQTT topic); otherwise the payload's
+        series field does.
         """
         if len(raw) > self.max_payload_bytes:
             detail = f"{len(raw)} bytes; at most {self.max_payload_bytes} (max_payload_bytes)"
@@ -133,29 +221,56 @@ class Decoder:
         try:
             if series is not None:
                 self._check_series(series)
-            if raw.startswith(b"\xef\xbb\xbf"):
-                raise _RejectError(MALFORMED, "a byte order mark before the payload")
-            if self.payload_format == "json":
-                event = _loads(raw)
-                if not isinstance(event, dict):
-                    raise _RejectError(
-                        MALFORMED, f"expected a JSON object, got {type(event).__name__}"
-                    )
-                time_value = event.get(self.time_field)
-                if self._fast:
-                    fast = self._decode_fast(event, time_value, now_ns, position, series)
-                    if fast is not None:
-                        return [fast], []
-            else:
-                line = parse_line(raw.decode("utf-8"))
-                event = {**line.tags, **line.fields}
-                time_value = line.time
+            if self.payload_format == "line_protocol":
+                return self._decode_lines(raw, now_ns, position, series)
         except _RejectError as exc:
             return [], [Rejection(exc.reason, exc.detail, raw, position)]
-        except (ValueError, UnicodeDecodeError, LineProtocolError) as exc:
-            return [], [Rejection(MALFORMED, f"{self.payload_format}: {exc}", raw, position)]
-        strict = self.payload_format == "json"
-        return self.decode_mapping(event, time_value, raw, now_ns, position, series, strict)
+        try:
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raise _RejectError(MALFORMED, "a byte order mark before the payload")
+            event = _loads(raw)
+            if not isinstance(event, dict):
+                raise _RejectError(MALFORMED, f"expected a JSON object, got {type(event).__name__}")
+            # A payload with no more `:` than keys at the top has no twins (see below).
+            if self._reject_twins and raw.count(b":") != len(event):
+                twin = _duplicate_key(raw, event)
+                if twin is not None:
+                    raise _RejectError(MALFORMED, f"json: the key {_shown(twin)} appears twice")
+            time_value = event.get(self.time_field)
+            if self._fast:
+                fast = self._decode_fast(event, time_value, now_ns, position, series)
+                if fast is not None:
+                    return [fast], []
+        except _RejectError as exc:
+            return [], [Rejection(exc.reason, exc.detail, raw, position)]
+        except (ValueError, UnicodeDecodeError) as exc:
+            return [], [Rejection(MALFORMED, f"json: {exc}", raw, position)]
+        return self.decode_mapping(event, time_value, raw, now_ns, position, series, True)
+
+    def _decode_lines(
+        self, raw: bytes, now_ns: int, position: Position | None, series: str | None
+    ) -> tuple[list[Observation], list[Rejection]]:
+        """Each line of a line protocol payload on its own; a rejection's bytes are its
+        line's, its detail starts with the line's number."""
+        observations: list[Observation] = []
+        rejections: list[Rejection] = []
+        text = raw.decode("utf-8", "surrogateescape")
+        for number, line, point, error in parse_lines(text, self.time_unit):
+            if point is None:
+                got: list[Rejection] = [Rejection(MALFORMED, f"line protocol: {error}", b"")]
+            else:
+                event = {**point.tags, **point.fields}
+                found, got = self._mapping(
+                    event, point.time, b"", now_ns, position, series, _line_number
+                )
+                observations += found
+            if got:
+                line_raw = line.encode("utf-8", "surrogateescape")
+                rejections += [
+                    Rejection(r.reason, f"line {number}: {r.detail}", line_raw, position)
+                    for r in got
+                ]
+        return observations, rejections
 
     def _decode_fast(
         self,
@@ -208,6 +323,19 @@ class Decoder:
         """Like `decode`, for an event already read into a mapping (a CSV row, say).
         Numbers in strings follow JSON's grammar in a JSON payload; elsewhere (a CSV
         cell) the usual decimal forms, in ASCII digits."""
+        number = _json_number if strict else _number
+        return self._mapping(event, time_value, raw, now_ns, position, series, number)
+
+    def _mapping(
+        self,
+        event: Mapping[str, Any],
+        time_value: Any,
+        raw: bytes,
+        now_ns: int,
+        position: Position | None,
+        series: str | None,
+        number: Callable[[Any, str], float],
+    ) -> tuple[list[Observation], list[Rejection]]:
         try:
             base = series if series is not None else self._series(event)
             time_ns = self._time_ns(time_value, now_ns)
@@ -224,11 +352,11 @@ class Decoder:
                 if name is not None:
                     self._check_series(series_id)
                 self._check_allowed(base, series_id)
-                number = _number(value, name or self.value_field or "value", strict)
+                got = number(value, name or self.value_field or "value")
             except _RejectError as exc:
                 rejections.append(Rejection(exc.reason, exc.detail, raw, position))
                 continue
-            observations.append(Observation(series_id, time_ns, number, self.kind, position))
+            observations.append(Observation(series_id, time_ns, got, self.kind, position))
         if not observations and not rejections:
             wanted = " or ".join(f"'{f}'" for f in (self.value_field, self.values_field) if f)
             rejections.append(
@@ -238,8 +366,11 @@ class Decoder:
 
     def event_time_ns(self, event: Mapping[str, Any]) -> int | None:
         """The event time of a mapping, or None if it has none that can be read."""
+        value = event.get(self.time_field)
+        if value is None:
+            return None
         try:
-            return self._time_ns(event.get(self.time_field), now_ns=2**62)
+            return self._time_ns(value, now_ns=2**62)
         except _RejectError:
             return None
 
@@ -308,6 +439,10 @@ class Decoder:
 
     def _time_ns(self, value: Any, now_ns: int) -> int:
         if value is None:
+            if self.missing_time == "arrival":
+                return now_ns - now_ns % self._scale  # as the server: cut to the unit
+            if self.payload_format == "line_protocol":
+                raise _RejectError(MISSING_FIELD, "no timestamp (fields.missing_time is reject)")
             raise _RejectError(MISSING_FIELD, f"no event time: expected field '{self.time_field}'")
         if self.time_unit == "iso8601":
             time_ns = _iso_ns(value)
@@ -360,6 +495,30 @@ def _number(value: Any, name: str, strict: bool = False) -> float:
     return number
 
 
+def _json_number(value: Any, name: str) -> float:
+    return _number(value, name, strict=True)
+
+
+def _line_number(value: Any, name: str) -> float:
+    """A line protocol field as a float: a float, or an integer a float holds exactly.
+    Strings and booleans are not numbers, whatever they hold."""
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise _RejectError(NON_FINITE, f"'{name}' is {value}")
+        return value
+    if isinstance(value, bool):
+        raise _RejectError(NON_NUMERIC, f"'{name}' is a boolean field, not a number")
+    if isinstance(value, str):
+        raise _RejectError(NON_NUMERIC, f"'{name}' is a string field, not a number")
+    if not -MAX_EXACT_INTEGER <= value <= MAX_EXACT_INTEGER:
+        raise _RejectError(
+            NON_NUMERIC,
+            f"'{name}' is the integer {value}, which a float cannot hold exactly "
+            "(beyond 2**53); send it as a float if rounding is acceptable",
+        )
+    return float(value)
+
+
 def _epoch_ns(value: Any, unit: str) -> int:
     scale = _NS_PER_UNIT[unit]
     if isinstance(value, bool):
@@ -376,6 +535,8 @@ def _epoch_ns(value: Any, unit: str) -> int:
         raise _RejectError(BAD_TIME, f"event time {value!r} is not finite")
     if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
         return int(value) * scale
+    if not math.isfinite(number * scale):
+        raise _RejectError(BAD_TIME, f"event time {_shown(value)} {unit} is beyond any time")
     return round(number * scale)
 
 

@@ -1,14 +1,38 @@
-"""InfluxDB line protocol: parse one line into its parts, and write lines.
+"""InfluxDB line protocol, read as the InfluxDB server reads it, and written.
 
     measurement[,tag=value...] field=value[,field=value...] [timestamp]
 
-Measurements escape `,` and space with a backslash; tag keys, tag values and field keys
-also escape `=`. String field values are double-quoted with `"` and `\\` escaped. Numbers
-are floats, `5i` integers or `5u` unsigned; booleans are t/true/f/false in any case.
+A payload holds many lines. `parse_lines` reads each one on its own and says, line by
+line, what the server would store or why it would refuse it; blank lines and comments
+(`#`) are skipped. The rules are the server's own (InfluxDB 2.7, `models/points.go`),
+quirks included, and `tests/data/line_protocol_vectors.jsonl` holds thousands of cases
+with the verdicts of the server's parser that the tests check this module against:
+
+- a newline ends a line unless it is inside a quoted string field value, or follows a
+  backslash;
+- spaces, tabs and NUL bytes before a line, between the tags and the fields and before
+  the timestamp are skipped; after the timestamp only spaces may follow (so a line
+  ending in `\\r` is refused);
+- floats are `[-]digits[.digits][e[+-]digits]` (no `+`, no `inf` or `nan`) and must be
+  finite; `5i` is an int64 and `5u` a uint64 (no `-1u`), both in range; booleans are
+  t, T, true, True, TRUE and f, F, false, False, FALSE; anything else is refused;
+- the timestamp is an integer of the precision's unit whose time in ns lies within
+  int64, bar the lowest two values and the highest one; without one, the server uses
+  the time the line arrived;
+- a tag value may not hold an unescaped `=`; a tag key may not repeat, nor be `time`,
+  `_field` or `_measurement`; control characters are plain characters;
+- a backslash escapes `,`, space and `=` in names (and `"` in measurement and field
+  names); before any other character it is kept as it is;
+- of a field given twice the last value is stored, but two types for one field refuse
+  the line (a field type conflict); a field named `time` is not stored.
+
+Unsigned values are `Unsigned` (an int), so that a line written back keeps its type.
 
 >>> line = parse_line('cpu,host=a\\\\ b load=0.5,n=3i 1700000000000000000')
 >>> line.measurement, line.tags, line.fields, line.time
 ('cpu', {'host': 'a b'}, {'load': 0.5, 'n': 3}, 1700000000000000000)
+>>> [(p.number, p.error) for p in parse_lines('# a comment\\ncpu v=1\\ncpu v=+1\\n')]
+[(2, None), (3, 'invalid boolean')]
 >>> format_line('cpu', {'host': 'a b'}, {'load': 0.5}, 17)
 'cpu,host=a\\\\ b load=0.5 17'
 """
@@ -19,22 +43,26 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
-FieldValue = float | int | bool | str
+from connectors.line_protocol_server import FieldValue, LineProtocolError, Unsigned, parse_point
 
-_TRUE = {"t", "T", "true", "True", "TRUE"}
-_FALSE = {"f", "F", "false", "False", "FALSE"}
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_INTEGER = re.compile(r"^[+-]?\d+[iu]$")
-
-
-class LineProtocolError(ValueError):
-    """A line that is not valid line protocol; the message says what and where."""
+__all__ = [
+    "FieldValue",
+    "Line",
+    "LineProtocolError",
+    "ParsedLine",
+    "Unsigned",
+    "format_line",
+    "parse_line",
+    "parse_lines",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One parsed line. `time` is None when the line has no timestamp."""
+    """One line as the server stores it. `time` is the timestamp as written (in the
+    precision's unit), or None when the line has none."""
 
     measurement: str
     tags: dict[str, str]
@@ -42,115 +70,218 @@ class Line:
     time: int | None
 
 
-def _find(text: str, start: int, stops: str) -> int:
-    """Index of the first unescaped character of stops at or after start (len if none)."""
-    i = start
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char in stops:
-            return i
-        i += 1
-    return len(text)
+class ParsedLine(NamedTuple):
+    """One line of a payload: the number of the line it starts on (from 1), its text,
+    and either the point or, in the server's words, why the server refuses it."""
+
+    number: int
+    text: str
+    point: Line | None
+    error: str | None
 
 
-def _split(text: str, sep: str) -> list[str]:
-    parts, start = [], 0
-    while True:
-        end = _find(text, start, sep)
-        parts.append(text[start:end])
-        if end >= len(text):
-            return parts
-        start = end + 1
+# Nanoseconds per unit of each precision the server accepts.
+PRECISIONS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+# The times the server can store: int64 ns, bar the two lowest and the highest value.
+MIN_TIME_NS = -(2**63) + 2
+MAX_TIME_NS = 2**63 - 2
+
+# The common line, recognised whole by one regular expression: names without escapes,
+# quotes, spaces, commas, equals signs or control characters; string values without
+# backslashes or quotes. Everything else takes the server's own scan (slower, exact).
+_NAME = r'[^\x00-\x20,="\\\x7f]+'
+_VALUE = (
+    r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|-?[0-9]+i|[0-9]+u"
+    r'|t|T|true|True|TRUE|f|F|false|False|FALSE|"[^"\\]*"'
+)
+_SIMPLE = re.compile(
+    rf"({_NAME})((?:,{_NAME}={_NAME})*) [ \t\x00]*"
+    rf"({_NAME}=(?:{_VALUE})(?:,{_NAME}=(?:{_VALUE}))*)"
+    r"(?: [ \t\x00]*(-?[0-9]+)? *)?"
+)
+_SIMPLE_FIELD = re.compile(rf"({_NAME})=({_VALUE})(?:,|\Z)")
+_SIMPLE_MAX = 16_383  # characters: a key of these cannot pass the server's 64 KiB limit
+_RESERVED_TAGS = frozenset({"time", "_field", "_measurement", "\x00", "\udcff"})
+_TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
+_SKIP = " \t\x00"
 
 
-def _string_end(text: str, start: int) -> int:
-    """Index just past the closing quote of the string whose opening quote is at start."""
-    i = start + 1
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-        elif text[i] == '"':
-            return i + 1
+def parse_lines(text: str, precision: str = "ns") -> list[ParsedLine]:
+    """Every line of a payload that is not blank or a comment, parsed on its own.
+
+    `text` is the payload decoded with `errors="surrogateescape"`, so that bytes which
+    are not UTF-8 stay what they were (the server takes them as they are).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    scale = PRECISIONS[precision]
+    parsed = []
+    for number, line in _split(text):
+        try:
+            point = _parse(line, scale)
+        except LineProtocolError as exc:
+            parsed.append(ParsedLine(number, line, None, str(exc)))
         else:
-            i += 1
-    raise LineProtocolError(f"unterminated string at column {start + 1}")
+            parsed.append(ParsedLine(number, line, point, None))
+    return parsed
 
 
-def _parse_fields(line: str, start: int) -> tuple[dict[str, FieldValue], int]:
-    """The field set starting at start, and the index where it ends."""
-    fields: dict[str, FieldValue] = {}
-    i = start
-    while True:
-        eq = _find(line, i, "=, ")
-        if eq >= len(line) or line[eq] != "=" or eq == i:
-            raise LineProtocolError(f"field {line[i : eq + 1]!r}: expected key=value")
-        key = _unescape(line[i:eq])
-        value_start = eq + 1
-        if line.startswith('"', value_start):
-            value_end = _string_end(line, value_start)
-        else:
-            value_end = _find(line, value_start, ", ")
-        fields[key] = _field_value(line[value_start:value_end], key)
-        if value_end >= len(line) or line[value_end] == " ":
-            return fields, value_end
-        if line[value_end] != ",":
-            raise LineProtocolError(f"field {key!r}: unexpected {line[value_end]!r} after value")
-        i = value_end + 1
-
-
-_UNESCAPE = re.compile(r"\\([,= ])")
-
-
-def _unescape(text: str) -> str:
-    return _UNESCAPE.sub(r"\1", text)
-
-
-def _field_value(raw: str, key: str) -> FieldValue:
-    if raw.startswith('"'):
-        if len(raw) < 2 or not raw.endswith('"'):
-            raise LineProtocolError(f"field {key!r}: unterminated string")
-        return re.sub(r'\\(["\\])', r"\1", raw[1:-1])
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    if _INTEGER.match(raw):
-        return int(raw[:-1])
-    if _NUMBER.match(raw):
-        return float(raw)
-    raise LineProtocolError(f"field {key!r}: {raw!r} is not a number, boolean or string")
-
-
-def parse_line(line: str) -> Line:
+def parse_line(line: str, precision: str = "ns") -> Line:
     """Parse one line of line protocol; LineProtocolError says what is wrong."""
-    line = line.strip(" \t\r\n")
-    if not line or line.startswith("#"):
-        raise LineProtocolError("empty line")
-    key_end = _find(line, 0, " ")
-    if key_end >= len(line):
-        raise LineProtocolError("no fields: expected 'measurement field=value'")
-    series_key = _split(line[:key_end], ",")
-    measurement = _unescape(series_key[0])
-    if not measurement:
-        raise LineProtocolError("empty measurement name")
-    tags: dict[str, str] = {}
-    for pair in series_key[1:]:
-        eq = _find(pair, 0, "=")
-        key, value = _unescape(pair[:eq]), _unescape(pair[eq + 1 :])
-        if eq >= len(pair) or not key or not value:
-            raise LineProtocolError(f"tag {pair!r}: expected key=value")
-        tags[key] = value
-    fields, fields_end = _parse_fields(line, key_end + 1)
-    rest = line[fields_end:].strip(" \t")
-    time: int | None = None
-    if rest:
-        if not re.fullmatch(r"-?\d+", rest):
-            raise LineProtocolError(f"timestamp {rest!r} is not an integer")
-        time = int(rest)
-    return Line(measurement, tags, fields, time)
+    parsed = parse_lines(line, precision)
+    if len(parsed) != 1:
+        raise LineProtocolError("empty line" if not parsed else "more than one line")
+    if parsed[0].point is None:
+        raise LineProtocolError(parsed[0].error)
+    return parsed[0].point
+
+
+def _split(text: str) -> list[tuple[int, str]]:
+    """(line number, line) for each line that is not blank or a comment, split where
+    the server splits: at a newline outside quotes that no backslash escapes."""
+    if '"' in text:
+        blocks = _scan_lines(text)
+    elif "\\\n" in text:  # without quotes, only backslashes before a newline matter
+        blocks = _split_escaped(text)
+    else:
+        blocks = list(enumerate(text.split("\n"), 1))
+    lines = []
+    for number, block in blocks:
+        line = block.lstrip(_SKIP)
+        if not line or line[0] == "#":
+            continue
+        lines.append((number, line[:-1] if line[-1] == "\n" else line))
+    return lines
+
+
+_LINE_SPECIAL = re.compile(r'[\\ =,"\n]')
+# A newline after an even run of backslashes (none included) ends a line: the server
+# skips a backslash and the character after it, so an odd run escapes the newline.
+_LINE_END = re.compile(r"(?<!\\)(?:\\\\)*\n")
+
+
+def _split_escaped(text: str) -> list[tuple[int, str]]:
+    """scanLine for a payload without quotes: split at the newlines no backslash escapes."""
+    blocks, start, number = [], 0, 1
+    for match in _LINE_END.finditer(text):
+        block = text[start : match.end() - 1]
+        blocks.append((number, block))
+        number += block.count("\n") + 1
+        start = match.end()
+    blocks.append((number, text[start:]))
+    return blocks
+
+
+def _scan_lines(text: str) -> list[tuple[int, str]]:
+    """The server's scanLine over a whole payload, with each block's line number."""
+    blocks, pos, number, end = [], 0, 1, len(text)
+    while pos < end:
+        start, i = pos, pos
+        quoted = fields = False
+        equals = commas = 0
+        while True:
+            match = _LINE_SPECIAL.search(text, i)
+            if match is None:
+                i = end
+                break
+            i = match.start()
+            char = text[i]
+            if char == "\\" and i + 2 < end:
+                i += 2
+                continue
+            if char == " ":
+                fields = True
+            if fields:
+                if not quoted and char == "=":
+                    equals += 1
+                    i += 1
+                    continue
+                if not quoted and char == ",":
+                    commas += 1
+                    i += 1
+                    continue
+                if char == '"' and equals > commas:
+                    quoted = not quoted
+                    i += 1
+                    continue
+            if char == "\n" and not quoted:
+                break
+            i += 1
+        block = text[start:i]
+        blocks.append((number, block))
+        number += block.count("\n") + 1
+        pos = i + 1
+    return blocks
+
+
+def _parse(line: str, scale: int) -> Line:
+    """One line (leading blanks skipped, not a comment) as the server stores it."""
+    match = _SIMPLE.fullmatch(line) if len(line) <= _SIMPLE_MAX else None
+    if match is None:
+        measurement, tags, pairs, stamp = parse_point(line)
+    else:
+        measurement, tag_text, field_text, stamp = match.groups()
+        tags = {}
+        for pair in tag_text[1:].split(",") if tag_text else ():
+            key, value = pair.split("=")
+            if key in _RESERVED_TAGS:
+                raise LineProtocolError(f"cannot use reserved tag key {key!r}")
+            if key in tags:
+                raise LineProtocolError("duplicate tags")
+            tags[key] = value
+        pairs = [(key, _simple_value(raw)) for key, raw in _SIMPLE_FIELD.findall(field_text)]
+    return Line(measurement, tags, _stored_fields(pairs), _time(stamp, scale))
+
+
+def _simple_value(raw: str) -> FieldValue:
+    last = raw[-1]
+    if raw[0] == '"':
+        return raw[1:-1]
+    if last == "i":
+        value = int(raw[:-1])
+        if not -(2**63) <= value < 2**63:
+            raise LineProtocolError(f"unable to parse integer {raw[:-1]}: value out of range")
+        return value
+    if last == "u":
+        unsigned = Unsigned(raw[:-1])
+        if unsigned >= 2**64:
+            raise LineProtocolError(f"unable to parse unsigned {raw[:-1]}: value out of range")
+        return unsigned
+    if raw[0] in "tTfF":
+        return raw in _TRUE
+    number = float(raw)
+    if math.isinf(number):
+        raise LineProtocolError("invalid float")
+    return number
+
+
+def _stored_fields(pairs: list[tuple[str, FieldValue]]) -> dict[str, FieldValue]:
+    """The fields the server's storage keeps: the last value of a repeated field, none
+    named `time`; two types for one field refuse the line."""
+    fields: dict[str, FieldValue] = {}
+    for key, value in pairs:
+        if key == "time":
+            continue
+        if key in fields and type(fields[key]) is not type(value):
+            raise LineProtocolError(f"field type conflict: input field {key!r} has two types")
+        fields[key] = value
+    if not fields:
+        raise LineProtocolError('invalid field name: input field "time" is invalid')
+    return fields
+
+
+def _time(stamp: str | None, scale: int) -> int | None:
+    if not stamp:
+        return None
+    try:
+        time = int(stamp)
+    except ValueError:
+        raise LineProtocolError(f"unable to parse timestamp {stamp!r}") from None
+    if not -(2**63) <= time < 2**63:
+        raise LineProtocolError(f"unable to parse timestamp {stamp}: value out of range")
+    if not MIN_TIME_NS <= time * scale <= MAX_TIME_NS:
+        raise LineProtocolError(f"time outside range {MIN_TIME_NS} - {MAX_TIME_NS}")
+    return time
 
 
 _NAME_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
@@ -160,6 +291,8 @@ _KEY_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
 def _format_value(value: FieldValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Unsigned):
+        return f"{value}u"
     if isinstance(value, int):
         return f"{value}i"
     if isinstance(value, float):

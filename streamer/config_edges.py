@@ -20,15 +20,26 @@ _FIELD_DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 
+_FORMAT_DEFAULTS: dict[str, dict[str, str]] = {
+    "json": {"time_unit": "ms", "missing_time": "reject"},
+    # As the InfluxDB server reads it: ns precision, the arrival time for a line without one.
+    "line_protocol": {"time_unit": "ns", "missing_time": "arrival"},
+}
+
+
 class FieldMap(Section):
-    """Where each part of an event is in a payload (or which column, in a replay file)."""
+    """Where each part of an event is in a payload (or which column, in a replay file),
+    and how to read it. `time_unit` and `missing_time` left out (None) take the payload
+    format's defaults; a source fills them in when it is loaded."""
 
     series: NonEmptyStr | None = None
     value: NonEmptyStr | None = None
     values: NonEmptyStr | None = None
     size: NonEmptyStr | None = None
     time: NonEmptyStr = "ts"
-    time_unit: Literal["s", "ms", "us", "ns", "iso8601"] = "ms"
+    time_unit: Literal["s", "ms", "us", "ns", "iso8601"] | None = None
+    missing_time: Literal["arrival", "reject"] | None = None
+    duplicate_keys: Literal["reject", "last"] = "reject"
 
 
 class SourceBase(Section):
@@ -42,14 +53,29 @@ class SourceBase(Section):
     @model_validator(mode="before")
     @classmethod
     def _fields_default_by_kind(cls, data: Any) -> Any:
-        """Fill field names the user left out with the usual ones for the stream's kind."""
+        """Fill field names the user left out with the usual ones for the stream's kind,
+        and the time unit and missing-time rule with the payload format's."""
         if not isinstance(data, dict):
             return data
         kind = data.get("kind", "sensor")
         fields = data.get("fields", {})
         if kind in _FIELD_DEFAULTS and isinstance(fields, dict):
-            data = {**data, "fields": {**_FIELD_DEFAULTS[kind], **fields}}
+            fields = {**_FIELD_DEFAULTS[kind], **fields}
+        if isinstance(fields, dict):
+            by_format = _FORMAT_DEFAULTS.get(data.get("format", "json"), {})
+            unset = {k: v for k, v in by_format.items() if fields.get(k) is None}
+            data = {**data, "fields": {**fields, **unset}}
         return data
+
+    @model_validator(mode="after")
+    def _time_unit_fits_format(self) -> SourceBase:
+        line_protocol = getattr(self, "format", "json") == "line_protocol"
+        if line_protocol and self.fields.time_unit == "iso8601":
+            raise ValueError(
+                "fields.time_unit iso8601 cannot read line protocol, whose timestamps are "
+                "integers; use s, ms, us or ns (default ns, as InfluxDB)"
+            )
+        return self
 
 
 class KafkaConnection(Section):

@@ -58,6 +58,8 @@ def build_decoder(config: StreamerConfig, source: cfg.Source) -> Decoder:
         allowlist=frozenset(allowlist) if allowlist is not None else None,
         max_payload_bytes=config.pipeline.max_payload_bytes,
         max_series_bytes=config.pipeline.max_series_id_bytes,
+        missing_time=fields.missing_time,
+        duplicate_keys=fields.duplicate_keys,
     )
 
 

@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.codecs import Decoder
+from connectors.line_protocol import parse_lines
+from streamer.config_file import parse_config
 from streamer.records import NS_PER_S, Observation, Position
 
 NOW = 1_800_000_000 * NS_PER_S  # 2027-01-15
@@ -19,6 +21,14 @@ prices = Decoder(kind="price", series_field="symbol", value_field="price")
 sensors = Decoder(
     kind="sensor", series_field="sensor_id", value_field="value", values_field="values"
 )
+lines = Decoder(
+    kind="sensor",
+    series_field="sensor_id",
+    value_field="value",
+    values_field="values",
+    payload_format="line_protocol",
+)
+TS = T * NS_PER_S  # a line protocol timestamp (ns)
 
 
 def decode(decoder: Decoder, event: object) -> tuple[list[Observation], list[str]]:
@@ -121,6 +131,7 @@ def test_series_from_outside_the_payload() -> None:
         (b'{"symbol": "A", "price": NaN, "ts": 1790000000000, "x": ' + b"[" * 5_000, "malformed"),
         (b'{"symbol": "A", "price": 1' + b"0" * 309 + b', "ts": 1790000000000}', "non_finite"),
         (b'{"symbol": "A", "price": 1, "ts": 1' + b"0" * 309 + b"}", "bad_time"),
+        (b'{"symbol": "A", "price": 1, "ts": 1e308}', "bad_time"),  # ms beyond a float in ns
         (b'{"symbol": "\\ud800", "price": 1, "ts": 1790000000000}', "malformed"),
         (b'{"symbol": "A\xff", "price": 1, "ts": 1790000000000}', "malformed"),
         (b'{"symbol": "' + b"x" * 300 + b'", "price": 1, "ts": 1790000000000}', "malformed"),
@@ -184,18 +195,12 @@ def test_any_json_event_decodes_or_is_rejected_never_raises(event: dict[str, obj
 
 @given(st.binary(max_size=64))
 def test_any_bytes_decode_or_are_rejected_never_raise(raw: bytes) -> None:
-    for decoder in (
-        prices,
-        Decoder(
-            kind="sensor",
-            series_field="id",
-            value_field="v",
-            values_field="vs",
-            payload_format="line_protocol",
-        ),
-    ):
-        observations, rejections = decoder.decode(raw, NOW)
-        assert observations or rejections
+    observations, rejections = prices.decode(raw, NOW)
+    assert observations or rejections
+    observations, rejections = lines.decode(raw, NOW)
+    # Line protocol of nothing but comments and blank lines is empty, as for InfluxDB.
+    empty = not parse_lines(raw.decode("utf-8", "surrogateescape"))
+    assert bool(observations or rejections) != empty
 
 
 def test_a_bad_series_id_from_outside_the_payload_or_in_a_field_name_is_rejected() -> None:
@@ -227,3 +232,208 @@ def test_a_number_in_a_json_string_is_read_by_json_grammar() -> None:
         raw = b'{"symbol": "A", "price": "%s", "ts": 1790000000000}' % text.encode()
         observations, _ = prices.decode(raw, NOW, POS)
         assert [o.value for o in observations] == [number]
+
+
+# --- line protocol, as InfluxDB reads it -------------------------------------------------
+
+
+def test_a_line_protocol_payload_is_read_line_by_line() -> None:
+    raw = (
+        f"# sent by telegraf\n"
+        f"env,sensor_id=s1 value=1 {TS}\n"
+        f"\n"
+        f"env,sensor_id=s2 value=+2 {TS}\n"  # refused by InfluxDB: no leading +
+        f'env,sensor_id=s3 value=3,note="two\nlines" {TS}\n'
+        f"env,sensor_id=s4 value=4 {TS}\n"
+    ).encode()
+    observations, rejections = lines.decode(raw, NOW, POS)
+    assert [(o.series, o.value, o.position) for o in observations] == [
+        ("s1", 1.0, POS),
+        ("s3", 3.0, POS),
+        ("s4", 4.0, POS),
+    ]
+    bad_line = f"env,sensor_id=s2 value=+2 {TS}".encode()
+    assert [(r.reason, r.detail, r.raw) for r in rejections] == [
+        ("malformed", "line 4: line protocol: invalid boolean", bad_line)
+    ]
+
+
+def test_every_bad_line_is_its_own_rejection_with_its_number() -> None:
+    raw = f"bad\nenv value=1 {TS}\nenv,sensor_id=a value=x {TS}\nenv,sensor_id=b value=1 1"
+    observations, rejections = lines.decode(raw.encode(), NOW, POS)
+    assert observations == []
+    assert [(r.reason, r.detail.split(":")[0]) for r in rejections] == [
+        ("malformed", "line 1"),
+        ("missing_field", "line 2"),
+        ("malformed", "line 3"),
+        ("bad_time", "line 4"),
+    ]
+
+
+@pytest.mark.parametrize("raw", [b"", b"\n\n", b"# just a comment\n", b"  \t\n# a\n#b"])
+def test_a_payload_of_comments_and_blank_lines_is_empty(raw: bytes) -> None:
+    assert lines.decode(raw, NOW, POS) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [
+        ("9007199254740992i", 2.0**53),
+        ("-9007199254740992i", -(2.0**53)),
+        ("9007199254740992u", 2.0**53),
+        ("12i", 12.0),
+        ("1.5", 1.5),
+    ],
+)
+def test_a_number_a_float_holds_exactly_is_a_value(value: str, number: float) -> None:
+    observations, rejections = lines.decode(f"m,sensor_id=s value={value} {TS}".encode(), NOW)
+    assert rejections == []
+    assert [o.value for o in observations] == [number]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("9007199254740993i", "cannot hold exactly"),
+        ("-9007199254740993i", "cannot hold exactly"),
+        ("18446744073709551615u", "cannot hold exactly"),
+        ('"5"', "string field"),
+        ("true", "boolean field"),
+    ],
+)
+def test_a_value_that_is_not_exactly_a_number_is_non_numeric(value: str, words: str) -> None:
+    observations, rejections = lines.decode(f"m,sensor_id=s value={value} {TS}".encode(), NOW)
+    assert observations == []
+    assert [r.reason for r in rejections] == ["non_numeric"]
+    assert words in rejections[0].detail
+
+
+def test_a_line_without_a_timestamp_takes_the_arrival_time_by_default() -> None:
+    observations, _ = lines.decode(b"m,sensor_id=s value=1", NOW + 123_456_789)
+    assert [o.time_ns for o in observations] == [NOW + 123_456_789]
+    in_ms = Decoder(
+        kind="sensor",
+        series_field="sensor_id",
+        value_field="value",
+        payload_format="line_protocol",
+        time_unit="ms",
+    )
+    observations, _ = in_ms.decode(b"m,sensor_id=s value=1", NOW + 123_456_789)
+    assert [o.time_ns for o in observations] == [NOW + 123_000_000]  # cut to the unit
+
+
+def test_a_line_without_a_timestamp_can_be_rejected() -> None:
+    strict = Decoder(
+        kind="sensor",
+        series_field="sensor_id",
+        value_field="value",
+        payload_format="line_protocol",
+        missing_time="reject",
+    )
+    observations, rejections = strict.decode(b"m,sensor_id=s value=1", NOW)
+    assert observations == []
+    assert [(r.reason, r.detail) for r in rejections] == [
+        ("missing_field", "line 1: no timestamp (fields.missing_time is reject)")
+    ]
+
+
+def test_line_protocol_timestamps_are_ns_and_json_times_ms_by_default() -> None:
+    assert lines.time_unit == "ns"
+    assert prices.time_unit == "ms"
+    assert prices.missing_time == "reject"
+    with pytest.raises(ValueError, match="iso8601"):
+        Decoder(
+            kind="sensor",
+            series_field="id",
+            value_field="v",
+            time_unit="iso8601",
+            payload_format="line_protocol",
+        )
+
+
+SOURCES = """
+sources:
+  - {type: mqtt, topics: [a], format: line_protocol}
+  - {type: mqtt, topics: [b]}
+  - {type: mqtt, topics: [c], format: line_protocol,
+     fields: {time_unit: ms, missing_time: reject, duplicate_keys: last}}
+sinks:
+  - {type: file, path: out.lp}
+"""
+
+
+def test_a_sources_decoding_options_default_by_its_format() -> None:
+    from streamer.daemon import build_decoder  # the daemon's imports take seconds
+
+    config = parse_config(SOURCES, "test.yaml", {})
+    shown = [
+        (s.fields.time_unit, s.fields.missing_time, s.fields.duplicate_keys) for s in config.sources
+    ]
+    assert shown == [
+        ("ns", "arrival", "reject"),
+        ("ms", "reject", "reject"),
+        ("ms", "reject", "last"),
+    ]
+    decoders = [build_decoder(config, source) for source in config.sources]
+    assert [(d.time_unit, d.missing_time, d.duplicate_keys) for d in decoders] == shown
+
+
+def test_a_byte_order_mark_before_line_protocol_is_part_of_the_name_as_for_influxdb() -> None:
+    raw = b"\xef\xbb\xbfenv,sensor_id=s value=1 %d" % TS
+    observations, rejections = lines.decode(raw, NOW)
+    assert (len(observations), rejections) == (1, [])
+
+
+# --- JSON: a key given twice ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"symbol": "A", "price": 1, "price": 2, "ts": 1790000000000}',
+        b'{"symbol": "A", "price": 1, "ts": 1790000000000, "x": {"a": 1, "a": 1}}',
+        b'{"symbol": "A", "price": 1, "ts": 1790000000000, "x": [{"k": 1}, {"k": 1, "k": 2}]}',
+        # colons in strings do not hide a twin, nor does an escaped colon
+        b'{"symbol": "A:B", "price": 1, "price": 2, "ts": 1790000000000}',
+        b'{"symbol": "A\\u003aB", "price": 1, "price": 1, "ts": 1790000000000, "n": "a:b:c"}',
+        b'{"symbol": "A", "price": 1, "ts": 1790000000000, "a:b": 1, "a:b": 2}',
+        b'{"symbol": "A", "price": NaN, "price": 1, "ts": 1790000000000}',
+    ],
+)
+def test_a_json_key_given_twice_is_malformed(raw: bytes) -> None:
+    observations, rejections = prices.decode(raw, NOW, POS)
+    assert observations == []
+    assert [r.reason for r in rejections] == ["malformed"]
+    assert "appears twice" in rejections[0].detail
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"symbol": "A", "price": 1, "ts": 1790000000000, "x": {"price": 2}, "y": [{"a": 1}]}',
+        b'{"symbol": "A:B", "price": 1, "ts": 1790000000000, "note": "12:00:00"}',
+        b'{"symbol": "A\\u003aB", "price": 1, "ts": 1790000000000, "a:b": "x"}',
+        b'{"symbol": "A", "price": 1, "ts": 1790000000000, "x": [{"k": 1}, {"k": 2}]}',
+    ],
+)
+def test_the_same_key_in_different_objects_is_not_a_twin(raw: bytes) -> None:
+    observations, rejections = prices.decode(raw, NOW, POS)
+    assert rejections == []
+    assert len(observations) == 1
+
+
+def test_iso_times_with_colons_pass_and_twins_are_still_found() -> None:
+    decoder = Decoder(kind="sensor", series_field="id", value_field="v", time_unit="iso8601")
+    good = b'{"id": "a", "v": 1, "ts": "2026-09-21T14:13:20+02:00"}'
+    twin = b'{"id": "a", "v": 1, "v": 2, "ts": "2026-09-21T14:13:20+02:00"}'
+    assert decoder.decode(good, NOW)[1] == []
+    assert [r.reason for r in decoder.decode(twin, NOW)[1]] == ["malformed"]
+
+
+def test_duplicate_keys_last_takes_the_last_value() -> None:
+    decoder = Decoder(
+        kind="price", series_field="symbol", value_field="price", duplicate_keys="last"
+    )
+    raw = b'{"symbol": "A", "price": 1, "price": 2, "ts": 1790000000000}'
+    observations, rejections = decoder.decode(raw, NOW)
+    assert ([o.value for o in observations], rejections) == ([2.0], [])
