@@ -60,6 +60,13 @@ class Source(Protocol):
         """
         ...
 
+    @property
+    def caught_up(self) -> bool:
+        """False while the source knows it is more than a batch behind its stream (a
+        backlog after an outage): a series it has not reached yet is not quiet, so that
+        time does not count towards idleness either."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -156,4 +163,8 @@ class StreamSource:
 
     @property
     def ready(self) -> bool:
+        return True
+
+    @property
+    def caught_up(self) -> bool:
         return True

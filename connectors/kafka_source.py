@@ -59,10 +59,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.source.in_rebalance = False
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        mine = set(assigned)
+        self.source._next = {tp: o for tp, o in self.source._next.items() if tp in mine}
         for tp in assigned:
             offset = self.source.pending_seek.pop(partition_key(tp), None)
             if offset is not None:
                 self.source.consumer.seek(tp, offset)
+                self.source._next[tp] = offset  # the backlog from here counts as lag
 
 
 class KafkaSource(StreamSource):
@@ -89,6 +92,8 @@ class KafkaSource(StreamSource):
         self._unsent: dict[TopicPartition, OffsetAndMetadata] = {}  # commits still due
         self._retry_commit_at = 0.0
         self._problem_logged = -float("inf")
+        self._next: dict[TopicPartition, int] = {}  # the next offset, by what was polled
+        self._behind_by = 0
         try:
             self.consumer = KafkaConsumer(
                 group_id=group_id,
@@ -124,6 +129,8 @@ class KafkaSource(StreamSource):
         out: list[RawRecord] = []
         for tp, records in batches.items():
             key = partition_key(tp)
+            if records:
+                self._next[tp] = records[-1].offset + 1
             for record in records:
                 series = None
                 if by_key and record.key is not None:
@@ -131,6 +138,7 @@ class KafkaSource(StreamSource):
                 out.append(
                     RawRecord(record.value or b"", Position(self.name, key, record.offset), series)
                 )
+        self._behind_by = self._lag() - max_records
         return out
 
     def commit(self, positions: Mapping[str, int]) -> None:
@@ -191,6 +199,22 @@ class KafkaSource(StreamSource):
             self.problem = None
             self._problem_logged = -float("inf")
         self._ready = bool(self.consumer.assignment()) and self.problem is None
+
+    def _lag(self) -> int:
+        """Records between what was polled and each partition's end, as the last fetch
+        responses said (no request: the client keeps the high watermarks)."""
+        lag = 0
+        for tp, next_offset in self._next.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                lag += max(0, highwater - next_offset)
+        return lag
+
+    @property
+    def caught_up(self) -> bool:
+        """Within a batch of the end of every partition read so far (as of the last poll,
+        where a backlog that a broker outage left is more than that)."""
+        return self._behind_by <= 0
 
     def _note_problem(self, problem: str) -> None:
         self.problem = problem

@@ -127,8 +127,8 @@ class Pipeline:
         self._last_checkpoint = clock()
         self._last_progress = clock()
         # Processing time as the window sees it: it advances only while every source
-        # is ready and the loop is not held back by its sinks, so outages, restarts and
-        # rebalances do not make series look idle.
+        # is ready and caught up and the loop is not held back by its sinks, so outages,
+        # restarts, rebalances and the backlogs after them do not make series look idle.
         self.idle_clock = 0.0
         self._last_tick = clock()
         self._blocked_at_tick = 0.0
@@ -212,7 +212,7 @@ class Pipeline:
         records = sum(len(batch) for _, batch in polled)
         now = self.clock()
         blocked = self.writer.blocked_seconds
-        if all(source.ready for source, _ in self.sources):
+        if all(source.ready and source.caught_up for source, _ in self.sources):
             waited = blocked - self._blocked_at_tick
             self.idle_clock += max(0.0, now - self._last_tick - waited)
         self._last_tick, self._blocked_at_tick = now, blocked
