@@ -15,6 +15,7 @@ is lost meanwhile: the checkpoint holds the positions, and a restart seeks to th
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -66,6 +67,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             if offset is not None:
                 self.source.consumer.seek(tp, offset)
                 self.source._next[tp] = offset  # the backlog from here counts as lag
+        self.source._ask_ends = True
 
 
 class KafkaSource(StreamSource):
@@ -93,7 +95,11 @@ class KafkaSource(StreamSource):
         self._retry_commit_at = 0.0
         self._problem_logged = -float("inf")
         self._next: dict[TopicPartition, int] = {}  # the next offset, by what was polled
-        self._behind_by = 0
+        self._behind_by: int | float = 0
+        # Each partition's end as the broker said when reading (re)started: at start, after
+        # an outage, after an assignment; until the fetches report newer high watermarks.
+        self._ends: dict[TopicPartition, int] = {}
+        self._ask_ends = True
         try:
             self.consumer = KafkaConsumer(
                 group_id=group_id,
@@ -139,6 +145,8 @@ class KafkaSource(StreamSource):
                     RawRecord(record.value or b"", Position(self.name, key, record.offset), series)
                 )
         self._behind_by = self._lag() - max_records
+        if self._behind_by <= 0:
+            self._ends = {}  # caught up: the fetches' high watermarks tell the rest
         return out
 
     def commit(self, positions: Mapping[str, int]) -> None:
@@ -196,18 +204,28 @@ class KafkaSource(StreamSource):
         elif not self._unsent:
             if self.problem is not None:
                 log.info("source %r: Kafka is reachable again (%s before)", self.name, self.problem)
+                self._ask_ends = True  # the high watermarks are from before the outage
             self.problem = None
             self._problem_logged = -float("inf")
         self._ready = bool(self.consumer.assignment()) and self.problem is None
 
-    def _lag(self) -> int:
-        """Records between what was polled and each partition's end, as the last fetch
-        responses said (no request: the client keeps the high watermarks)."""
+    def _lag(self) -> int | float:
+        """Records between what was polled and each partition's end: the end the broker
+        gave when reading (re)started, or the newer high watermark the fetches report
+        (kept by the client: no request). Unknown (infinite) until the broker answers."""
+        if self._ask_ends and self._ready:
+            try:
+                assigned = list(self.consumer.assignment())
+                self._ends = self.consumer.end_offsets(assigned, timeout_ms=COMMIT_TIMEOUT_MS)
+                self._ask_ends = False
+            except KafkaError as exc:
+                log.debug("source %r: end offsets not known yet: %s", self.name, exc)
+        if self._ask_ends:
+            return math.inf
         lag = 0
         for tp, next_offset in self._next.items():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                lag += max(0, highwater - next_offset)
+            end = max(self.consumer.highwater(tp) or 0, self._ends.get(tp, 0))
+            lag += max(0, end - next_offset)
         return lag
 
     @property
