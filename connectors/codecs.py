@@ -106,25 +106,17 @@ def _key_and_colon_counts(event: dict[str, Any]) -> tuple[int, int]:
     stack: list[Any] = [event]
     while stack:
         item = stack.pop()
+        values = item
         if type(item) is dict:
             keys += len(item)
-            for key, value in item.items():
-                if ":" in key:
-                    colons += key.count(":")
-                kind = type(value)
-                if kind is str:
-                    if ":" in value:
-                        colons += value.count(":")
-                elif kind is dict or kind is list:
-                    stack.append(value)
-        else:
-            for value in item:
-                kind = type(value)
-                if kind is str:
-                    if ":" in value:
-                        colons += value.count(":")
-                elif kind is dict or kind is list:
-                    stack.append(value)
+            colons += sum(key.count(":") for key in item)
+            values = item.values()
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                colons += value.count(":")
+            elif kind is dict or kind is list:
+                stack.append(value)
     return keys, colons
 
 

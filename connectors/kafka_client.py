@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+RECONNECT_BACKOFF_MAX_MS = 2_000
+
 
 def client_settings(
     *,
@@ -24,5 +26,8 @@ def client_settings(
         "sasl_plain_username": sasl_username,
         "sasl_plain_password": sasl_password,
         "ssl_cafile": ssl_cafile,
+        # kafka-python backs off up to 30 s between reconnections; after a broker
+        # outage that long is a pause in reading for nothing. The Java client's cap is 1 s.
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     return {k: v for k, v in settings.items() if v is not None}

@@ -220,13 +220,13 @@ OUTCOMES: list[Outcome] = []  # every scenario's, for the table at the end of th
 
 
 def wait_for_output(client: InfluxDBClient, bucket: str, daemon: Daemon) -> None:
-    """Until every forecast is in the bucket, or none has come for 30 s (then the
+    """Until every forecast is in the bucket, or none has come for 60 s (then the
     comparison says what is missing)."""
     seen, since = -1, time.monotonic()
     while (count := forecast_count(client, bucket)) < expected_forecasts():
         if count != seen:
             seen, since = count, time.monotonic()
-        elif time.monotonic() - since > 30:
+        elif time.monotonic() - since > 60:
             return
         assert daemon.running(), f"the daemon exited:\n{daemon.log()[-3000:]}"
         time.sleep(1)
@@ -252,30 +252,40 @@ class Outcome:
         )
 
 
-def compare(
+def assert_same_as_reference(
     scenario: str,
     reference: dict[PointKey, object],
-    got: dict[PointKey, object],
-    dead_letter: Path,
-    memory_kib: int,
-) -> Outcome:
+    client: InfluxDBClient,
+    bucket: str,
+    daemon: Daemon,
+    workdir: Path,
+    sampler: MemorySampler,
+) -> None:
+    """Compare the bucket with the fault-free run, record the outcome for the table at
+    the end of the run, and fail on any point lost, extra or different, or any event
+    dead-lettered."""
+    got = read_bucket(client, bucket)
     lost = reference.keys() - got.keys()
     extra = got.keys() - reference.keys()
     differing = [k for k in reference.keys() & got.keys() if reference[k] != got[k]]
+    dead_letter = workdir / "dead.jsonl"
     dead = dead_letter.read_text().splitlines() if dead_letter.exists() else []
     examples = [f"lost {k}" for k in sorted(lost)[:3]] + [f"extra {k}" for k in sorted(extra)[:3]]
     examples += [f"{k}: {got[k]!r}, not {reference[k]!r}" for k in sorted(differing)[:3]]
     examples += [f"dead letter: {line[:300]}" for line in dead[:3]]
-    return Outcome(
+    outcome = Outcome(
         scenario,
         len(reference),
         len(lost),
         len(extra),
         len(differing),
         len(dead),
-        memory_kib / 1024,
+        sampler.peak_kib / 1024,
         examples,
     )
+    OUTCOMES.append(outcome)
+    found = (outcome.lost, outcome.extra, outcome.differing, outcome.dead_lettered)
+    assert found == (0, 0, 0, 0), "\n".join(examples) + "\n" + daemon.log()[-3000:]
 
 
 def run_stream(

@@ -14,12 +14,10 @@ from influxdb_client import InfluxDBClient
 from tests.integration.conftest import Services
 from tests.integration.daemon import Daemon
 from tests.integration.faults.scenario import (
-    OUTCOMES,
     MemorySampler,
     PointKey,
-    compare,
+    assert_same_as_reference,
     probe,
-    read_bucket,
     run_stream,
     services_cmd,
 )
@@ -100,17 +98,12 @@ def test_an_outage_under_load_loses_duplicates_and_changes_nothing(
         fault=outage(verb, service, seconds),
         env=env,
     )
-    outcome = compare(
+    assert_same_as_reference(
         f"{service} {'stopped' if verb == 'down' else 'killed'} {seconds:.0f} s under load",
         reference,
-        read_bucket(influx_client, influx_bucket),
-        tmp_path / "dead.jsonl",
-        sampler.peak_kib,
+        influx_client,
+        influx_bucket,
+        daemon,
+        tmp_path,
+        sampler,
     )
-    OUTCOMES.append(outcome)
-    assert (outcome.lost, outcome.extra, outcome.differing, outcome.dead_lettered) == (
-        0,
-        0,
-        0,
-        0,
-    ), "\n".join(outcome.examples) + "\n" + daemon.log()[-3000:]

@@ -14,12 +14,10 @@ from influxdb_client import InfluxDBClient
 from tests.integration.conftest import Services
 from tests.integration.daemon import Daemon, wait_until
 from tests.integration.faults.scenario import (
-    OUTCOMES,
     MemorySampler,
     PointKey,
-    compare,
+    assert_same_as_reference,
     forecast_count,
-    read_bucket,
     run_stream,
 )
 
@@ -76,18 +74,13 @@ def test_a_daemon_killed_under_load_is_back_at_once_and_loses_nothing(
         env=env,
     )
     assert "continuing from checkpoint" in daemon.log()
-    outcome = compare(
+    assert_same_as_reference(
         f"daemon SIGKILLed and restarted ({RESTARTS[-1]:.1f} s to its first new forecast)",
         reference,
-        read_bucket(influx_client, influx_bucket),
-        tmp_path / "dead.jsonl",
-        sampler.peak_kib,
+        influx_client,
+        influx_bucket,
+        daemon,
+        tmp_path,
+        sampler,
     )
-    OUTCOMES.append(outcome)
-    assert (outcome.lost, outcome.extra, outcome.differing, outcome.dead_lettered) == (
-        0,
-        0,
-        0,
-        0,
-    ), "\n".join(outcome.examples) + "\n" + daemon.log()[-3000:]
     assert RESTARTS[-1] < 30, f"{RESTARTS[-1]:.1f} s from the restart to its first forecast"
