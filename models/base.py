@@ -68,6 +68,21 @@ def ranks(slots: NDArray[np.int64]) -> NDArray[np.int64]:
     return out
 
 
+def rank_groups(slots: NDArray[np.int64]) -> list[NDArray[np.int64]]:
+    """The rows of each rank (the r-th row of every slot in the batch), in row order: a
+    model steps through a batch one rank at a time, every series together. One sort,
+    not one scan of the batch per rank.
+
+    >>> [g.tolist() for g in rank_groups(np.array([3, 3, 3, 5, 7, 7]))]
+    [[0, 3, 4], [1, 5], [2]]
+    """
+    rank = ranks(slots)
+    if len(rank) == 0:
+        return []
+    order = np.argsort(rank, kind="stable").astype(np.int64)
+    return np.split(order, np.cumsum(np.bincount(rank))[:-1])
+
+
 def grown(array: NDArray[Any], needed: int, fill: Any = 0) -> NDArray[Any]:
     """array with its first axis grown (doubling) to hold index needed - 1."""
     if needed <= len(array):

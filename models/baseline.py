@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.base import grown, ranks
+from models.base import grown, rank_groups
 from streamer.records import Forecasts, StepBatch
 
 
@@ -77,11 +77,9 @@ class SeasonalNaive:
             needed = int(batch.slots.max()) + 1
             self.ring = grown(self.ring, needed)
             self.seen = grown(self.seen, needed)
-        rank = ranks(batch.slots)
         target = batch.target
         # One vectorised update per position in the series' sequences (time-major).
-        for r in range(int(rank.max()) + 1 if len(rank) else 0):
-            rows = np.flatnonzero(rank == r)
+        for rows in rank_groups(batch.slots):
             slots, steps = batch.slots[rows], batch.steps[rows]
             self.seen[slots] = np.where(batch.reset[rows], 0, self.seen[slots])
             self.ring[slots, steps % m] = target[rows]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.base import Forecaster, ranks
+from models.base import Forecaster, rank_groups
 from models.live_errors import LiveErrors
 from models.recurrent import RecurrentForecaster
 from streamer.records import Forecasts, StepBatch
@@ -95,9 +95,7 @@ class ColdStart:
         forecasts = self.model.step(batch)
         fallback = self.baseline.step(batch)
         both = np.stack([forecasts.yhat, fallback.yhat], axis=1)
-        rank = ranks(batch.slots)
-        for r in range(int(rank.max()) + 1 if len(rank) else 0):
-            rows = np.flatnonzero(rank == r)
+        for rows in rank_groups(batch.slots):
             slots, steps = batch.slots[rows], batch.steps[rows]
             self.errors.reset(slots[batch.reset[rows]])
             real = ~batch.filled[rows]

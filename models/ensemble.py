@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.base import Forecaster, ranks
+from models.base import Forecaster, rank_groups
 from models.live_errors import LiveErrors
 from streamer.records import Forecasts, StepBatch
 
@@ -90,9 +90,7 @@ class Ensemble:
                 self.errors.restart_member(i)
         every = np.stack([f.yhat for f in outputs], axis=1)  # [n, m, H]
         weights = np.empty_like(every)
-        rank = ranks(batch.slots)
-        for r in range(int(rank.max()) + 1 if len(rank) else 0):
-            rows = np.flatnonzero(rank == r)
+        for rows in rank_groups(batch.slots):
             slots, steps = batch.slots[rows], batch.steps[rows]
             self.errors.reset(slots[batch.reset[rows]])
             real = ~batch.filled[rows]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.base import grown, ranks
+from models.base import grown, rank_groups
 from models.scaling import OnlineScaler
 from streamer.records import ForecastErrors, Forecasts, StepBatch
 
@@ -103,9 +103,7 @@ class Outcomes:
         parts: list[tuple[I64, I64, F64, F64, NDArray[np.object_]]] = []
         if n:
             self._ensure(int(batch.slots.max()) + 1)
-        rank = ranks(batch.slots)
-        for r in range(int(rank.max()) + 1 if n else 0):
-            rows = np.flatnonzero(rank == r)
+        for rows in rank_groups(batch.slots):
             slots, steps = batch.slots[rows], batch.steps[rows]
             if batch.reset[rows].any():
                 self._clear(slots[batch.reset[rows]])

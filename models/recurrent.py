@@ -27,7 +27,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from models.base import grown, ranks
+from models.base import grown, rank_groups
 from models.features import CALENDAR_WIDTH, calendar, log_returns
 from models.lag_regression import LagRegression
 from models.replay_buffer import ReplayBuffer
@@ -158,9 +158,7 @@ class RecurrentForecaster:
             self._ensure_capacity(int(batch.slots.max()) + 1)
         if self.linear is not None:
             self.linear.refit_if_due()
-        rank = ranks(batch.slots)
-        for r in range(int(rank.max()) + 1 if len(rank) else 0):
-            rows = np.flatnonzero(rank == r)
+        for rows in rank_groups(batch.slots):
             slots = batch.slots[rows]
             index = torch.as_tensor(slots, device=self.device)
             reset = batch.reset[rows]
