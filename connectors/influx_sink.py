@@ -29,7 +29,7 @@ from influxdb_client.rest import ApiException
 
 from connectors.base import AcknowledgedSink, Output, pause
 from connectors.points import lines
-from streamer.errors import SinkError, SinkRejectedError, SinkUnusableError
+from streamer.errors import SinkError, SinkRejectedError, SinkUnusableError, shortened
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class InfluxSink(AcknowledgedSink):
                     raise SinkUnusableError(self._unusable(exc)) from None
                 if 400 <= status < 500 and status != 429:
                     raise _RefusedError(message) from None
-                problem = _short(message)
+                problem = shortened(message)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 problem = f"InfluxDB at {self.url} unreachable: {exc}"
             attempt += 1
@@ -180,8 +180,3 @@ def _server_message(exc: ApiException) -> str:
     except (ValueError, AttributeError):
         message = None
     return (message if isinstance(message, str) else body).strip() or "no message"
-
-
-def _short(message: str, limit: int = 500) -> str:
-    """A message for a log line: a refused 64 KiB line must not flood the log."""
-    return message if len(message) <= limit else message[:limit] + f"... ({len(message)} chars)"

@@ -20,6 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def shortened(message: str, limit: int = 500) -> str:
+    """A message for a log line: a refused 64 KiB line must not flood the log."""
+    return message if len(message) <= limit else message[:limit] + f"... ({len(message)} chars)"
+
+
 class StreamerError(Exception):
     """Base of every error Streamer raises on purpose."""
 

@@ -21,17 +21,13 @@ import time
 from collections.abc import Callable
 
 from connectors.base import Output, Sink, pause
-from streamer.errors import SinkError, SinkRejectedError, SinkUnusableError
+from streamer.errors import SinkError, SinkRejectedError, SinkUnusableError, shortened
 from streamer.records import SINK_REJECTED, Rejection
 
 log = logging.getLogger(__name__)
 UNUSABLE_LOG_EVERY = 60.0  # seconds between ERROR lines while a sink is unusable
 
 _WAKE = 0.25  # seconds a blocked pipeline thread waits before checking for signals
-
-
-def _short(message: str, limit: int = 500) -> str:
-    return message if len(message) <= limit else message[:limit] + f"... ({len(message)} chars)"
 
 
 class SinkWriter:
@@ -147,7 +143,7 @@ class SinkWriter:
                     "%s refused %d point(s), written the rest: %s",
                     name,
                     len(exc.lines),
-                    _short(str(exc)),
+                    shortened(str(exc)),
                 )
                 for line, reason in zip(exc.lines, exc.reasons, strict=True):
                     self.refused.put(Rejection(SINK_REJECTED, reason, line.encode(), None))

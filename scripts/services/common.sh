@@ -88,32 +88,23 @@ start_bg() {
 }
 
 # kill_pid NAME: SIGKILL the process we started (a crash, for fault tests); forget its pid.
-kill_pid() {
-  local pidfile=$RUN_DIR/$1.pid pid
-  if pid_alive "$pidfile"; then
-    pid=$(cat "$pidfile")
-    kill -KILL "$pid" 2>/dev/null
-    for _ in $(seq 1 20); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.25
-    done
-    say "$1 killed (pid $pid)"
-  fi
-  rm -f "$pidfile"
-}
+kill_pid() { signal_pid "$1" KILL killed; }
 
 # stop_pid NAME: SIGTERM the process we started, SIGKILL after 30 s; forget its pid.
-stop_pid() {
+stop_pid() { signal_pid "$1" TERM stopped; }
+
+# signal_pid NAME SIGNAL WORD: send SIGNAL, wait up to 30 s for the exit (then SIGKILL).
+signal_pid() {
   local pidfile=$RUN_DIR/$1.pid pid
   if pid_alive "$pidfile"; then
     pid=$(cat "$pidfile")
-    kill -TERM "$pid" 2>/dev/null
+    kill -"$2" "$pid" 2>/dev/null
     for _ in $(seq 1 60); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.5
     done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    say "$1 stopped (pid $pid)"
+    say "$1 $3 (pid $pid)"
   fi
   rm -f "$pidfile"
 }

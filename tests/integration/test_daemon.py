@@ -465,16 +465,26 @@ def test_the_lstm_retrains_on_its_schedule_and_the_retrain_is_recorded_in_influx
     assert max(r["_value"] for r in stats) > 0
 
 
+def refused_start(
+    services: Services,
+    make_topic: Callable[[int], str],
+    bucket: str,
+    tmp_path: Path,
+    token: str,
+) -> str:
+    """Start the daemon with this InfluxDB token; it must exit 1. Its log."""
+    config = base_config(services, bucket, tmp_path)
+    config["sources"] = kafka_sources(services, make_topic(1), make_topic(1))
+    daemon = Daemon(config, tmp_path, env={"TEST_INFLUX_TOKEN": token}).start()
+    assert daemon.process is not None
+    assert daemon.process.wait(60) == 1
+    return daemon.log()
+
+
 def test_a_wrong_influxdb_token_stops_the_start_with_exit_1_naming_the_sink(
     services: Services, make_topic: Callable[[int], str], influx_bucket: str, tmp_path: Path
 ) -> None:
-    ticks, readings = make_topic(1), make_topic(1)
-    config = base_config(services, influx_bucket, tmp_path)
-    config["sources"] = kafka_sources(services, ticks, readings)
-    daemon = Daemon(config, tmp_path, env={"TEST_INFLUX_TOKEN": "not-a-valid-token"}).start()
-    assert daemon.process is not None
-    assert daemon.process.wait(60) == 1
-    log = daemon.log()
+    log = refused_start(services, make_topic, influx_bucket, tmp_path, "not-a-valid-token")
     assert f"bucket {influx_bucket!r}" in log
     assert "401" in log
     assert "the token is not valid" in log
@@ -495,14 +505,9 @@ def test_a_token_that_may_only_read_stops_the_start_with_exit_1_naming_the_cause
         org_id=org.id, permissions=[Permission(action="read", resource=read)]
     )
     try:
-        config = base_config(services, influx_bucket, tmp_path)
-        config["sources"] = kafka_sources(services, make_topic(1), make_topic(1))
-        daemon = Daemon(config, tmp_path, env={"TEST_INFLUX_TOKEN": token.token}).start()
-        assert daemon.process is not None
-        assert daemon.process.wait(60) == 1
+        log = refused_start(services, make_topic, influx_bucket, tmp_path, token.token)
     finally:
         auths.delete_authorization(token)
-    log = daemon.log()
     assert f"bucket {influx_bucket!r}" in log
     assert "403" in log
     assert "the token may not write to the bucket" in log
