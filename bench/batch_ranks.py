@@ -27,7 +27,7 @@ from models.cold_start import ColdStart
 from models.ensemble import Ensemble
 from models.outcomes import Outcomes
 from models.recurrent import RecurrentForecaster
-from streamer.records import StepBatch
+from streamer.core.records import StepBatch
 
 H = 12
 

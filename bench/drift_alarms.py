@@ -35,9 +35,10 @@ import numpy as np
 
 from models.baseline import LastValue, SeasonalNaive
 from models.outcomes import Outcomes
-from streamer.config import DriftConfig
-from streamer.drift import DriftMonitor, Signal, make_detector
-from streamer.records import ForecastErrors, StepBatch
+from streamer.config.drift import make_detector
+from streamer.config.schema import DriftConfig
+from streamer.core.records import ForecastErrors, StepBatch
+from streamer.engine.drift import DriftMonitor, Signal
 
 DATA = Path("/work/shared/data")
 ROWS, REFERENCE_ROWS = 14_400, 2_880
@@ -237,7 +238,7 @@ def main() -> None:
     parser.add_argument("--before", action="store_true")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
-    logging.getLogger("streamer.drift").setLevel(logging.ERROR)  # one line per alarm
+    logging.getLogger("streamer.engine.drift").setLevel(logging.ERROR)  # one line per alarm
     started = time.perf_counter()
     detector = DriftConfig().detector
     print(f"detector: {detector!r}")

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from streamer.config import LstmModel, RetrainConfig
-from streamer.evaluate import DRIFT_RETRAIN, EvaluateOptions, evaluate
-from streamer.scoring import mae_after
+from streamer.config.schema import LstmModel, RetrainConfig
+from streamer.engine.scoring import mae_after
+from streamer.evaluation.evaluate import DRIFT_RETRAIN, EvaluateOptions, evaluate
 
 HOUR_NS = 3_600_000_000_000
 T0 = 1_700_000_000 // 3600 * 3600

@@ -29,8 +29,9 @@ from influxdb_client import InfluxDBClient
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 
-from streamer.config import StreamerConfig
-from streamer.daemon import build_pipeline, tune_gc
+from streamer.config.build import build_pipeline
+from streamer.config.schema import StreamerConfig
+from streamer.service.daemon import tune_gc
 
 SERVICES_ENV = (
     Path(

@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streamer.config import NetSettings  # noqa: E402
-from streamer.evaluate import EvaluateOptions, Progress, evaluate, fitted_retrain  # noqa: E402
-from streamer.evaluate_report import table  # noqa: E402
-from streamer.model_registry import MODELS  # noqa: E402
+from streamer.config.models import MODELS  # noqa: E402
+from streamer.config.schema import NetSettings  # noqa: E402
+from streamer.evaluation.evaluate import EvaluateOptions, Progress, evaluate, fitted_retrain  # noqa: E402
+from streamer.evaluation.report import table  # noqa: E402
 
 SETS = {  # file, step in minutes, steps per day
     "ETTh1": ("ETTh1.csv", 60, 24),
@@ -80,7 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--sets", default=",".join(SETS), help="from " + ", ".join(SETS))
-    parser.add_argument("--models", default=",".join(MODELS), help="from " + ", ".join(MODELS))
+    parser.add_argument(
+        "--models", default=",".join(MODELS.types()), help="from " + ", ".join(MODELS.types())
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench/results/quality.json")
     args = parser.parse_args()
     models = tuple(args.models.split(","))

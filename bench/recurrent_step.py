@@ -24,7 +24,7 @@ import torch
 
 from models.recurrent import RecurrentForecaster
 from models.replay_buffer import ReplayBuffer
-from streamer.records import StepBatch
+from streamer.core.records import StepBatch
 
 
 def rss_bytes() -> int:

@@ -32,10 +32,10 @@ from connectors.memory import MemorySource
 from models.recurrent import RecurrentForecaster
 from models.replay_buffer import ReplayBuffer, Snapshot
 from models.training import from_windows, recency_weights, split, train_copy
-from streamer.pipeline import Pipeline, PipelineSettings
-from streamer.records import NS_PER_S
-from streamer.retrain import Retrainer, RetrainSettings
-from streamer.window import WindowBuffer
+from streamer.core.records import NS_PER_S
+from streamer.engine.pipeline import Pipeline, PipelineSettings
+from streamer.engine.retrain import Retrainer, RetrainSettings
+from streamer.engine.window import WindowBuffer
 
 WINDOW, BURN_IN, HORIZON = 64, 16, 12
 

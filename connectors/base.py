@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from streamer.records import Event, ForecastErrors, Forecasts, Position, Rejection, StepBatch
+from streamer.core.records import Event, ForecastErrors, Forecasts, Position, Rejection, StepBatch
 
 
 class RawRecord(NamedTuple):

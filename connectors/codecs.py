@@ -31,7 +31,7 @@ from typing import Any, Literal
 import orjson
 
 from connectors.line_protocol import parse_lines
-from streamer.records import (
+from streamer.core.records import (
     BAD_TIME,
     MALFORMED,
     MISSING_FIELD,

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from streamer.records import Rejection
+from streamer.core.records import Rejection
 
 
 def rejection_json(rejection: Rejection) -> dict[str, object]:

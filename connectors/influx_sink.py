@@ -29,7 +29,7 @@ from influxdb_client.rest import ApiException
 
 from connectors.base import AcknowledgedSink, Output, pause
 from connectors.points import lines
-from streamer.errors import SinkError, SinkRejectedError, SinkUnusableError, shortened
+from streamer.core.errors import SinkError, SinkRejectedError, SinkUnusableError, shortened
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from kafka.errors import KafkaError
 
 from connectors.base import AcknowledgedSink, Output
 from connectors.points import iso_times
-from streamer.errors import SinkError
-from streamer.records import Rejection
+from streamer.core.errors import SinkError
+from streamer.core.records import Rejection
 
 
 def forecast_messages(output: Output) -> list[tuple[bytes, bytes]]:

@@ -24,8 +24,8 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, T
 from kafka.errors import KafkaError
 
 from connectors.base import RawRecord, StreamSource
-from streamer.errors import SourceError
-from streamer.records import Position
+from streamer.core.errors import SourceError
+from streamer.core.records import Position
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import Output, RawRecord, StreamSource
-from streamer.records import Position, Rejection
+from streamer.core.records import Position, Rejection
 
 
 class MemorySource(StreamSource):

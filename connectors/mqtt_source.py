@@ -24,8 +24,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from connectors.base import RawRecord, StreamSource
-from streamer.errors import SourceError
-from streamer.records import Position
+from streamer.core.errors import SourceError
+from streamer.core.records import Position
 
 log = logging.getLogger(__name__)
 

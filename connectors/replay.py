@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, cast
 
 from connectors.base import RawRecord, StreamSource
-from streamer.records import Position
+from streamer.core.records import Position
 
 EventTime = Callable[[Mapping[str, Any]], int | None]
 

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.base import grown, rank_groups
-from streamer.records import Forecasts, StepBatch
+from streamer.core.records import Forecasts, StepBatch
 
 
 class LastValue:

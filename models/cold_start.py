@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from models.base import Forecaster, rank_groups
 from models.live_errors import LiveErrors
 from models.recurrent import RecurrentForecaster
-from streamer.records import Forecasts, StepBatch
+from streamer.core.records import Forecasts, StepBatch
 
 BASELINE = "baseline"
 MODEL, FALLBACK = 0, 1  # members of the live errors

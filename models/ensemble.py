@@ -20,7 +20,7 @@ forecast, so a dashboard can show who is carrying it.
 
 >>> import numpy as np
 >>> from models.baseline import LastValue, SeasonalNaive
->>> from streamer.records import StepBatch
+>>> from streamer.core.records import StepBatch
 >>> def one_step(t, value):
 ...     return StepBatch(np.array([0]), np.array(["s"], object), np.array(["sensor"], object),
 ...                      np.array([t]), np.array([[value]]), np.array([False]),
@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 
 from models.base import Forecaster, rank_groups
 from models.live_errors import LiveErrors
-from streamer.records import Forecasts, StepBatch
+from streamer.core.records import Forecasts, StepBatch
 
 F64 = NDArray[np.float64]
 NAME = "ensemble"

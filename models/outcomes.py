@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from models.base import grown, rank_groups
 from models.scaling import OnlineScaler
-from streamer.records import ForecastErrors, Forecasts, StepBatch
+from streamer.core.records import ForecastErrors, Forecasts, StepBatch
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]

@@ -32,7 +32,7 @@ from models.features import CALENDAR_WIDTH, calendar, log_returns
 from models.lag_regression import LagRegression
 from models.replay_buffer import ReplayBuffer
 from models.scaling import OnlineScaler
-from streamer.records import Forecasts, StepBatch
+from streamer.core.records import Forecasts, StepBatch
 
 Cell = Literal["lstm", "gru"]
 # Intra-op threads for the serving step. A step is small work: a second thread costs

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamer.records import Forecasts, StepBatch
+from streamer.core.records import Forecasts, StepBatch
 
 RiverModel = Any  # river.time_series.base.Forecaster: learn_one(y), forecast(horizon)
 

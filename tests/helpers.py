@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from connectors.base import Output
-from streamer.records import Forecasts, StepBatch
+from streamer.core.records import Forecasts, StepBatch
 
 STEP = 1_000_000_000
 T = 1_790_000_000

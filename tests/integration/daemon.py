@@ -41,7 +41,7 @@ class Daemon:
     def start(self) -> Daemon:
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streamer.cli", "run", "-c", str(self.config_path)],
+                [sys.executable, "-m", "streamer", "run", "-c", str(self.config_path)],
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,

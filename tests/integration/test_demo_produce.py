@@ -50,7 +50,7 @@ def test_demo_produce_sends_ticks_and_readings_to_kafka_and_mqtt(
     try:
         done = subprocess.run(
             [
-                sys.executable, "-m", "streamer.cli", "demo-produce",
+                sys.executable, "-m", "streamer", "demo-produce",
                 "--kafka", services.kafka_bootstrap, "--kafka-streams", kafka_streams,
                 "--ticks-topic", ticks, "--readings-topic", readings,
                 "--mqtt", f"{services.mqtt_host}:{services.mqtt_port}",

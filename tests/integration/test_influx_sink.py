@@ -8,7 +8,7 @@ import pytest
 from influxdb_client import InfluxDBClient
 
 from connectors.influx_sink import InfluxSink
-from streamer.errors import SinkError, SinkRejectedError
+from streamer.core.errors import SinkError, SinkRejectedError
 from tests.helpers import STEP, T, output
 from tests.integration.conftest import Services
 from tests.integration.daemon import epoch_ns, forecast_points

@@ -108,7 +108,7 @@ def test_the_stacks_producer_feeds_the_stacks_daemon_into_influxdb(
     }
     assert set(here) == set(produced), "the producer's flags changed: update this test"
     producer = subprocess.Popen(
-        [sys.executable, "-m", "streamer.cli", "demo-produce", "--duration", "180s"]
+        [sys.executable, "-m", "streamer", "demo-produce", "--duration", "180s"]
         + [f"--{name}={value}" for name, value in here.items()],
         cwd=REPO,
         stdout=subprocess.DEVNULL,

@@ -25,7 +25,7 @@ def test_the_demo_replays_the_bundled_data_and_prints_a_summary(tmp_path: Path) 
         "STREAMER__PIPELINE__DEAD_LETTER__PATH": str(tmp_path / "dead.jsonl"),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "streamer.cli", "run", "-c", "config/demo.yaml"],
+        [sys.executable, "-m", "streamer", "run", "-c", "config/demo.yaml"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -64,7 +64,7 @@ def test_a_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("sources: []\nsinks: []\nwindow:\n  step: soon\n")
     done = subprocess.run(
-        [sys.executable, "-m", "streamer.cli", "run", "-c", str(config)],
+        [sys.executable, "-m", "streamer", "run", "-c", str(config)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -80,7 +80,7 @@ def test_without_c_the_config_named_by_streamer_config_is_run(tmp_path: Path) ->
     """The image sets STREAMER_CONFIG=/etc/streamer/streamer.yaml; `-c` still wins."""
     config = tmp_path / "from-env.yaml"
     config.write_text("sources: []\nsinks: []\n")
-    run = [sys.executable, "-m", "streamer.cli", "run"]
+    run = [sys.executable, "-m", "streamer", "run"]
     env = {**os.environ, "STREAMER_CONFIG": str(config)}
     done = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
@@ -126,7 +126,7 @@ shutdown_timeout: {shutdown_timeout}
     log = tmp_path / "daemon.log"
     with log.open("wb") as out:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "streamer.cli", "run", "-c", str(config)],
+            [sys.executable, "-m", "streamer", "run", "-c", str(config)],
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,

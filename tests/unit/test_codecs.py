@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from connectors.codecs import Decoder
 from connectors.line_protocol import parse_lines
-from streamer.config_file import parse_config
-from streamer.records import NS_PER_S, Observation, Position
+from streamer.config.file import parse_config
+from streamer.core.records import NS_PER_S, Observation, Position
 
 NOW = 1_800_000_000 * NS_PER_S  # 2027-01-15
 T = 1_790_000_000  # seconds, before NOW
@@ -363,7 +363,7 @@ sinks:
 
 
 def test_a_sources_decoding_options_default_by_its_format() -> None:
-    from streamer.daemon import build_decoder  # the daemon's imports take seconds
+    from streamer.config.edges import build_decoder  # the daemon's imports take seconds
 
     config = parse_config(SOURCES, "test.yaml", {})
     shown = [

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from streamer.cli import main
-from streamer.config import KafkaSource, StreamerConfig
-from streamer.config_file import load_config, parse_config
-from streamer.errors import ConfigError
+from streamer.config.file import load_config, parse_config
+from streamer.config.schema import KafkaSource, StreamerConfig
+from streamer.core.errors import ConfigError
+from streamer.service.cli import main
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "streamer.example.yaml"
 

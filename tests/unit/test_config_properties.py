@@ -9,9 +9,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamer.config import StreamerConfig
-from streamer.config_file import parse_config
-from streamer.errors import ConfigError
+from streamer.config.file import parse_config
+from streamer.config.schema import StreamerConfig
+from streamer.core.errors import ConfigError
 
 SECTION_KEYS = [*StreamerConfig.model_fields, "stpe", "type", "path", "token"]
 scalars = st.one_of(

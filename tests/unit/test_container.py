@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from streamer.config import StreamerConfig
-from streamer.config_edges import InfluxSink, KafkaSource, MqttSource
-from streamer.config_file import load_config
-from streamer.durations import parse_duration
+from streamer.config.file import load_config
+from streamer.config.schema import StreamerConfig
+from streamer.config.schema_edges import InfluxSink, KafkaSource, MqttSource
+from streamer.core.durations import parse_duration
 from tests.compose import compose, env_example, flags, mounts, service, stack
 from tests.dockerfile import env, instructions
 

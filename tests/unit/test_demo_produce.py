@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from connectors.codecs import Decoder
-from streamer.demo_produce import DAY_S, Market, Plant, produce
+from connectors.demo_produce import DAY_S, Market, Plant, produce
 
 REPO = Path(__file__).parents[2]
 T0_MS = 1_790_000_000_000 // (DAY_S * 1000) * DAY_S * 1000  # a midnight
@@ -89,7 +89,7 @@ def test_every_event_decodes_with_the_default_fields() -> None:
 
 def test_demo_produce_names_a_bad_stream_list() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "streamer.cli", "demo-produce", "--kafka", "127.0.0.1:1",
+        [sys.executable, "-m", "streamer", "demo-produce", "--kafka", "127.0.0.1:1",
          "--kafka-streams", "ticks,trades"],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

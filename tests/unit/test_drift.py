@@ -15,9 +15,10 @@ import pytest
 
 from models.baseline import LastValue
 from models.outcomes import Outcomes
-from streamer.config import AdwinDetector, DriftConfig
-from streamer.drift import Detection, DriftMonitor, DriftResponse, Signal, make_detector
-from streamer.records import NS_PER_S, ForecastErrors
+from streamer.config.drift import make_detector
+from streamer.config.schema import AdwinDetector, DriftConfig
+from streamer.core.records import NS_PER_S, ForecastErrors
+from streamer.engine.drift import Detection, DriftMonitor, DriftResponse, Signal
 from tests.helpers import STEP, step_batch
 
 SERIES, CHANGE, AFTER = 8, 2_000, 500
@@ -208,7 +209,7 @@ def test_a_storm_of_detections_asks_for_one_retrain_per_cooldown_and_logs_its_ca
 ) -> None:
     asked: list[str] = []
     response = DriftResponse("retrain", 600.0, asked.append, None)
-    with caplog.at_level(logging.INFO, logger="streamer.drift"):
+    with caplog.at_level(logging.INFO, logger="streamer.engine.drift"):
         for d in storm(1_000, 300):
             response.apply([d])
         assert asked == ["drift"]  # 2,000 detections within 300 s of event time
@@ -264,9 +265,9 @@ def test_on_drift_retrain_runs_one_retrain_after_a_level_shift_and_the_error_rec
     from models.cold_start import ColdStart
     from models.recurrent import RecurrentForecaster
     from models.replay_buffer import ReplayBuffer
-    from streamer.pipeline import Pipeline, PipelineSettings
-    from streamer.retrain import Retrainer, RetrainSettings
-    from streamer.window import WindowBuffer
+    from streamer.engine.pipeline import Pipeline, PipelineSettings
+    from streamer.engine.retrain import Retrainer, RetrainSettings
+    from streamer.engine.window import WindowBuffer
     from tests.helpers import seasonal
 
     series, steps, shift_at = 10, 1_200, 700
@@ -349,7 +350,7 @@ def test_on_drift_retrain_runs_one_retrain_after_a_level_shift_and_the_error_rec
 
 
 def test_the_drift_retrain_cooldown_spans_at_least_100_steps_whatever_the_step() -> None:
-    from streamer.config import DriftConfig
+    from streamer.config.schema import DriftConfig
 
     drift = DriftConfig()
     assert drift.cooldown_seconds(step_seconds=1.0) == 600.0  # 10 minutes of 1 s steps

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import river.datasets
 
-from streamer.cli import main
-from streamer.config import LstmModel, RetrainConfig
-from streamer.evaluate import MODELS, EvaluateOptions, evaluate
+from streamer.config.schema import LstmModel, RetrainConfig
+from streamer.evaluation.evaluate import MODELS, EvaluateOptions, evaluate
+from streamer.service.cli import main
 from tests.helpers import seasonal
 
 WATER_FLOW = Path(river.datasets.__file__).parent / "water-flow.csv"

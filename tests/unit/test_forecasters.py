@@ -16,7 +16,7 @@ from models.ensemble import Ensemble
 from models.recurrent import RecurrentForecaster
 from models.replay_buffer import ReplayBuffer
 from models.river_models import holt_winters, snarimax
-from streamer.records import Forecasts, StepBatch
+from streamer.core.records import Forecasts, StepBatch
 
 IMPLEMENTATIONS: dict[str, Callable[[], Forecaster]] = {
     "last_value": lambda: LastValue(horizon=4),

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 
 from connectors.codecs import EARLIEST_NS, Decoder
 from connectors.line_protocol import ParsedLine, Unsigned, format_line, parse_lines
-from streamer import records
-from streamer.records import NS_PER_S, Observation, Position, Rejection
-from streamer.window import Aggregation, WindowBuffer
+from streamer.core import records
+from streamer.core.records import NS_PER_S, Observation, Position, Rejection
+from streamer.engine.window import Aggregation, WindowBuffer
 
 SEED = 20_260_101
 PAYLOADS_PER_CODEC = 100_000

@@ -17,11 +17,11 @@ from connectors.base import Output
 from connectors.codecs import Decoder
 from connectors.memory import MemorySink, MemorySource
 from models.baseline import LastValue
-from streamer.errors import SinkError
-from streamer.health import HttpEndpoint
-from streamer.pipeline import Pipeline, PipelineSettings
-from streamer.records import NS_PER_S
-from streamer.window import WindowBuffer
+from streamer.core.errors import SinkError
+from streamer.core.records import NS_PER_S
+from streamer.engine.pipeline import Pipeline, PipelineSettings
+from streamer.engine.window import WindowBuffer
+from streamer.service.health import HttpEndpoint
 
 T0 = 1_700_000_000
 

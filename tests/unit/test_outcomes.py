@@ -7,7 +7,7 @@ import numpy as np
 
 from models.baseline import LastValue
 from models.outcomes import Outcomes
-from streamer.records import Forecasts
+from streamer.core.records import Forecasts
 from tests.helpers import step_batch
 
 H = 3

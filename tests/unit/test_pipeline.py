@@ -20,13 +20,14 @@ from models.cold_start import ColdStart
 from models.outcomes import Outcomes
 from models.recurrent import RecurrentForecaster
 from models.replay_buffer import ReplayBuffer
-from streamer.checkpoint import CheckpointStore
-from streamer.config import AdwinDetector
-from streamer.drift import DriftMonitor, make_detector
-from streamer.errors import SinkError, SinkRejectedError
-from streamer.pipeline import Pipeline, PipelineSettings
-from streamer.records import NS_PER_S
-from streamer.window import WindowBuffer
+from streamer.config.drift import make_detector
+from streamer.config.schema import AdwinDetector
+from streamer.core.errors import SinkError, SinkRejectedError
+from streamer.core.records import NS_PER_S
+from streamer.engine.checkpoint import CheckpointStore
+from streamer.engine.drift import DriftMonitor
+from streamer.engine.pipeline import Pipeline, PipelineSettings
+from streamer.engine.window import WindowBuffer
 
 T0 = 1_700_000_000  # seconds
 NOW = T0 + 10_000
@@ -337,7 +338,7 @@ def test_rejections_are_logged_at_most_once_per_reason_per_period(
     p.settings = PipelineSettings(
         max_batch=10, max_wait=0, checkpoint_every=None, rejected_log_every=10.0
     )
-    with caplog.at_level("WARNING", logger="streamer.pipeline"):
+    with caplog.at_level("WARNING", logger="streamer.engine.pipeline"):
         for _ in range(5):
             p.step()  # 50 malformed records within the period: one line
         clock.now += 10

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from connectors.base import Output
 from connectors.line_protocol import parse_line
 from connectors.points import lines
-from streamer.records import Forecasts, StepBatch
+from streamer.core.records import Forecasts, StepBatch
 
 names = st.text(
     st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\\"),

@@ -19,10 +19,10 @@ from models.baseline import LastValue, SeasonalNaive
 from models.cold_start import ColdStart
 from models.recurrent import RecurrentForecaster
 from models.replay_buffer import FED, RAW, ReplayBuffer
-from streamer.pipeline import Pipeline, PipelineSettings
-from streamer.records import NS_PER_S, Forecasts, Position
-from streamer.retrain import Retrainer, RetrainSettings
-from streamer.window import WindowBuffer
+from streamer.core.records import NS_PER_S, Forecasts, Position
+from streamer.engine.pipeline import Pipeline, PipelineSettings
+from streamer.engine.retrain import Retrainer, RetrainSettings
+from streamer.engine.window import WindowBuffer
 from tests.helpers import seasonal, step_batch
 
 SEASON, HORIZON, SERIES = 24, 6, 32

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.river_models import RiverForecaster, holt_winters, snarimax
-from streamer.records import StepBatch
+from streamer.core.records import StepBatch
 
 SEASON = 24
 HORIZON = 24

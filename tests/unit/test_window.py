@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamer.records import StepBatch
-from streamer.window import MemorySpill, WindowBuffer
+from streamer.core.records import StepBatch
+from streamer.engine.window import MemorySpill, WindowBuffer
 
 S = 1_000  # step, in ns (small numbers keep examples readable)
 T0 = 1_000_000  # step 1000

@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from streamer.config import StreamerConfig
-from streamer.errors import ConfigError, ConfigProblem
+from streamer.config.schema import StreamerConfig
+from streamer.core.errors import ConfigError, ConfigProblem
 
 ENV_PREFIX = "STREAMER__"
 _REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -32,26 +32,28 @@ from connectors.codecs import Decoder, TimeUnit
 from connectors.memory import MemorySink
 from connectors.replay import ReplaySource
 from models.outcomes import Outcomes
-from streamer import config as cfg
-from streamer.config import DriftConfig, IntervalsConfig, RetrainConfig
-from streamer.drift import DriftMonitor, DriftResponse, make_detector
-from streamer.model_registry import (
+from streamer.config import schema as cfg
+from streamer.config.drift import make_detector
+from streamer.config.models import (
     COMPARED,
     RETRAIN_SEASONS,
     build_model,
     model_config,
     retrain_settings,
 )
-from streamer.model_registry import MODELS as REGISTRY
-from streamer.pipeline import Pipeline, PipelineSettings
-from streamer.records import Event, Forecasts, StepBatch
-from streamer.retrain import Retrainer
-from streamer.scoring import F64, Actuals, Issued, mae_after, mase_scales, score
-from streamer.window import WindowBuffer
+from streamer.config.models import MODELS as REGISTRY
+from streamer.config.registry import section_type
+from streamer.config.schema import DriftConfig, IntervalsConfig, RetrainConfig
+from streamer.core.records import Event, Forecasts, StepBatch
+from streamer.engine.drift import DriftMonitor, DriftResponse
+from streamer.engine.pipeline import Pipeline, PipelineSettings
+from streamer.engine.retrain import Retrainer
+from streamer.engine.scoring import F64, Actuals, Issued, mae_after, mase_scales, score
+from streamer.engine.window import WindowBuffer
 
 log = logging.getLogger(__name__)
 
-MODELS = tuple(REGISTRY)  # every model type a config can name
+MODELS = REGISTRY.types()  # every model type a config can name
 DEFAULT_MODELS = COMPARED
 # The LSTM again, retraining on drift (on_drift: retrain) instead of only recording it.
 DRIFT_RETRAIN = "lstm_drift_retrain"
@@ -313,7 +315,7 @@ def model_section(name: str, options: EvaluateOptions) -> cfg.ModelBase:
     kind = "lstm" if name == DRIFT_RETRAIN else name
     configured = options.model
     section: cfg.ModelBase
-    if isinstance(configured, cfg.ModelBase) and getattr(configured, "type", None) == kind:
+    if isinstance(configured, cfg.ModelBase) and section_type(type(configured)) == kind:
         update: dict[str, Any] = {"horizon": options.horizon}
         if "season_length" in type(configured).model_fields:
             update["season_length"] = options.season

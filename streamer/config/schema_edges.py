@@ -9,8 +9,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 
-from streamer.config_types import BootstrapServers, NonEmptyStr, Port, Section, SeriesKind
-from streamer.durations import PositiveDuration
+from streamer.config.types import (
+    BootstrapServers,
+    NonEmptyStr,
+    Port,
+    PositiveDuration,
+    Section,
+    SeriesKind,
+)
 
 # --- sources -----------------------------------------------------------------------------
 
@@ -67,9 +73,19 @@ class SourceBase(Section):
             data = {**data, "fields": {**fields, **unset}}
         return data
 
+    @property
+    def payload_format(self) -> Literal["json", "line_protocol"]:
+        """How each message's payload is written (a replay file's rows read as JSON)."""
+        return "json"
+
+    @property
+    def ends(self) -> bool:
+        """Whether the stream ends, so the daemon stops when it has all been read."""
+        return False
+
     @model_validator(mode="after")
     def _time_unit_fits_format(self) -> SourceBase:
-        line_protocol = getattr(self, "format", "json") == "line_protocol"
+        line_protocol = self.payload_format == "line_protocol"
         if line_protocol and self.fields.time_unit == "iso8601":
             raise ValueError(
                 "fields.time_unit iso8601 cannot read line protocol, whose timestamps are "
@@ -118,6 +134,10 @@ class KafkaSource(SourceBase, KafkaConnection):
     format: Literal["json", "line_protocol"] = "json"
     series_from: Literal["payload", "key"] = "payload"
 
+    @property
+    def payload_format(self) -> Literal["json", "line_protocol"]:
+        return self.format
+
 
 _MQTT_FILTER_LEVEL = re.compile(r"^[^+#]*$")
 
@@ -153,6 +173,10 @@ class MqttSource(SourceBase):
     format: Literal["json", "line_protocol"] = "json"
     series_from: Literal["payload", "topic"] = "payload"
 
+    @property
+    def payload_format(self) -> Literal["json", "line_protocol"]:
+        return self.format
+
 
 class ReplaySource(SourceBase):
     """Replay a CSV or Parquet file with a time column, as fast as possible or paced."""
@@ -162,6 +186,10 @@ class ReplaySource(SourceBase):
     file_format: Literal["auto", "csv", "parquet"] = "auto"
     speed: Annotated[float, Field(gt=0)] | Literal["max"] = "max"
     stop_at_end: bool = False
+
+    @property
+    def ends(self) -> bool:
+        return self.stop_at_end
 
 
 Source = Annotated[KafkaSource | MqttSource | ReplaySource, Field(discriminator="type")]

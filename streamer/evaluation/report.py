@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from streamer.evaluate import EvaluateError, Progress, Report, bucket_name, buckets
+from streamer.evaluation.evaluate import EvaluateError, Progress, Report, bucket_name, buckets
 
 BASELINES = (("last_value", "last"), ("seasonal_naive", "snaive"))
 

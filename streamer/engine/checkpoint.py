@@ -11,6 +11,7 @@ and skipped in favour of the one before it.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import pickle
 import sqlite3
@@ -19,6 +20,27 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# Where modules whose classes a checkpoint may hold lived before `streamer/` had rooms.
+_MOVED = {
+    f"streamer.{old}": f"streamer.{room}.{old}"
+    for room, olds in {
+        "core": ("records", "errors", "durations"),
+        "engine": ("window", "pipeline", "sink_writer", "checkpoint", "drift", "retrain"),
+    }.items()
+    for old in olds
+} | {"streamer.scoring": "streamer.engine.scoring"}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(_MOVED.get(module, module), name)
+
+
+def loads(blob: bytes) -> Any:
+    """Unpickle checkpoint state, also one written before a module it names moved."""
+    return _Unpickler(io.BytesIO(blob)).load()
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoint (
@@ -70,7 +92,7 @@ class CheckpointStore:
                     self.path,
                 )
                 continue
-            state: dict[str, Any] = pickle.loads(blob)
+            state: dict[str, Any] = loads(blob)
             log.info("restored checkpoint %d from %s", checkpoint_id, self.path)
             return state
         return None
@@ -88,7 +110,7 @@ class CheckpointStore:
         if row is None:
             return None
         self._db.execute("DELETE FROM spill WHERE series = ?", (series,))
-        state: dict[str, Any] = pickle.loads(row[0])
+        state: dict[str, Any] = loads(row[0])
         return state
 
     def close(self) -> None:

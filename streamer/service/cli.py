@@ -19,14 +19,14 @@ from pathlib import Path
 
 import yaml
 
-from streamer import logs
-from streamer.config import NetSettings, StreamerConfig
-from streamer.config_file import load_config
-from streamer.durations import parse_duration
-from streamer.errors import ConfigError, SinkUnusableError, SourceError
-from streamer.model_registry import COMPARED as DEFAULT_MODELS
-from streamer.model_registry import MODELS, RETRAIN_SEASONS
-from streamer.records import NS_PER_S
+from streamer.config.file import load_config
+from streamer.config.models import COMPARED as DEFAULT_MODELS
+from streamer.config.models import MODELS, RETRAIN_SEASONS
+from streamer.config.schema import NetSettings, StreamerConfig
+from streamer.core.durations import parse_duration
+from streamer.core.errors import ConfigError, SinkUnusableError, SourceError
+from streamer.core.records import NS_PER_S
+from streamer.service import logs
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         "--models",
         default=",".join(DEFAULT_MODELS),
         metavar="M[,M...]",
-        help=f"model types, as in a config's model.type: {', '.join(MODELS)} (default "
+        help=f"model types, as in a config's model.type: {', '.join(MODELS.types())} (default "
         f"{','.join(DEFAULT_MODELS)}); and lstm_drift_retrain: the LSTM retraining when drift "
         "is detected (on_drift: retrain; the others only record drift)",
     )
@@ -202,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from streamer.daemon import run
+    from streamer.service.daemon import run
 
     config = _load(args.config)
     if isinstance(config, int):
@@ -262,8 +262,8 @@ def _say(message: str, json_logs: bool, level: int) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from streamer import evaluate as ev
-    from streamer import evaluate_report as report
+    from streamer.evaluation import evaluate as ev
+    from streamer.evaluation import report as report
 
     logs.configure("WARNING")
     problems = []
@@ -328,7 +328,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _demo_produce(args: argparse.Namespace) -> int:
-    from streamer.demo_produce import KafkaOutput, MqttOutput, Output, produce
+    from connectors.demo_produce import KafkaOutput, MqttOutput, Output, produce
 
     logs.configure("INFO")
     if not args.kafka and not args.mqtt:
@@ -422,7 +422,3 @@ def _report(exc: ConfigError) -> int:
     for problem in exc.problems:
         print(f"{exc.source}: {problem}", file=sys.stderr)
     return EXIT_CONFIG
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,12 +14,13 @@ from models.base import Forecaster
 from models.baseline import LastValue, SeasonalNaive
 from models.ensemble import Ensemble
 from models.river_models import holt_winters, snarimax
-from streamer import config as cfg
-from streamer.errors import ConfigError, ConfigProblem
+from streamer.config import schema as cfg
+from streamer.config.registry import Registry
+from streamer.core.errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:  # torch is imported only when a net is built (the CLI starts fast)
     from models.recurrent import RecurrentForecaster
-    from streamer.retrain import RetrainSettings
+    from streamer.engine.retrain import RetrainSettings
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def _lstm(model: cfg.LstmModel, retrain: cfg.RetrainConfig, device: str) -> Buil
     from models.cold_start import ColdStart
 
     net = build_recurrent(model, retrain, model.horizon, device)
-    baseline = build_baseline(model.baseline, model.horizon, model.season_length)
+    baseline = _member(model.baseline, model.horizon, model.season_length, "model.baseline")
     cold_start = ColdStart(net, baseline, model.min_train_steps, compare=model.serve_if == "better")
     return BuiltModel(cold_start, net)
 
@@ -51,7 +52,7 @@ def _ensemble(model: cfg.EnsembleModel, retrain: cfg.RetrainConfig, device: str)
             net = build_recurrent(model, retrain, model.horizon, device)
             members[name] = net
         else:
-            members[name] = build_baseline(name, model.horizon, model.season_length)
+            members[name] = _member(name, model.horizon, model.season_length, "model.members")
     return BuiltModel(Ensemble(members, model.halflife, model.sharpness), net)
 
 
@@ -73,32 +74,23 @@ def _holt_winters(
     return BuiltModel(holt_winters(model.horizon, model.season_length))
 
 
-MODELS: dict[str, tuple[type[cfg.ModelBase], Builder]] = {
-    "lstm": (cfg.LstmModel, _lstm),
-    "ensemble": (cfg.EnsembleModel, _ensemble),
-    "last_value": (cfg.LastValueModel, _last_value),
-    "seasonal_naive": (cfg.SeasonalNaiveModel, _seasonal),
-    "snarimax": (cfg.SnarimaxModel, _snarimax),
-    "holtwinters": (cfg.HoltWintersModel, _holt_winters),
-}
+MODELS: Registry[cfg.ModelBase, Builder] = Registry("model")
+MODELS.add(cfg.LstmModel, _lstm)
+MODELS.add(cfg.EnsembleModel, _ensemble)
+MODELS.add(cfg.LastValueModel, _last_value)
+MODELS.add(cfg.SeasonalNaiveModel, _seasonal)
+MODELS.add(cfg.SnarimaxModel, _snarimax)
+MODELS.add(cfg.HoltWintersModel, _holt_winters)
+
 COMPARED = ("lstm", "ensemble", "last_value", "seasonal_naive")  # evaluate's default set
 RETRAIN_SEASONS = 10  # evaluate's default retrain period, in seasons of event time
 
 
 def build_model(model: cfg.ModelBase, retrain: cfg.RetrainConfig) -> BuiltModel:
     """The forecaster a `model` section describes."""
-    kind = getattr(model, "type", "")
-    if kind not in MODELS:
-        raise ConfigError(
-            "model",
-            [
-                ConfigProblem(
-                    "model.type", f"unknown model {kind!r}; choose from {', '.join(MODELS)}"
-                )
-            ],
-        )
+    build = MODELS.builder(model, "model.type")
     device = _device(model.device) if isinstance(model, cfg.NetSettings) else "cpu"
-    return MODELS[kind][1](model, retrain, device)
+    return build(model, retrain, device)
 
 
 def model_config(
@@ -106,9 +98,7 @@ def model_config(
 ) -> cfg.ModelBase:
     """The `model` section for a model named on a command line: its horizon and season,
     and the net's settings from `net` (a config's model section) where it has a net."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    kind = MODELS[name][0]
+    kind = MODELS.entry(name, "model.type").section
     values: dict[str, Any] = {"type": name, "horizon": horizon}
     if net is not None and issubclass(kind, cfg.NetSettings):
         values |= net.model_dump(include=set(cfg.NetSettings.model_fields))
@@ -144,7 +134,7 @@ def build_recurrent(
 
 def retrain_settings(model: cfg.NetSettings, retrain: cfg.RetrainConfig) -> RetrainSettings:
     """How a retrain trains and decides, from the model and retrain sections."""
-    from streamer.retrain import RetrainSettings
+    from streamer.engine.retrain import RetrainSettings
 
     r = retrain
     return RetrainSettings(
@@ -162,15 +152,10 @@ def retrain_settings(model: cfg.NetSettings, retrain: cfg.RetrainConfig) -> Retr
     )
 
 
-def build_baseline(name: str, horizon: int, season: int) -> Forecaster:
-    """A baseline by name: a cold-start fallback or an ensemble member."""
-    if name == "seasonal_naive":
-        return SeasonalNaive(horizon, season)
-    if name == "holtwinters":
-        return holt_winters(horizon, season)
-    if name == "snarimax":
-        return snarimax(horizon, season)
-    return LastValue(horizon)
+def _member(name: str, horizon: int, season: int, where: str) -> Forecaster:
+    """A model without a net, by its type: a cold-start fallback or an ensemble member."""
+    section = model_config(name, horizon, season)
+    return MODELS.entry(name, where).build(section, cfg.RetrainConfig(), "cpu").forecaster
 
 
 def _device(wanted: str) -> str:

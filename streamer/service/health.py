@@ -7,7 +7,7 @@
   is loaded (restored or started afresh) and no sink is failing, else 503; the JSON body
   says which check failed, and why where a source or sink says (`source_problems`,
   `sink_problem`).
-- /metrics: Prometheus text format (`streamer.metrics`).
+- /metrics: Prometheus text format (`streamer.service.metrics`).
 
 The handler only reads the pipeline's counters and flags; it never touches its state.
 """
@@ -23,8 +23,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streamer.metrics import Metrics
-from streamer.pipeline import Pipeline
+from streamer.engine.pipeline import Pipeline
+from streamer.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
-
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from typing import Any
 
 UNITS: dict[str, timedelta] = {
     "ms": timedelta(milliseconds=1),
@@ -50,20 +48,3 @@ def format_duration(value: timedelta) -> str:
         if micros % step == 0:
             return f"{micros // step}{unit}"
     return f"{micros / 1000:g}ms"
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError(f"must be more than 0, e.g. '1s' (got {format_duration(value)})")
-    return value
-
-
-_serialize = PlainSerializer(format_duration, return_type=str)
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration), _serialize]
-"""A duration of zero or more, written like `10s` in config."""
-
-PositiveDuration = Annotated[
-    timedelta, BeforeValidator(parse_duration), AfterValidator(_positive), _serialize
-]
-"""A duration of more than zero."""

@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 
 from connectors.base import Output, Sink, pause
-from streamer.errors import SinkError, SinkRejectedError, SinkUnusableError, shortened
-from streamer.records import SINK_REJECTED, Rejection
+from streamer.core.errors import SinkError, SinkRejectedError, SinkUnusableError, shortened
+from streamer.core.records import SINK_REJECTED, Rejection
 
 log = logging.getLogger(__name__)
 UNUSABLE_LOG_EVERY = 60.0  # seconds between ERROR lines while a sink is unusable

@@ -46,7 +46,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from streamer.records import NS_PER_S, Event, ForecastErrors, StepBatch
+from streamer.core.records import NS_PER_S, Event, ForecastErrors, StepBatch
+from streamer.engine import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -69,33 +70,6 @@ class DetectorFactory:
 
     def __call__(self) -> Any:
         return self.build()
-
-
-def make_detector(config: Any) -> DetectorFactory:
-    """A factory of river detectors for a `drift.detector` config section."""
-    from river import drift
-
-    def adwin() -> Any:
-        return drift.ADWIN(delta=config.delta)  # type: ignore[no-untyped-call]
-
-    def page_hinkley() -> Any:
-        return drift.PageHinkley(
-            min_instances=config.min_instances,
-            delta=config.delta,
-            threshold=config.threshold,
-            alpha=config.alpha,
-        )
-
-    def kswin() -> Any:
-        return drift.KSWIN(
-            alpha=config.alpha,
-            window_size=config.window_size,
-            stat_size=config.stat_size,
-            seed=config.seed,
-        )
-
-    builds = {"adwin": adwin, "page_hinkley": page_hinkley, "kswin": kswin}
-    return DetectorFactory(builds[config.type], config.warmup)
 
 
 @dataclass(frozen=True)
@@ -284,7 +258,7 @@ class DriftMonitor:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # A checkpoint from before references held bare detectors: those start afresh.
-        self.feeds = pickle.loads(state["feeds"]) if "feeds" in state else {}
+        self.feeds = checkpoint.loads(state["feeds"]) if "feeds" in state else {}
         self.last_price = dict(state["last_price"])
         self.detections = Counter(state["detections"])
 

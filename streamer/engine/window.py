@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from streamer.records import StepBatch, concat_batches
+from streamer.core.records import StepBatch, concat_batches
 
 Aggregation = Literal["last", "mean", "sum", "ohlc"]
 NO_STEP = np.int64(-1)

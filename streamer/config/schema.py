@@ -2,10 +2,10 @@
 
 Every section forbids unknown keys, so a typo is an error rather than a silently ignored
 setting. Sources, sinks, models, drift detectors and dead-letter outputs are tagged unions
-on `type`; the edges (sources, sinks, dead letters) are defined in `streamer.config_edges`
+on `type`; the edges (sources, sinks, dead letters) are defined in `streamer.config.schema_edges`
 and re-exported here. Secrets are `SecretStr`: masked in `repr`, in `streamer config show` and in
 error messages. Reading a file (with `${VAR}` references and `STREAMER__` overrides) is
-in `streamer.config_file`; this module only says what is valid.
+in `streamer.config.file`; this module only says what is valid.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from streamer.config_edges import (
+from streamer.config.schema_edges import (
     DeadLetter,
     FileDeadLetter,
     FileSink,
@@ -30,8 +30,15 @@ from streamer.config_edges import (
     Sink,
     Source,
 )
-from streamer.config_types import HostPort, NonEmptyStr, Schedule, Section
-from streamer.durations import Duration, PositiveDuration, format_duration
+from streamer.config.types import (
+    Duration,
+    HostPort,
+    NonEmptyStr,
+    PositiveDuration,
+    Schedule,
+    Section,
+)
+from streamer.core.durations import format_duration
 
 __all__ = [
     "AdwinDetector",
@@ -287,7 +294,7 @@ Detector = Annotated[
 class DriftConfig(Section):
     """Drift monitoring of forecast errors and/or inputs, per series. A detector with a
     `warmup` sees its signal in standard deviations of the series' own reference (see
-    `streamer.drift`). The retrain cooldown is event time: at most one drift retrain per
+    `streamer.engine.drift`). The retrain cooldown is event time: at most one drift retrain per
     `retrain_cooldown` and `retrain_cooldown_steps` window steps (the longer), however
     many series drift."""
 

@@ -29,7 +29,7 @@ import torch
 from models.recurrent import RecurrentForecaster, RecurrentNet
 from models.replay_buffer import Snapshot
 from models.training import TrainResult, from_windows, recency_weights, split, train_copy
-from streamer.records import Event
+from streamer.core.records import Event
 
 log = logging.getLogger(__name__)
 

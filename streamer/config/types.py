@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
 
-from streamer.durations import format_duration, parse_duration
+from streamer.core.durations import format_duration, parse_duration
 
 
 class Section(BaseModel):
@@ -69,3 +77,23 @@ def _schedule(value: Any) -> str:
 
 Schedule = Annotated[str, BeforeValidator(_schedule)]
 """When to run: an interval (`15m`) or a crontab with five fields (`*/15 * * * *`)."""
+
+
+# --- durations ---------------------------------------------------------------------------
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"must be more than 0, e.g. '1s' (got {format_duration(value)})")
+    return value
+
+
+_serialize = PlainSerializer(format_duration, return_type=str)
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), _serialize]
+"""A duration of zero or more, written like `10s` in config."""
+
+PositiveDuration = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_positive), _serialize
+]
+"""A duration of more than zero."""

@@ -27,18 +27,26 @@ from connectors.base import DeadLetter, Output, RawRecord, Sink, Source
 from connectors.codecs import Decoder
 from models.base import Forecaster
 from models.outcomes import Outcomes
-from streamer.checkpoint import CheckpointStore
-from streamer.drift import DriftMonitor, DriftResponse
-from streamer.records import LATE, NON_FINITE, NS_PER_S, Event, Rejection, StepBatch, concat_batches
-from streamer.sink_writer import SinkWriter
-from streamer.window import WindowBuffer
+from streamer.core.records import (
+    LATE,
+    NON_FINITE,
+    NS_PER_S,
+    Event,
+    Rejection,
+    StepBatch,
+    concat_batches,
+)
+from streamer.engine.checkpoint import CheckpointStore
+from streamer.engine.drift import DriftMonitor, DriftResponse
+from streamer.engine.sink_writer import SinkWriter
+from streamer.engine.window import WindowBuffer
 
 log = logging.getLogger(__name__)
 
 
 class RetrainHook(Protocol):
     """What the loop asks at each batch boundary: swap in new weights now if there are
-    any, and return the events to write (`streamer.retrain.Retrainer`)."""
+    any, and return the events to write (`streamer.engine.retrain.Retrainer`)."""
 
     def poll(self, now_ns: int) -> list[Event]: ...
 

@@ -1,0 +1,1 @@
+"""The one config file: its schema, loading with env overrides, and building from it."""

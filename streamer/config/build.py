@@ -1,0 +1,100 @@
+"""Assemble the engine a config describes: window, sources, forecaster, drift, sinks."""
+
+from __future__ import annotations
+
+from connectors.influx_sink import InfluxSink
+from connectors.kafka_source import KafkaSource
+from models.base import Forecaster
+from models.outcomes import Outcomes
+from streamer.config import schema as cfg
+from streamer.config.drift import build_drift
+from streamer.config.edges import build_dead_letter, build_sinks, build_sources
+from streamer.config.models import build_model, retrain_settings
+from streamer.config.schema import StreamerConfig
+from streamer.core.durations import parse_duration
+from streamer.core.records import NS_PER_S
+from streamer.engine.checkpoint import CheckpointStore
+from streamer.engine.pipeline import Pipeline, PipelineSettings
+from streamer.engine.retrain import Retrainer
+from streamer.engine.window import WindowBuffer
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * NS_PER_S)
+
+
+def build_forecaster(config: StreamerConfig) -> tuple[Forecaster, Retrainer | None]:
+    """The configured forecaster, and for one with a net the retrainer that keeps it
+    learning."""
+    built = build_model(config.model, config.retrain)
+    if built.net is None or not config.retrain.enabled:
+        return built.forecaster, None
+    assert isinstance(config.model, cfg.NetSettings)  # only models with a net have one
+    return built.forecaster, Retrainer(built.net, retrain_settings(config.model, config.retrain))
+
+
+def schedule_interval(schedule: str) -> float | None:
+    """Seconds between runs for an interval schedule; None for a crontab."""
+    try:
+        return parse_duration(schedule).total_seconds()
+    except ValueError:
+        return None
+
+
+def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> Pipeline:
+    """The pipeline for a config; raises ConfigError or SourceError with what is wrong."""
+    window = config.window
+    checkpoints = (
+        CheckpointStore(config.checkpoint.path, config.checkpoint.keep)
+        if config.checkpoint.enabled
+        else None
+    )
+    buffer = WindowBuffer(
+        step_ns=_ns(window.step.total_seconds()),
+        length=window.length,
+        aggregation=window.aggregation,
+        allowed_lateness_ns=_ns(window.allowed_lateness.total_seconds()),
+        max_gap=window.max_gap,
+        idle_close_after=window.idle_close_after.total_seconds(),
+        max_series=window.max_series,
+        spill=checkpoints,
+    )
+    sources = build_sources(config)
+    dead_letter = build_dead_letter(config)
+    if stop_at_end is None:
+        stop_at_end = all(s.ends for s in config.sources)
+    settings = PipelineSettings(
+        max_batch=config.pipeline.max_batch,
+        max_wait=config.pipeline.max_wait.total_seconds(),
+        max_in_flight=config.pipeline.max_in_flight,
+        # Without a checkpoint store, positions are still committed this often.
+        checkpoint_every=config.checkpoint.every.total_seconds(),
+        stop_at_end=stop_at_end,
+        rejected_log_every=config.logging.rejected_every.total_seconds(),
+        progress_every=config.stats.every.total_seconds(),
+        stats_every=config.stats.every.total_seconds(),
+        instance=config.instance,
+    )
+    sinks = build_sinks(config)
+    for sink in sinks:
+        if isinstance(sink, InfluxSink):
+            sink.check()  # a wrong token or bucket stops the start, naming the sink
+    forecaster, retrainer = build_forecaster(config)
+    drift, on_drift = build_drift(config, forecaster, retrainer)
+    pipeline = Pipeline(
+        sources=sources,
+        window=buffer,
+        forecaster=forecaster,
+        retrainer=retrainer,
+        outcomes=Outcomes(config.model.horizon, config.intervals.coverage, config.intervals.window),
+        drift=drift,
+        on_drift=on_drift,
+        sinks=sinks,
+        dead_letter=dead_letter,
+        checkpoints=checkpoints,
+        settings=settings,
+    )
+    for reader, _ in sources:
+        if isinstance(reader, KafkaSource):
+            reader.on_revoke = pipeline.checkpoint
+    return pipeline

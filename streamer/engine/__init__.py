@@ -1,0 +1,1 @@
+"""The streaming engine: window, pipeline, sink writer, checkpoint, drift, retraining, scoring."""

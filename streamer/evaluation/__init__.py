@@ -1,0 +1,1 @@
+"""Offline evaluation: the live pipeline run over a file, once per model, and its report."""

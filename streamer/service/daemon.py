@@ -1,0 +1,118 @@
+"""Build the pipeline a config describes, and run it until a signal or the end of data."""
+
+from __future__ import annotations
+
+import _thread
+import gc
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from types import FrameType
+
+from models.base import ScoresMembers
+from streamer.config.build import build_pipeline, schedule_interval
+from streamer.config.schema import StreamerConfig
+from streamer.core.errors import ConfigError, ConfigProblem
+from streamer.engine.pipeline import Counters, Pipeline
+from streamer.engine.retrain import Retrainer
+from streamer.service.health import HttpEndpoint
+
+log = logging.getLogger(__name__)
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running stream processor.
+
+    Every batch makes millions of short-lived objects (records, dicts, lines) and few
+    reference cycles; at the default thresholds the collector runs hundreds of times a
+    second and rescans every long-lived object. Freezing what start-up made and
+    collecting the youngest generation every 50,000 allocations instead of 700 gave
+    about 20% more events/s in bench/pipeline_throughput.py.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+def _http(config: StreamerConfig, pipeline: Pipeline) -> HttpEndpoint:
+    bind = config.http.bind
+    try:
+        endpoint = HttpEndpoint(bind, pipeline, config.http.stall_after.total_seconds())
+    except OSError as exc:
+        raise ConfigError(
+            "http",
+            [ConfigProblem("http.bind", f"cannot listen on {bind}: {exc.strerror or exc}")],
+        ) from None
+    return endpoint.start()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    counters: Counters
+    series: int
+    restored: bool
+    model_errors: dict[str, float] = field(default_factory=dict)  # MSE per member, if any
+
+
+def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResult:
+    """Run the daemon until SIGINT/SIGTERM or the end of data.
+
+    On the first signal the loop finishes its batch, flushes the sinks, checkpoints and
+    commits. If that takes longer than `shutdown_timeout` (a sink that does not answer),
+    or on a second signal, it stops at once (KeyboardInterrupt): the last checkpoint
+    stands, and what came after it is read again on the next start.
+    """
+    stop = stop or threading.Event()
+    pipeline = build_pipeline(config)
+    timeout = config.shutdown_timeout.total_seconds()
+
+    def give_up() -> None:
+        log.error(
+            "shutdown took longer than shutdown_timeout (%gs): stopping at once; "
+            "the last checkpoint stands",
+            timeout,
+        )
+        _thread.interrupt_main()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info(
+            "%s: stopping after this batch (again to stop at once)", signal.Signals(signum).name
+        )
+        stop.set()
+        watchdog = threading.Timer(timeout, give_up)
+        watchdog.daemon = True
+        watchdog.start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+    tune_gc()
+    endpoint: HttpEndpoint | None = None
+    at_once = False
+    try:
+        restored = pipeline.restore()
+        log.info(
+            "started: %s%s", config.summary(), " (continuing from checkpoint)" if restored else ""
+        )
+        if isinstance(pipeline.retrainer, Retrainer):
+            schedule = config.retrain.schedule
+            pipeline.retrainer.start_schedule(schedule, schedule_interval(schedule))
+        if config.http.enabled:
+            endpoint = _http(config, pipeline)
+        counters = pipeline.run(stop)
+        forecaster = pipeline.forecaster
+        errors = forecaster.member_errors() if isinstance(forecaster, ScoresMembers) else {}
+        return RunResult(counters, pipeline.window.live_series, restored, errors)
+    except KeyboardInterrupt:
+        at_once = True
+        raise
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
+        if at_once:
+            pipeline.abandon()
+        else:
+            pipeline.close()
