@@ -11,7 +11,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from streamer.core.records import Event, ForecastErrors, Forecasts, Position, Rejection, StepBatch
+from streamer.core.records import (
+    Event,
+    ForecastErrors,
+    Forecasts,
+    Observation,
+    Position,
+    Rejection,
+    StepBatch,
+)
 
 
 class RawRecord(NamedTuple):
@@ -28,6 +36,11 @@ class Source(Protocol):
     """Reads raw records; commits only positions whose outputs the sinks acknowledged."""
 
     name: str
+    problem: str | None
+    """Why the source is not ready, when it can say (shown by /readyz)."""
+    on_revoke: Callable[[], None] | None
+    """Called before the source gives up partitions (a rebalance), so that what was
+    read from them is checkpointed and committed first; the pipeline sets it."""
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         """Up to max_records, waiting at most timeout seconds for the first."""
@@ -67,7 +80,37 @@ class Source(Protocol):
         time does not count towards idleness either."""
         ...
 
+    def end_offsets(self) -> Mapping[str, int]:
+        """The next offset to be written, by partition, for the consumer lag; empty for
+        a source without offsets. Called on the loop's thread only."""
+        ...
+
     def close(self) -> None: ...
+
+
+class PayloadDecoder(Protocol):
+    """Turns one source's raw records into observations (`connectors.codecs.Decoder`)."""
+
+    time_field: str
+    """The field holding event time in a record that arrives as fields (a replay row)."""
+
+    def decode(
+        self, raw: bytes, now_ns: int, position: Position | None = None, series: str | None = None
+    ) -> tuple[list[Observation], list[Rejection]]:
+        """The observations in one payload, and rejections for what could not be used."""
+        ...
+
+    def decode_mapping(
+        self,
+        event: Mapping[str, Any],
+        time_value: Any,
+        raw: bytes,
+        now_ns: int,
+        position: Position | None = None,
+        series: str | None = None,
+    ) -> tuple[list[Observation], list[Rejection]]:
+        """The same, for a record that arrives as fields."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -83,6 +126,15 @@ class Output:
 
 class Sink(Protocol):
     """Writes outputs; `write` returns only once the destination has acknowledged them."""
+
+    heartbeat: Callable[[], None]
+    """Called at least once a second while the sink waits between its own retries; the
+    sink writer sets it, so that liveness knows the sink is trying, not hung."""
+
+    def check(self) -> None:
+        """Raise SinkUnusableError, naming the cause, if the sink cannot be used as
+        configured (credentials, permissions, destination): called once at start."""
+        ...
 
     def write(self, output: Output) -> None: ...
 
@@ -124,15 +176,19 @@ def pause(seconds: float, heartbeat: Callable[[], None]) -> None:
     heartbeat()
 
 
-class AcknowledgedSink:
-    """Defaults for a sink whose `write` returns only once the destination has the
-    output: nothing to flush, and nothing in a checkpoint (replays overwrite or repeat).
-
-    A sink that waits between its own retries calls `heartbeat` while it waits: the
-    writer sets it, so that liveness knows the sink is still trying (not hung).
-    """
+class SinkBase:
+    """Defaults every sink shares: nothing to check at start, no retries to beat in."""
 
     heartbeat: Callable[[], None] = staticmethod(_nothing)
+
+    def check(self) -> None:
+        pass
+
+
+class AcknowledgedSink(SinkBase):
+    """Defaults for a sink whose `write` returns only once the destination has the
+    output: nothing to flush, and nothing in a checkpoint (replays overwrite or repeat).
+    """
 
     def flush(self) -> None:
         pass
@@ -152,6 +208,7 @@ class StreamSource:
     needs an early commit; sources override what differs."""
 
     problem: str | None = None  # why the source is not ready, when it says (for /readyz)
+    on_revoke: Callable[[], None] | None = None
 
     @property
     def exhausted(self) -> bool:
@@ -168,3 +225,6 @@ class StreamSource:
     @property
     def caught_up(self) -> bool:
         return True
+
+    def end_offsets(self) -> Mapping[str, int]:
+        return {}

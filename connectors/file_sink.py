@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from connectors.base import Output
+from connectors.base import Output, SinkBase
 from connectors.points import iso_times, lines
 
 CSV_HEADER = (
@@ -65,7 +65,7 @@ def csv_rows(output: Output) -> list[str]:
     return rows
 
 
-class FileSink:
+class FileSink(SinkBase):
     """Append outputs to `path` (directories are created)."""
 
     def __init__(

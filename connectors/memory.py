@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import Output, RawRecord, StreamSource
+from connectors.base import Output, RawRecord, SinkBase, StreamSource
 from streamer.core.records import Position, Rejection
 
 
@@ -46,7 +46,7 @@ class MemorySource(StreamSource):
         pass
 
 
-class MemorySink:
+class MemorySink(SinkBase):
     """Keeps every output it was given."""
 
     def __init__(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from streamer.core.records import Forecasts, StepBatch
+from streamer.core.records import ForecastErrors, Forecasts, StepBatch
 
 
 class Forecaster(Protocol):
@@ -39,6 +39,30 @@ class Forecaster(Protocol):
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly, as plain values and arrays."""
         ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class Trained(Forecaster, Protocol):
+    """A forecaster whose weights are trained: how often they were replaced, and on how
+    many steps (a cold start serves a baseline until it has seen enough)."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def trained_steps(self) -> int: ...
+
+
+class Scorer(Protocol):
+    """Scores closed steps against the forecasts made for them earlier, and gives new
+    forecasts their intervals (`models.outcomes.Outcomes`)."""
+
+    def observe(
+        self, batch: StepBatch, forecasts: Forecasts
+    ) -> tuple[ForecastErrors, Forecasts]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 

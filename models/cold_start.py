@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.base import Forecaster, rank_groups
+from models.base import Forecaster, Trained, rank_groups
 from models.live_errors import LiveErrors
-from models.recurrent import RecurrentForecaster
 from streamer.core.records import Forecasts, StepBatch
 
 BASELINE = "baseline"
@@ -35,11 +34,11 @@ log = logging.getLogger(__name__)
 
 
 class ColdStart:
-    """A recurrent forecaster, answered for by a baseline until it has trained enough."""
+    """A trained forecaster, answered for by a baseline until it has trained enough."""
 
     def __init__(
         self,
-        model: RecurrentForecaster,
+        model: Trained,
         baseline: Forecaster,
         min_train_steps: int,
         halflife: float = 500.0,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from connectors.influx_sink import InfluxSink
-from connectors.kafka_source import KafkaSource
+from typing import NamedTuple
+
 from models.base import Forecaster
 from models.outcomes import Outcomes
 from streamer.config import schema as cfg
@@ -14,7 +14,7 @@ from streamer.config.schema import StreamerConfig
 from streamer.core.durations import parse_duration
 from streamer.core.records import NS_PER_S
 from streamer.engine.checkpoint import CheckpointStore
-from streamer.engine.pipeline import Pipeline, PipelineSettings
+from streamer.engine.pipeline import Pipeline, PipelineSettings, SinkObserver
 from streamer.engine.retrain import Retrainer
 from streamer.engine.window import WindowBuffer
 
@@ -41,8 +41,22 @@ def schedule_interval(schedule: str) -> float | None:
         return None
 
 
+class Built(NamedTuple):
+    """A config's pipeline, and the retrainer inside it (its schedule not yet started)."""
+
+    pipeline: Pipeline
+    retrainer: Retrainer | None
+
+
 def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> Pipeline:
     """The pipeline for a config; raises ConfigError or SourceError with what is wrong."""
+    return build(config, stop_at_end).pipeline
+
+
+def build(
+    config: StreamerConfig, stop_at_end: bool | None = None, observer: SinkObserver | None = None
+) -> Built:
+    """The pipeline for a config, with its retrainer; `observer` is told of sink writes."""
     window = config.window
     checkpoints = (
         CheckpointStore(config.checkpoint.path, config.checkpoint.keep)
@@ -77,8 +91,7 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
     )
     sinks = build_sinks(config)
     for sink in sinks:
-        if isinstance(sink, InfluxSink):
-            sink.check()  # a wrong token or bucket stops the start, naming the sink
+        sink.check()  # a wrong token or bucket stops the start, naming the sink
     forecaster, retrainer = build_forecaster(config)
     drift, on_drift = build_drift(config, forecaster, retrainer)
     pipeline = Pipeline(
@@ -93,8 +106,6 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
         dead_letter=dead_letter,
         checkpoints=checkpoints,
         settings=settings,
+        observer=observer,
     )
-    for reader, _ in sources:
-        if isinstance(reader, KafkaSource):
-            reader.on_revoke = pipeline.checkpoint
-    return pipeline
+    return Built(pipeline, retrainer)

@@ -17,16 +17,14 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from connectors.base import DeadLetter, Output, RawRecord, Sink, Source
-from connectors.codecs import Decoder
-from models.base import Forecaster
-from models.outcomes import Outcomes
+from connectors.base import DeadLetter, Output, PayloadDecoder, RawRecord, Sink, Source
+from models.base import Forecaster, Scorer
 from streamer.core.records import (
     LATE,
     NON_FINITE,
@@ -39,9 +37,12 @@ from streamer.core.records import (
 from streamer.engine.checkpoint import CheckpointStore
 from streamer.engine.drift import DriftMonitor, DriftResponse
 from streamer.engine.sink_writer import SinkWriter
+from streamer.engine.snapshot import Snapshot, SourceStatus
 from streamer.engine.window import WindowBuffer
 
 log = logging.getLogger(__name__)
+
+Polled = list[tuple[PayloadDecoder, list[RawRecord]]]  # records, with their decoder
 
 
 class RetrainHook(Protocol):
@@ -51,6 +52,19 @@ class RetrainHook(Protocol):
     def poll(self, now_ns: int) -> list[Event]: ...
 
     def stop(self) -> None: ...
+
+    @property
+    def outcomes(self) -> Mapping[str, int]:
+        """Retrain attempts so far, by outcome (promoted, rejected, skipped, failed)."""
+        ...
+
+
+class SinkObserver(Protocol):
+    """Told of each sink write and retry, on the sink writer's thread (the metrics)."""
+
+    def written(self, sink: str, seconds: float) -> None: ...
+
+    def retried(self, sink: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -104,18 +118,19 @@ class Pipeline:
     def __init__(
         self,
         *,
-        sources: list[tuple[Source, Decoder]],
+        sources: Sequence[tuple[Source, PayloadDecoder]],
         window: WindowBuffer,
         forecaster: Forecaster,
         sinks: list[Sink],
         dead_letter: DeadLetter | None = None,
         checkpoints: CheckpointStore | None = None,
         retrainer: RetrainHook | None = None,
-        outcomes: Outcomes | None = None,
+        outcomes: Scorer | None = None,
         drift: DriftMonitor | None = None,
         on_drift: DriftResponse | None = None,
         settings: PipelineSettings = PipelineSettings(),
         clock: Callable[[], float] = time.time,
+        observer: SinkObserver | None = None,
     ) -> None:
         self.sources = sources
         self.window = window
@@ -129,7 +144,16 @@ class Pipeline:
         self.on_drift = on_drift
         self.settings = settings
         self.clock = clock
-        self.writer = SinkWriter(sinks, settings.max_in_flight, settings.sink_retry_wait, clock)
+        self.writer = SinkWriter(
+            sinks,
+            settings.max_in_flight,
+            settings.sink_retry_wait,
+            clock,
+            on_written=observer.written if observer else None,
+            on_retry=observer.retried if observer else None,
+        )
+        for source, _ in sources:
+            source.on_revoke = self.checkpoint  # a rebalance commits what was read first
         self.counters = Counters()
         self.positions: dict[str, dict[str, int]] = {s.name: {} for s, _ in sources}
         self._last_checkpoint = clock()
@@ -146,17 +170,21 @@ class Pipeline:
         self.started = False  # restored, or begun afresh: the model is loaded
         self.last_step_at = time.monotonic()  # when the loop last finished a micro-batch
         # Consumer lag by (source, partition): end offset minus the next one to process.
-        self.lag: dict[tuple[str, str], int] = {}
+        self.lag: Mapping[tuple[str, str], int] = {}
         self._last_stats = clock()
         self._stats_events: list[Event] = []
-        self._latency = [0.0, 0]  # sink write seconds and writes, since the last stats
-        self.observe_sink_write: Callable[[str, float], None] = lambda sink, seconds: None
-        self.writer.on_written = self._sink_written
+        self._model_version: int | None = None
+        self.snapshot = Snapshot()  # what other threads read; replaced after each batch
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def restore(self) -> bool:
         """Continue from the newest checkpoint, if there is one."""
+        restored = self._restore()
+        self._publish()
+        return restored
+
+    def _restore(self) -> bool:
         state = self.checkpoints.load() if self.checkpoints else None
         self.started = True
         if state is None:
@@ -165,8 +193,8 @@ class Pipeline:
             return False
         self.window.load_state_dict(state["window"])
         self.forecaster.load_state_dict(state["forecaster"])
-        for part in ("outcomes", "drift", "on_drift"):
-            mine = getattr(self, part)
+        parts = {"outcomes": self.outcomes, "drift": self.drift, "on_drift": self.on_drift}
+        for part, mine in parts.items():
             if mine is not None and state.get(part) is not None:
                 mine.load_state_dict(state[part])
         for sink, sink_state in zip(self.sinks, state["sinks"], strict=True):
@@ -251,11 +279,30 @@ class Pipeline:
         self._maybe_progress(now)
         self._maybe_stats(now)
         self.last_step_at = time.monotonic()
+        self._publish()
         return records
 
-    def _poll(self) -> list[tuple[Decoder, list[RawRecord]]]:
+    def _publish(self) -> None:
+        """Replace the snapshot other threads read (one reference: atomic)."""
+        c = self.counters
+        self.snapshot = Snapshot(
+            started=self.started,
+            last_step_at=self.last_step_at,
+            sources=tuple(SourceStatus(s.name, s.ready, s.problem) for s, _ in self.sources),
+            events_in=c.events_in,
+            rejected=dict(c.rejected),
+            steps_closed=c.steps_closed,
+            forecasts_out=c.forecasts_out,
+            live_series=self.window.live_series,
+            lag=self.lag,
+            model_version=self._model_version,
+            retrains=dict(self.retrainer.outcomes) if self.retrainer else None,
+            drifts=dict(self.drift.detections) if self.drift else None,
+        )
+
+    def _poll(self) -> Polled:
         """Records from each source (with the decoder for them), up to max_batch in all."""
-        polled: list[tuple[Decoder, list[RawRecord]]] = []
+        polled: Polled = []
         count = 0
         wait = self.settings.max_wait / max(1, len(self.sources))
         for source, decoder in self.sources:
@@ -274,7 +321,7 @@ class Pipeline:
                     latest[position.partition] = position.offset + 1
         return polled
 
-    def _decode(self, polled: list[tuple[Decoder, list[RawRecord]]], now_ns: int) -> _Decoded:
+    def _decode(self, polled: Polled, now_ns: int) -> _Decoded:
         out = _Decoded()
         series, kinds, times, values, origin = (
             out.series,
@@ -320,6 +367,8 @@ class Pipeline:
         if len(closed) == 0 and not events:
             return
         forecasts = self.forecaster.step(closed)
+        if forecasts.version is not None:
+            self._model_version = forecasts.version
         errors = None
         if self.outcomes is not None:
             errors, forecasts = self.outcomes.observe(closed, forecasts)
@@ -414,26 +463,19 @@ class Pipeline:
             "idle_clock": self.idle_clock,
         }
 
-    def _sink_written(self, sink: str, seconds: float) -> None:
-        """From the writer thread: a sink acknowledged an output after `seconds`."""
-        self._latency[0] += seconds
-        self._latency[1] += 1
-        self.observe_sink_write(sink, seconds)
-
     def _maybe_stats(self, now: float, force: bool = False) -> None:
         """Every stats_every: refresh the consumer lag, and queue a streamer_stats event."""
         every = self.settings.stats_every
         if every is None or (not force and now - self._last_stats < every):
             return
         self._last_stats = now
+        lag = dict(self.lag)
         for source, _ in self.sources:
-            end_offsets = getattr(source, "end_offsets", None)
-            if end_offsets is None:
-                continue
             done = self.positions[source.name]
-            for partition, end in end_offsets().items():
+            for partition, end in source.end_offsets().items():
                 if partition in done:
-                    self.lag[(source.name, partition)] = max(0, end - done[partition])
+                    lag[(source.name, partition)] = max(0, end - done[partition])
+        self.lag = lag  # replaced, not changed: the snapshot shares it
         c = self.counters
         fields: dict[str, float | int | bool | str] = {
             "events_in": c.events_in,
@@ -442,10 +484,9 @@ class Pipeline:
             "live_series": self.window.live_series,
             "lag": sum(self.lag.values()),
         }
-        seconds, writes = self._latency
+        seconds, writes = self.writer.take_latency()
         if writes:
             fields["latency_ms"] = 1000.0 * seconds / writes
-        self._latency = [0.0, 0]
         tags = {"instance": self.settings.instance}
         self._stats_events.append(Event("streamer_stats", tags, fields, int(now * NS_PER_S)))
 

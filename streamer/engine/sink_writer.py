@@ -8,7 +8,8 @@ until it takes the output; an output a sink refuses comes back as rejections for
 dead letter. `drain` waits until every submitted output is written: the pipeline drains
 before each checkpoint, so a checkpoint never covers an output that was not written.
 `blocked_seconds` adds up the time the pipeline thread spent waiting in either: time
-held back by the sinks, which says nothing about whether a series went quiet.
+held back by the sinks, which says nothing about whether a series went quiet. The
+writer's thread publishes its state as one `WriterStatus` for other threads to read.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from connectors.base import Output, Sink, pause
 from streamer.core.errors import SinkError, SinkRejectedError, SinkUnusableError, shortened
 from streamer.core.records import SINK_REJECTED, Rejection
+from streamer.engine.snapshot import WriterStatus
 
 log = logging.getLogger(__name__)
 UNUSABLE_LOG_EVERY = 60.0  # seconds between ERROR lines while a sink is unusable
@@ -39,6 +41,8 @@ class SinkWriter:
         max_in_flight: int = 4,
         retry_wait: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        on_written: Callable[[str, float], None] | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.sinks = sinks
         self.clock = clock  # measures blocked_seconds: the pipeline's own clock
@@ -46,17 +50,15 @@ class SinkWriter:
         self.refused: queue.Queue[Rejection] = queue.Queue()
         self._queue: queue.Queue[Output | None] = queue.Queue(max_in_flight)
         self._failure: BaseException | None = None
-        # Observers of each write (sink class, seconds) and retry (sink class); no-ops
-        # unless the metrics set them. `failing` is true while a sink is being retried.
-        self.on_written: Callable[[str, float], None] = lambda sink, seconds: None
-        self.on_retry: Callable[[str], None] = lambda sink: None
-        self.failing = False
-        self.problem: str | None = None  # why the failing sink fails, for /readyz
-        # When the writer last showed it lives: an attempt, or a second of a retry's wait.
-        self.last_attempt_at = time.monotonic()
+        # Observers of each write (sink class, seconds) and retry (sink class), called on
+        # the writer's thread (the metrics' histogram and counter).
+        self._on_written = on_written or (lambda sink, seconds: None)
+        self._on_retry = on_retry or (lambda sink: None)
+        self.status = WriterStatus()  # replaced, never changed, by the writer's thread
+        self._latency_lock = threading.Lock()
+        self._latency = (0.0, 0)  # seconds and writes since `take_latency`
         for sink in sinks:
-            if hasattr(sink, "heartbeat"):
-                sink.heartbeat = self._beat
+            sink.heartbeat = self._beat
         self._unusable_logged = -math.inf
         self.blocked_seconds = 0.0  # the pipeline thread's total wait in submit and drain
         self._thread = threading.Thread(target=self._run, name="sink-writer", daemon=True)
@@ -93,6 +95,17 @@ class SinkWriter:
         self.blocked_seconds += self.clock() - started
         self._raise_failure()
 
+    @property
+    def failing(self) -> bool:
+        """A sink is being retried (the loop is held back or soon will be)."""
+        return self.status.failing
+
+    def take_latency(self) -> tuple[float, int]:
+        """Seconds the sinks took to acknowledge, and how many writes, since the last call."""
+        with self._latency_lock:
+            taken, self._latency = self._latency, (0.0, 0)
+        return taken
+
     def take_refused(self) -> list[Rejection]:
         out: list[Rejection] = []
         while True:
@@ -108,7 +121,10 @@ class SinkWriter:
             self._thread.join()
 
     def _beat(self) -> None:
-        self.last_attempt_at = time.monotonic()
+        self.status = WriterStatus(self.status.failing, self.status.problem, time.monotonic())
+
+    def _publish(self, failing: bool, problem: str | None) -> None:
+        self.status = WriterStatus(failing, problem, time.monotonic())
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -133,10 +149,13 @@ class SinkWriter:
         while True:
             try:
                 started = time.perf_counter()
-                self.last_attempt_at = time.monotonic()
+                self._beat()
                 sink.write(output)
-                self.on_written(name, time.perf_counter() - started)
-                self.failing, self.problem = False, None
+                seconds = time.perf_counter() - started
+                with self._latency_lock:
+                    self._latency = (self._latency[0] + seconds, self._latency[1] + 1)
+                self._on_written(name, seconds)
+                self._publish(False, None)
                 return
             except SinkRejectedError as exc:
                 log.error(
@@ -150,8 +169,8 @@ class SinkWriter:
                 return
             except SinkUnusableError as exc:  # wrong token or bucket: an outage until fixed
                 attempt += 1
-                self.failing, self.problem = True, str(exc)
-                self.on_retry(name)
+                self._publish(True, str(exc))
+                self._on_retry(name)
                 now = time.monotonic()
                 if now - self._unusable_logged >= UNUSABLE_LOG_EVERY:
                     self._unusable_logged = now
@@ -159,8 +178,8 @@ class SinkWriter:
                 pause(min(30.0, self.retry_wait * 2 ** min(attempt, 5)), self._beat)
             except SinkError as exc:
                 attempt += 1
-                self.failing, self.problem = True, f"{name}: {exc}"
-                self.on_retry(name)
+                self._publish(True, f"{name}: {exc}")
+                self._on_retry(name)
                 wait = min(30.0, self.retry_wait * 2 ** min(attempt, 5))
                 log.warning(
                     "%s cannot write (%s); retrying in %.1fs; polling pauses when %d outputs wait",

@@ -299,6 +299,10 @@ class _EventTimeSchedule:
         self.events.append(event)
         return [event]
 
+    @property
+    def outcomes(self) -> Mapping[str, int]:
+        return self.retrainer.outcomes
+
     def stop(self) -> None:
         pass
 

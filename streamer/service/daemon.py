@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from models.base import ScoresMembers
-from streamer.config.build import build_pipeline, schedule_interval
+from streamer.config.build import build, schedule_interval
 from streamer.config.schema import StreamerConfig
 from streamer.core.errors import ConfigError, ConfigProblem
 from streamer.engine.pipeline import Counters, Pipeline
-from streamer.engine.retrain import Retrainer
 from streamer.service.health import HttpEndpoint
+from streamer.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,13 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def _http(config: StreamerConfig, pipeline: Pipeline) -> HttpEndpoint:
+def _http(config: StreamerConfig, pipeline: Pipeline, metrics: Metrics) -> HttpEndpoint:
     bind = config.http.bind
+    stall_after = config.http.stall_after.total_seconds()
     try:
-        endpoint = HttpEndpoint(bind, pipeline, config.http.stall_after.total_seconds())
+        endpoint = HttpEndpoint(
+            bind, lambda: (pipeline.snapshot, pipeline.writer.status), metrics, stall_after
+        )
     except OSError as exc:
         raise ConfigError(
             "http",
@@ -64,7 +67,9 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
     stands, and what came after it is read again on the next start.
     """
     stop = stop or threading.Event()
-    pipeline = build_pipeline(config)
+    metrics = Metrics()
+    pipeline, retrainer = build(config, observer=metrics)
+    metrics.collect_from(lambda: pipeline.snapshot)
     timeout = config.shutdown_timeout.total_seconds()
 
     def give_up() -> None:
@@ -97,11 +102,11 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
         log.info(
             "started: %s%s", config.summary(), " (continuing from checkpoint)" if restored else ""
         )
-        if isinstance(pipeline.retrainer, Retrainer):
+        if retrainer is not None:
             schedule = config.retrain.schedule
-            pipeline.retrainer.start_schedule(schedule, schedule_interval(schedule))
+            retrainer.start_schedule(schedule, schedule_interval(schedule))
         if config.http.enabled:
-            endpoint = _http(config, pipeline)
+            endpoint = _http(config, pipeline, metrics)
         counters = pipeline.run(stop)
         forecaster = pipeline.forecaster
         errors = forecaster.member_errors() if isinstance(forecaster, ScoresMembers) else {}

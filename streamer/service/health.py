@@ -9,7 +9,8 @@
   `sink_problem`).
 - /metrics: Prometheus text format (`streamer.service.metrics`).
 
-The handler only reads the pipeline's counters and flags; it never touches its state.
+The handler reads only the snapshots the pipeline and the sink writer publish
+(`streamer.engine.snapshot`): never a live source, model or counter.
 """
 
 from __future__ import annotations
@@ -18,54 +19,57 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streamer.engine.pipeline import Pipeline
+from streamer.engine.snapshot import Snapshot, WriterStatus
 from streamer.service.metrics import Metrics
+
+Read = Callable[[], tuple[Snapshot, WriterStatus]]
 
 log = logging.getLogger(__name__)
 
 
-def health(pipeline: Pipeline, stall_after: float) -> tuple[bool, dict[str, Any]]:
+def health(
+    snapshot: Snapshot, writer: WriterStatus, stall_after: float
+) -> tuple[bool, dict[str, Any]]:
     now = time.monotonic()
-    idle = now - pipeline.last_step_at
+    idle = now - snapshot.last_step_at
     # A loop held back by a sink outage is waiting, not stalled: alive while the writer
     # keeps trying (readiness, not liveness, says it cannot do its job).
-    waiting = pipeline.writer.failing and now - pipeline.writer.last_attempt_at <= stall_after
+    waiting = writer.failing and now - writer.last_attempt_at <= stall_after
     ok = idle <= stall_after or waiting
     status = "stalled" if not ok else "waiting on sinks" if idle > stall_after else "ok"
     return ok, {"status": status, "seconds_since_progress": round(idle, 3)}
 
 
-def readiness(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
+def readiness(snapshot: Snapshot, writer: WriterStatus) -> tuple[bool, dict[str, Any]]:
     checks = {
-        "sources": all(source.ready for source, _ in pipeline.sources),
-        "model": pipeline.started,
-        "sinks": not pipeline.writer.failing,
+        "sources": all(source.ready for source in snapshot.sources),
+        "model": snapshot.started,
+        "sinks": not writer.failing,
     }
     ok = all(checks.values())
     body: dict[str, Any] = {"status": "ready" if ok else "not ready", "checks": checks}
-    if pipeline.writer.failing and pipeline.writer.problem:
-        body["sink_problem"] = pipeline.writer.problem
-    problems = {
-        source.name: problem
-        for source, _ in pipeline.sources
-        if (problem := getattr(source, "problem", None))
-    }
+    if writer.failing and writer.problem:
+        body["sink_problem"] = writer.problem
+    problems = {source.name: source.problem for source in snapshot.sources if source.problem}
     if problems:
         body["source_problems"] = problems
     return ok, body
 
 
 class HttpEndpoint:
-    """Serves health, readiness and metrics for one pipeline at host:port."""
+    """Serves health, readiness and metrics at host:port from what `read` returns: the
+    pipeline's and the sink writer's latest snapshots."""
 
-    def __init__(self, bind: str, pipeline: Pipeline, stall_after: float) -> None:
+    def __init__(self, bind: str, read: Read, metrics: Metrics, stall_after: float) -> None:
         host, _, port = bind.rpartition(":")
-        self.metrics = Metrics(pipeline)
+        self.read = read
+        self.metrics = metrics
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -75,7 +79,6 @@ class HttpEndpoint:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # one line per scrape would drown the daemon's own log
 
-        self.pipeline = pipeline
         self.stall_after = stall_after
         self.server = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
         self.server.daemon_threads = True
@@ -99,10 +102,11 @@ class HttpEndpoint:
         if path == "/metrics":
             self._send(request, 200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
             return
+        snapshot, writer = self.read()
         if path == "/healthz":
-            ok, body = health(self.pipeline, self.stall_after)
+            ok, body = health(snapshot, writer, self.stall_after)
         elif path == "/readyz":
-            ok, body = readiness(self.pipeline)
+            ok, body = readiness(snapshot, writer)
         else:
             ok, body = False, {"error": f"no {path}; try /healthz, /readyz or /metrics"}
             self._send(request, 404, json.dumps(body).encode(), "application/json")

@@ -4,10 +4,12 @@ not ready, Prometheus metrics that match the pipeline's counters; and streamer_s
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,8 +22,10 @@ from models.baseline import LastValue
 from streamer.core.errors import SinkError
 from streamer.core.records import NS_PER_S
 from streamer.engine.pipeline import Pipeline, PipelineSettings
+from streamer.engine.snapshot import Snapshot, SourceStatus, WriterStatus
 from streamer.engine.window import WindowBuffer
 from streamer.service.health import HttpEndpoint
+from streamer.service.metrics import Metrics
 
 T0 = 1_700_000_000
 
@@ -58,14 +62,19 @@ def payloads() -> list[bytes]:
 @pytest.fixture
 def served() -> Iterator[tuple[Pipeline, HttpEndpoint, Source]]:
     source = Source("src", payloads())
+    metrics = Metrics()
     pipeline = Pipeline(
         sources=[(source, Decoder(kind="sensor", series_field="id", value_field="value"))],
         window=WindowBuffer(step_ns=NS_PER_S, length=8, max_series=10),
         forecaster=LastValue(2),
         sinks=[FlakySink()],
         settings=PipelineSettings(max_batch=20, max_wait=0.0, sink_retry_wait=0.01),
+        observer=metrics,
     )
-    endpoint = HttpEndpoint("127.0.0.1:0", pipeline, stall_after=5.0).start()
+    metrics.collect_from(lambda: pipeline.snapshot)
+    endpoint = HttpEndpoint(
+        "127.0.0.1:0", lambda: (pipeline.snapshot, pipeline.writer.status), metrics, 5.0
+    ).start()
     yield pipeline, endpoint, source
     endpoint.stop()
     pipeline.close()
@@ -114,7 +123,8 @@ def test_healthz_turns_503_when_the_loop_stalls(served: Any) -> None:
     deadline = time.monotonic() + 5
     while pipeline.writer.failing and time.monotonic() < deadline:  # the flaky sink's retry
         time.sleep(0.01)
-    pipeline.last_step_at = time.monotonic() - 6.0  # no micro-batch for 6 s > stall_after
+    # No micro-batch for 6 s > stall_after.
+    pipeline.snapshot = replace(pipeline.snapshot, last_step_at=time.monotonic() - 6.0)
     status, body = get(endpoint, "/healthz")
     assert status == 503
     assert json.loads(body)["status"] == "stalled"
@@ -123,13 +133,15 @@ def test_healthz_turns_503_when_the_loop_stalls(served: Any) -> None:
 def test_healthz_stays_200_while_the_loop_waits_on_a_sink_outage(served: Any) -> None:
     pipeline, endpoint, _ = served
     pipeline.step()
-    pipeline.last_step_at = time.monotonic() - 6.0  # no micro-batch for 6 s > stall_after
-    pipeline.writer.failing = True  # ... because the sink is down, and being retried
-    pipeline.writer.last_attempt_at = time.monotonic()
+    # No micro-batch for 6 s > stall_after ...
+    pipeline.snapshot = replace(pipeline.snapshot, last_step_at=time.monotonic() - 6.0)
+    # ... because the sink is down, and being retried.
+    pipeline.writer.status = WriterStatus(True, "down", time.monotonic())
     status, body = get(endpoint, "/healthz")
     assert status == 200
     assert json.loads(body)["status"] == "waiting on sinks"
-    pipeline.writer.last_attempt_at = time.monotonic() - 6.0  # the writer stopped trying
+    # The writer stopped trying.
+    pipeline.writer.status = WriterStatus(True, "down", time.monotonic() - 6.0)
     assert get(endpoint, "/healthz")[0] == 503
 
 
@@ -141,6 +153,8 @@ def test_readyz_says_which_check_fails(served: Any) -> None:
     pipeline.restore()
     assert get(endpoint, "/readyz")[0] == 200
     source.is_ready = False  # e.g. partitions revoked, waiting for a rebalance
+    assert get(endpoint, "/readyz")[0] == 200  # what the last micro-batch saw ...
+    pipeline.step()  # ... until the next one publishes what it sees
     status, body = get(endpoint, "/readyz")
     assert status == 503
     assert json.loads(body)["checks"]["sources"] is False
@@ -179,3 +193,57 @@ def test_a_streamer_stats_point_is_written_every_stats_period() -> None:
     assert event.fields["rejected"] == 0
     assert event.fields["lag"] == 0
     assert float(event.fields["latency_ms"]) >= 0
+
+
+def test_the_endpoint_reads_snapshots_only() -> None:
+    """No pipeline at all: health, readiness and metrics come from the snapshots."""
+    snapshot = Snapshot(
+        started=True,
+        sources=(SourceStatus("ticks", False, "group coordinator unreachable"),),
+        events_in=7,
+        rejected={"late": 2},
+        lag={("ticks", "t/0"): 5},
+        model_version=3,
+    )
+    metrics = Metrics().collect_from(lambda: snapshot)
+    endpoint = HttpEndpoint("127.0.0.1:0", lambda: (snapshot, WriterStatus()), metrics, 5.0).start()
+    try:
+        status, body = get(endpoint, "/readyz")
+        assert status == 503
+        assert json.loads(body)["source_problems"] == {"ticks": "group coordinator unreachable"}
+        assert get(endpoint, "/healthz")[0] == 200
+        m = samples(get(endpoint, "/metrics")[1])
+        assert m[("streamer_events_in_total", ())] == 7
+        assert m[("streamer_rejected_total", (("reason", "late"),))] == 2
+        assert m[("streamer_consumer_lag", (("partition", "t/0"), ("source", "ticks")))] == 5
+        assert m[("streamer_model_version", ())] == 3
+    finally:
+        endpoint.stop()
+
+
+def test_scrapes_while_the_pipeline_steps_never_fail(served: Any) -> None:
+    """The loop keeps adding rejection reasons and series while /metrics is scraped."""
+    pipeline, endpoint, source = served
+    pipeline.restore()
+    source.payloads.extend(
+        b'{"id":"n%d","value":1,"ts":%d}' % (i, (T0 + i) * 1000) if i % 3 else b"{bad%d" % i
+        for i in range(20_000)
+    )
+    done = threading.Event()
+
+    def run() -> None:
+        while not source.exhausted:
+            pipeline.step()
+        done.set()
+
+    loop = threading.Thread(target=run)
+    loop.start()
+    scrapes = 0
+    try:
+        while scrapes < 1_000 or not done.is_set():
+            status, _ = get(endpoint, "/metrics")
+            assert status == 200
+            scrapes += 1
+    finally:
+        loop.join()
+    assert samples(get(endpoint, "/metrics")[1])[("streamer_events_in_total", ())] == 20_123

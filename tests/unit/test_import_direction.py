@@ -66,8 +66,6 @@ NO_IO_IN_MODELS = frozenset(
 
 KNOWN: frozenset[tuple[str, str]] = frozenset(
     {
-        ("streamer.engine.pipeline", "connectors.codecs"),
-        ("streamer.engine.pipeline", "models.outcomes"),
         ("streamer.engine.retrain", "models.recurrent"),
         ("streamer.engine.retrain", "models.replay_buffer"),
         ("streamer.engine.retrain", "models.training"),
