@@ -51,7 +51,6 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
     )
     buffer = WindowBuffer(
         step_ns=_ns(window.step.total_seconds()),
-        length=window.length,
         aggregation=window.aggregation,
         allowed_lateness_ns=_ns(window.allowed_lateness.total_seconds()),
         max_gap=window.max_gap,

@@ -96,7 +96,6 @@ class WindowBuffer:
         self,
         *,
         step_ns: int,
-        length: int,
         aggregation: Aggregation = "last",
         allowed_lateness_ns: int = 0,
         max_gap: int = 5,
@@ -105,7 +104,6 @@ class WindowBuffer:
         spill: SpillStore | None = None,
     ) -> None:
         self.step_ns = step_ns
-        self.length = length
         self.aggregation = aggregation
         self.allowed_lateness_ns = allowed_lateness_ns
         self.max_gap = max_gap
@@ -127,9 +125,6 @@ class WindowBuffer:
         self.last_closed = np.full(capacity, NO_STEP, dtype=np.int64)
         self.last_real = np.full(capacity, NO_STEP, dtype=np.int64)
         self.last_value = np.zeros((capacity, self.width))
-        self.ring = np.zeros((capacity, length, self.width))
-        self.ring_head = np.zeros(capacity, dtype=np.int64)
-        self.ring_count = np.zeros(capacity, dtype=np.int64)
         self.open_step = np.full((capacity, k), NO_STEP, dtype=np.int64)
         self.acc: dict[str, NDArray[Any]] = {
             name: np.zeros((capacity, k), dtype=_acc_dtype(name)) for name in _ACC_FIELDS
@@ -198,17 +193,23 @@ class WindowBuffer:
         state["acc"] = {name: a.copy() for name, a in self.acc.items()}
         state["slot_of"] = dict(self.slot_of)
         state["free"] = list(self.free)
-        state["settings"] = (self.step_ns, self.length, self.aggregation, self.open_slots)
+        state["settings"] = (self.step_ns, self.aggregation, self.open_slots)
         state["sum_scale"] = SUM_SCALE
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from `state_dict()` of a window with the same settings."""
-        mine = (self.step_ns, self.length, self.aggregation, self.open_slots)
-        if tuple(state["settings"]) != mine:
+        """Continue from `state_dict()` of a window with the same settings.
+
+        Older checkpoints also hold a history ring and its length, which are ignored.
+        """
+        mine = (self.step_ns, self.aggregation, self.open_slots)
+        theirs = tuple(state["settings"])
+        if len(theirs) == 4:  # (step_ns, length, aggregation, open steps)
+            theirs = (theirs[0], *theirs[2:])
+        if theirs != mine:
             raise ValueError(
-                f"the checkpoint's window (step_ns, length, aggregation, open steps) "
-                f"{tuple(state['settings'])} differs from the config's {mine}; remove the "
+                f"the checkpoint's window (step_ns, aggregation, open steps) "
+                f"{theirs} differs from the config's {mine}; remove the "
                 "checkpoint to start afresh with the new window settings"
             )
         if len(state["max_time"]) != self.max_series:
@@ -226,13 +227,6 @@ class WindowBuffer:
     @property
     def live_series(self) -> int:
         return len(self.slot_of)
-
-    def history(self, slot: int) -> F64:
-        """The last contiguous closed steps of a slot's series, oldest first: [n, width]."""
-        count, head = int(self.ring_count[slot]), int(self.ring_head[slot])
-        index = (head - count + np.arange(count)) % self.length
-        history: F64 = self.ring[slot, index]
-        return history
 
     # --- slots, eviction and spill ------------------------------------------------------
 
@@ -290,7 +284,6 @@ class WindowBuffer:
         self.fresh[slot] = False
         self.max_time[slot] = -1
         self.last_closed[slot] = self.last_real[slot] = self.open_step[slot] = NO_STEP
-        self.ring_head[slot] = self.ring_count[slot] = 0
         self.touched[slot] = 0
 
     # --- buckets ------------------------------------------------------------------------
@@ -333,9 +326,8 @@ class WindowBuffer:
             )
             done, data_values = done.take(finite), data_values[finite]
         upto = np.maximum(close_upto[touched], self.last_closed[touched])
-        batch, gap_reset = self._emit(done, data_values, touched, upto)
+        batch = self._emit(done, data_values, touched, upto)
         self.last_closed[touched] = upto
-        self._write_ring(batch, gap_reset)
         return batch
 
     def _aggregate(self, g: _Groups) -> F64:
@@ -356,11 +348,8 @@ class WindowBuffer:
             return np.repeat(last[:, 3:4], 4, axis=1)  # flat at the previous close
         return last
 
-    def _emit(
-        self, done: _Groups, data_values: F64, touched: I64, upto: I64
-    ) -> tuple[StepBatch, NDArray[np.bool_]]:
-        """Rows for the closed data steps plus forward-filled empty steps, in order, and
-        which rows follow a gap (their series' history starts anew there)."""
+    def _emit(self, done: _Groups, data_values: F64, touched: I64, upto: I64) -> StepBatch:
+        """Rows for the closed data steps plus forward-filled empty steps, in order."""
         slot, step = done.slot, done.step  # sorted by (slot, step)
         # The real step before each data step: the previous one of the same slot, or the
         # slot's last real step from earlier batches.
@@ -417,27 +406,7 @@ class WindowBuffer:
             reset=all_reset,
             step_ns=self.step_ns,
         )
-        return batch, gap_reset
-
-    def _write_ring(self, batch: StepBatch, gap_reset: NDArray[np.bool_]) -> None:
-        """Append closed rows to each series' history ring (a gap starts it anew)."""
-        if len(batch) == 0:
-            return
-        slot = batch.slots
-        starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
-        sizes = np.diff(np.r_[starts, len(slot)])
-        rank = np.arange(len(slot)) - np.repeat(starts, sizes)
-        from_end = np.repeat(sizes, sizes) - rank  # 1 for each slot's newest row
-        keep = from_end <= self.length
-        position = (self.ring_head[slot] + rank) % self.length
-        self.ring[slot[keep], position[keep]] = batch.values[keep]
-        uniq = slot[starts]
-        # Rows since the last reset in this batch (or all of them, added to the old count).
-        reset_rank = np.where(gap_reset, rank, -1)
-        last_reset = np.maximum.reduceat(reset_rank, starts)
-        grown = np.where(last_reset >= 0, sizes - last_reset, self.ring_count[uniq] + sizes)
-        self.ring_count[uniq] = np.minimum(grown, self.length)
-        self.ring_head[uniq] = (self.ring_head[uniq] + sizes) % self.length
+        return batch
 
     def empty(self) -> StepBatch:
         """A batch of no steps (for outputs that carry only events)."""
@@ -461,9 +430,6 @@ _SLOT_ARRAYS = (
     "last_closed",
     "last_real",
     "last_value",
-    "ring",
-    "ring_head",
-    "ring_count",
     "open_step",
 )
 
