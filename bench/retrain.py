@@ -108,7 +108,7 @@ def build(series: int, hidden: int, payloads: list[bytes], out: Path) -> tuple[P
                 Decoder(kind="price", series_field="symbol", value_field="price"),
             )
         ],
-        window=WindowBuffer(step_ns=NS_PER_S, length=WINDOW, max_series=series),
+        window=WindowBuffer(step_ns=NS_PER_S, max_series=series),
         forecaster=model,
         sinks=[FileSink(out)],
         retrainer=retrainer,

@@ -65,7 +65,6 @@ def build(
     )
     buffer = WindowBuffer(
         step_ns=_ns(window.step.total_seconds()),
-        length=window.length,
         aggregation=window.aggregation,
         allowed_lateness_ns=_ns(window.allowed_lateness.total_seconds()),
         max_gap=window.max_gap,

@@ -11,6 +11,7 @@ is accepted.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 import types
@@ -24,6 +25,8 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from streamer.config.schema import StreamerConfig
 from streamer.core.errors import ConfigError, ConfigProblem
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "STREAMER__"
 _REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -65,6 +68,7 @@ def parse_config(
     problems += _apply_overrides(data, env, origins)
     if problems:
         raise ConfigError(source, problems)
+    _drop_retired(data, source, origins)
     try:
         return StreamerConfig.model_validate(data)
     except ValidationError as exc:
@@ -226,6 +230,28 @@ def _set_path(data: dict[str, Any], parts: list[PathPart], value: Any) -> str | 
                 node[part] = nxt
         node = node[part]
     return None
+
+
+# --- retired keys ------------------------------------------------------------------------
+
+# Keys that once did something and now do nothing: accepted with a warning, so a config
+# written for an earlier version still loads. (section, key) -> why it does nothing.
+_RETIRED = {
+    ("window", "length"): "the window keeps no history of steps; models keep their own",
+}
+
+
+def _drop_retired(data: dict[str, Any], source: str, origins: dict[str, str]) -> None:
+    """Remove retired keys from data, in place, logging one warning for each found."""
+    for (section, key), why in _RETIRED.items():
+        node = data.get(section)
+        if not isinstance(node, dict) or key not in node:
+            continue
+        del node[key]
+        path = f"{section}.{key}"
+        origin = origins.get(path)
+        where, fix = (f" ({origin})", "unset it") if origin else ("", "delete the line")
+        log.warning("%s: %s%s no longer does anything (%s); %s", source, path, where, why, fix)
 
 
 # --- validation errors -------------------------------------------------------------------

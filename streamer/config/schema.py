@@ -84,7 +84,6 @@ class WindowConfig(Section):
     """How irregular events become regular per-series steps."""
 
     step: PositiveDuration = timedelta(seconds=1)
-    length: Annotated[int, Field(ge=2)] = 64
     aggregation: Literal["last", "mean", "sum", "ohlc"] = "last"
     allowed_lateness: Duration = timedelta(0)
     max_gap: Annotated[int, Field(ge=0)] = 5
@@ -409,8 +408,8 @@ class StreamerConfig(Section):
         sinks = ", ".join(s.type for s in self.sinks)
         return (
             f"{len(self.sources)} source(s) [{sources}] -> window "
-            f"{format_duration(self.window.step)} "
-            f"x {self.window.length} ({self.window.aggregation}) -> model {self.model.type} "
+            f"{format_duration(self.window.step)} ({self.window.aggregation}) "
+            f"-> model {self.model.type} "
             f"(horizon {self.model.horizon}) -> {len(self.sinks)} sink(s) [{sinks}]"
         )
 

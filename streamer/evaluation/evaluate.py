@@ -381,7 +381,6 @@ def _run_model(
     started = time.monotonic()
     window = WindowBuffer(
         step_ns=options.step_ns,
-        length=max((options.retrain or RetrainConfig()).window, 2),
         max_gap=options.max_gap,
         idle_close_after=math.inf,
         max_series=len(options.targets),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import textwrap
 import typing
@@ -263,9 +264,9 @@ def test_env_override_can_add_a_list_item() -> None:
 
 
 def test_bad_env_override_names_the_variable() -> None:
-    found = problems(MINIMAL, {"STREAMER__WINDOW__LENGTH": "eighty"})
-    assert "got 'eighty'" in found["window.length"]
-    assert "STREAMER__WINDOW__LENGTH" in found["window.length"]
+    found = problems(MINIMAL, {"STREAMER__WINDOW__MAX_GAP": "eighty"})
+    assert "got 'eighty'" in found["window.max_gap"]
+    assert "STREAMER__WINDOW__MAX_GAP" in found["window.max_gap"]
     found = problems(MINIMAL, {"STREAMER__SINKS__4__PATH": "x"})
     assert "index 4 is past the end" in found["sinks[4].path"]
     assert "STREAMER__SINKS__4__PATH" in found["sinks[4].path"]
@@ -275,6 +276,32 @@ def test_typo_in_env_override_is_an_unknown_key() -> None:
     found = problems(MINIMAL, {"STREAMER__WINDOW__STPE": "5s"})
     assert "unknown key" in found["window.stpe"]
     assert "STREAMER__WINDOW__STPE" in found["window.stpe"]
+
+
+def test_retired_window_length_loads_with_one_warning_saying_to_delete_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    text = MINIMAL + "window:\n  length: 64\n  max_gap: 3\n"
+    with caplog.at_level(logging.WARNING, logger="streamer.config.file"):
+        config = parse_config(text, "old.yaml", {})
+    assert config.window.max_gap == 3
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert message.startswith("old.yaml: window.length no longer does anything")
+    assert message.endswith("; delete the line")
+
+
+def test_retired_window_length_from_the_environment_says_to_unset_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="streamer.config.file"):
+        parse_config(MINIMAL, "test.yaml", {"STREAMER__WINDOW__LENGTH": "eighty"})
+    [record] = caplog.records
+    assert "window.length (from environment variable STREAMER__WINDOW__LENGTH)" in (
+        record.getMessage()
+    )
+    assert record.getMessage().endswith("; unset it")
 
 
 def test_kafka_source_accepts_comma_separated_servers() -> None:

@@ -302,7 +302,7 @@ def test_on_drift_retrain_runs_one_retrain_after_a_level_shift_and_the_error_rec
                 Decoder(kind="sensor", series_field="id", value_field="value"),
             )
         ],
-        window=WindowBuffer(step_ns=NS_PER_S, length=48, max_series=series),
+        window=WindowBuffer(step_ns=NS_PER_S, max_series=series),
         forecaster=forecaster,
         sinks=[sink],
         retrainer=retrainer,

@@ -164,7 +164,6 @@ class FuzzRun:
             # (and counted) at the end.
             return WindowBuffer(
                 step_ns=NS_PER_S,
-                length=4,
                 aggregation=aggregation,
                 allowed_lateness_ns=NS_PER_S,
                 max_series=MAX_SERIES,

@@ -65,7 +65,7 @@ def served() -> Iterator[tuple[Pipeline, HttpEndpoint, Source]]:
     metrics = Metrics()
     pipeline = Pipeline(
         sources=[(source, Decoder(kind="sensor", series_field="id", value_field="value"))],
-        window=WindowBuffer(step_ns=NS_PER_S, length=8, max_series=10),
+        window=WindowBuffer(step_ns=NS_PER_S, max_series=10),
         forecaster=LastValue(2),
         sinks=[FlakySink()],
         settings=PipelineSettings(max_batch=20, max_wait=0.0, sink_retry_wait=0.01),
@@ -171,7 +171,7 @@ def test_a_streamer_stats_point_is_written_every_stats_period() -> None:
                 Decoder(kind="sensor", series_field="id", value_field="value"),
             )
         ],
-        window=WindowBuffer(step_ns=NS_PER_S, length=8, max_series=10),
+        window=WindowBuffer(step_ns=NS_PER_S, max_series=10),
         forecaster=LastValue(2),
         sinks=[sink],
         settings=PipelineSettings(max_batch=20, max_wait=0.0, stats_every=10.0, instance="here"),

@@ -75,7 +75,7 @@ def pipeline(
     decoder = Decoder(kind="sensor", series_field="symbol", value_field="price")
     return Pipeline(
         sources=[(MemorySource("ticks", payloads), decoder)],
-        window=WindowBuffer(step_ns=NS_PER_S, length=16, max_series=100, spill=checkpoints),
+        window=WindowBuffer(step_ns=NS_PER_S, max_series=100, spill=checkpoints),
         forecaster=FORECASTERS[model](),
         outcomes=Outcomes(horizon=3, window=10),
         drift=DriftMonitor(make_detector(AdwinDetector(type="adwin", delta=0.5)), "adwin"),
@@ -270,7 +270,7 @@ def idle_pipeline(
     decoder = Decoder(kind="price", series_field="symbol", value_field="price")
     return Pipeline(
         sources=[(source, decoder)],
-        window=WindowBuffer(step_ns=NS_PER_S, length=8, idle_close_after=30.0, spill=checkpoints),
+        window=WindowBuffer(step_ns=NS_PER_S, idle_close_after=30.0, spill=checkpoints),
         forecaster=SeasonalNaive(horizon=1, season_length=2),
         sinks=[sink],
         checkpoints=checkpoints,
@@ -368,7 +368,7 @@ def test_a_step_whose_sum_a_float_cannot_hold_is_dead_lettered_not_dropped() -> 
     payloads.append(tick("S0", 3, 3.0))
     dead, sink = MemoryDeadLetter(), MemorySink()
     p = pipeline(payloads, sink, dead)
-    p.window = WindowBuffer(step_ns=NS_PER_S, length=16, max_series=100, aggregation="sum")
+    p.window = WindowBuffer(step_ns=NS_PER_S, max_series=100, aggregation="sum")
     p.run(threading.Event())
     [rejection] = dead.rejections
     assert rejection.reason == "non_finite"

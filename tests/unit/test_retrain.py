@@ -171,7 +171,7 @@ def test_forecasts_keep_flowing_while_a_retrain_runs() -> None:
         sources=[
             (Ticker(series=20), Decoder(kind="sensor", series_field="id", value_field="value"))
         ],
-        window=WindowBuffer(step_ns=NS_PER_S, length=WINDOW, max_series=100),
+        window=WindowBuffer(step_ns=NS_PER_S, max_series=100),
         forecaster=lstm,
         sinks=[sink],
         retrainer=retrainer,

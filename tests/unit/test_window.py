@@ -33,7 +33,7 @@ def rows(batch: StepBatch) -> list[Row]:
 
 
 def window(**overrides: Any) -> WindowBuffer:
-    settings_: dict[str, Any] = {"step_ns": S, "length": 8, "max_gap": 2, "max_series": 100}
+    settings_: dict[str, Any] = {"step_ns": S, "max_gap": 2, "max_series": 100}
     return WindowBuffer(**{**settings_, **overrides})
 
 
@@ -140,9 +140,7 @@ events_st = st.lists(
 def test_buffer_matches_a_plain_per_event_reference(
     batches: list[list[tuple[str, int, float]]], lateness: int, max_gap: int, aggregation: str
 ) -> None:
-    buffer = window(
-        allowed_lateness_ns=lateness, max_gap=max_gap, aggregation=aggregation, length=4
-    )
+    buffer = window(allowed_lateness_ns=lateness, max_gap=max_gap, aggregation=aggregation)
     oracle = Oracle(lateness, max_gap, aggregation)
     for events in batches:
         result = buffer.add(
@@ -277,21 +275,29 @@ def test_quiet_series_closes_its_open_step_after_idle_close_after() -> None:
     ).late.tolist() == [0]
 
 
+def state_bytes(buffer: WindowBuffer) -> int:
+    """Bytes of the buffer's per-slot arrays (all of its state that grows with series)."""
+    arrays = [*vars(buffer).values(), *buffer.acc.values()]
+    return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+
+
 def test_memory_stays_bounded_and_evicted_series_keep_their_state() -> None:
     spill = MemorySpill()
     buffer = window(max_series=3, spill=spill)
-    arrays_before = buffer.ring.nbytes + buffer.open_step.nbytes
+    bytes_before = state_bytes(buffer)
     add(buffer, [("keep", T0, 1.0), ("keep", T0 + S, 2.0)], now=1.0)  # closes step 1000
     for i in range(50):
         add(buffer, [(f"other-{i}", T0, 1.0)], now=2.0 + i)
         assert buffer.live_series <= 3
     assert "keep" in spill.items
-    assert buffer.ring.nbytes + buffer.open_step.nbytes == arrays_before
-    # It returns: its open step (1001) and its history continue. Its first step is a
-    # reset, as the model's state for it was not kept with it.
-    out = add(buffer, [("keep", T0 + 2 * S, 3.0)], now=100.0)
-    assert out == [("keep", 1001, (2.0,), False, True)]
-    assert buffer.history(buffer.slot_of["keep"]).ravel().tolist() == [1.0, 2.0]
+    assert state_bytes(buffer) == bytes_before
+    # It returns: step 1000 stays closed (an event for it is late) and its open step
+    # (1001) continues. Its first step is a reset, as the model's state for it was not
+    # kept with it.
+    times = np.array([T0 + 500, T0 + 2 * S], dtype=np.int64)
+    result = buffer.add(["keep", "keep"], "sensor", times, np.array([9.0, 3.0]), 100.0)
+    assert result.late.tolist() == [0]
+    assert rows(result.closed) == [("keep", 1001, (2.0,), False, True)]
 
 
 def test_a_batch_with_more_series_than_max_series_loses_nothing() -> None:
@@ -303,18 +309,55 @@ def test_a_batch_with_more_series_than_max_series_loses_nothing() -> None:
     assert sorted(r[0] for r in out) == sorted(f"s{i}" for i in range(10))
 
 
-def test_history_keeps_the_last_length_steps_and_restarts_after_a_reset() -> None:
-    buffer = window(length=4, max_gap=0)
-    add(buffer, [("a", T0 + i * S, float(i)) for i in range(7)])
-    slot = buffer.slot_of["a"]
-    assert buffer.history(slot).ravel().tolist() == [2.0, 3.0, 4.0, 5.0]
-    add(buffer, [("a", T0 + 20 * S, 20.0), ("a", T0 + 21 * S, 21.0)])
-    assert buffer.history(slot).ravel().tolist() == [20.0]
-
-
 def test_a_mean_of_huge_values_does_not_overflow() -> None:
     buffer = window(aggregation="mean")
     times = np.array([T0 + 100, T0 + 200, T0 + 300, T0 + S], dtype=np.int64)
     values = np.array([1.5e308, 1.5e308, -1.5e308, 0.0])
     closed = buffer.add(["a"] * 4, "sensor", times, values, 0.0).closed
     assert closed.values.tolist() == [[5e307]]  # (1.5 + 1.5 - 1.5)e308 / 3
+
+
+def test_state_dict_round_trip_continues_exactly() -> None:
+    original = window(allowed_lateness_ns=S, aggregation="ohlc")
+    add(original, [("a", T0, 1.0), ("a", T0 + S, 2.0), ("b", T0 + 500, 3.0)], now=1.0)
+    restored = window(allowed_lateness_ns=S, aggregation="ohlc")
+    restored.load_state_dict(original.state_dict())
+    more = [("a", T0 + 3 * S, 4.0), ("b", T0 + 4 * S, 5.0)]
+    assert add(restored, more) == add(original, more) != []
+
+
+def with_history_ring(state: dict[str, Any], length: int) -> dict[str, Any]:
+    """A series' or the whole window's state as written while the window kept a history
+    ring of `length` steps per series (its settings held the length too)."""
+    slots = state["max_time"].shape
+    old = {**state, "ring": np.zeros((*slots, length, state["last_value"].shape[-1]))}
+    old["ring_head"] = old["ring_count"] = np.zeros(slots, dtype=np.int64)
+    if "settings" in state:
+        step_ns, aggregation, open_slots = state["settings"]
+        old["settings"] = (step_ns, length, aggregation, open_slots)
+    return old
+
+
+def test_a_checkpoint_and_spill_written_with_the_history_ring_still_load() -> None:
+    spill = MemorySpill()
+    original = window(max_series=2, spill=spill)
+    add(original, [("a", T0, 1.0), ("a", T0 + S, 2.0)], now=1.0)
+    add(original, [("b", T0, 3.0)], now=2.0)
+    add(original, [("c", T0, 5.0)], now=3.0)  # spills a
+    old_spill = MemorySpill({k: with_history_ring(v, 8) for k, v in spill.items.items()})
+    restored = window(max_series=2, spill=old_spill)
+    restored.load_state_dict(with_history_ring(original.state_dict(), 8))
+    more = [("a", T0 + 2 * S, 4.0), ("b", T0 + 2 * S, 6.0)]
+    got = add(restored, more, now=4.0)
+    assert got == add(original, more, now=4.0)
+    assert got == [
+        ("a", 1001, (2.0,), False, True),
+        ("b", 1000, (3.0,), False, True),
+        ("b", 1001, (3.0,), True, False),
+    ]
+
+
+def test_a_checkpoint_of_other_window_settings_is_refused() -> None:
+    state = with_history_ring(window().state_dict(), 8)
+    with pytest.raises(ValueError, match="differs from the config's"):
+        window(aggregation="mean").load_state_dict(state)
