@@ -21,22 +21,27 @@ values: a string field never is, nor an integer beyond 2**53, which a float woul
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Literal
 
-import orjson
-
+from connectors.field_values import (
+    NS_PER_UNIT,
+    RejectError,
+    as_json_number,
+    as_line_protocol_number,
+    as_number,
+    epoch_ns,
+    iso_ns,
+    shown,
+)
+from connectors.json_payload import duplicate_key, loads
 from connectors.line_protocol import parse_lines
 from streamer.core.records import (
     BAD_TIME,
     MALFORMED,
     MISSING_FIELD,
-    NON_FINITE,
-    NON_NUMERIC,
     NS_PER_S,
     OVERSIZED,
     UNKNOWN_SERIES,
@@ -52,95 +57,11 @@ MissingTime = Literal["arrival", "reject"]
 DuplicateKeys = Literal["reject", "last"]
 
 EARLIEST_NS = 365 * 86_400 * NS_PER_S  # 1971-01-01T00:00:00Z
-_NS_PER_UNIT = {"s": NS_PER_S, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _BAD_SERIES_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
-# A number given as a string must still be a JSON number: no "1_000", no non-ASCII
-# digits, no surrounding spaces (Python's float() accepts all three).
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 MAX_PAYLOAD_BYTES = 1 << 20
 MAX_SERIES_BYTES = 256
-MAX_EXACT_INTEGER = 2**53  # a float holds every integer up to this, and not all beyond
-
-
-def _loads(raw: bytes) -> Any:
-    """orjson's parse (several times faster); what it refuses, the standard library
-    reads, so that `NaN` or `Infinity` is rejected as non-finite rather than malformed.
-    Nesting deeper than either parser goes is malformed (not a RecursionError)."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        try:
-            return json.loads(raw)
-        except RecursionError:
-            raise _RejectError(MALFORMED, "json: nested too deeply") from None
-
-
-def _duplicate_key(raw: bytes, event: dict[str, Any]) -> str | None:
-    """A key that some object of the payload gives twice, or None.
-
-    Every key in the text has its `:`, so when the payload has no more `:` bytes than
-    the parsed objects have keys, no key was lost to a twin: the common event is settled
-    by one count (see `Decoder.decode`). Colons in strings (ISO times) are counted next,
-    unless an escape (`\\u003a`) could have written one; only then is the text read
-    again, pair by pair.
-    """
-    colons = raw.count(b":")
-    keys, in_strings = _key_and_colon_counts(event)
-    if colons == keys or (colons == keys + in_strings and b"\\u003" not in raw):
-        return None
-    try:
-        json.loads(raw, object_pairs_hook=_unique_pairs)
-    except _DuplicateKeyError as exc:
-        return exc.key
-    except RecursionError:
-        raise _RejectError(MALFORMED, "json: nested too deeply") from None
-    return None
-
-
-def _key_and_colon_counts(event: dict[str, Any]) -> tuple[int, int]:
-    """How many keys the objects of a parsed JSON object have, all depths together, and
-    how many `:` their strings (keys included) hold."""
-    keys = colons = 0
-    stack: list[Any] = [event]
-    while stack:
-        item = stack.pop()
-        values = item
-        if type(item) is dict:
-            keys += len(item)
-            colons += sum(key.count(":") for key in item)
-            values = item.values()
-        for value in values:
-            kind = type(value)
-            if kind is str:
-                colons += value.count(":")
-            elif kind is dict or kind is list:
-                stack.append(value)
-    return keys, colons
-
-
-class _DuplicateKeyError(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKeyError(key)
-            seen.add(key)
-    return found
-
-
-class _RejectError(Exception):
-    """Internal: one field of an event cannot be used."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason, self.detail = reason, detail
 
 
 class Decoder:
@@ -191,7 +112,7 @@ class Decoder:
         self._reject_twins = duplicate_keys == "reject"
         # The per-event fast path (see decode) applies to JSON with a numeric time unit.
         self._fast = payload_format == "json" and self.time_unit != "iso8601"
-        self._scale = _NS_PER_UNIT.get(self.time_unit, 1)
+        self._scale = NS_PER_UNIT.get(self.time_unit, 1)
         self._good_series: set[str] = set()
 
     def decode(
@@ -215,25 +136,25 @@ class Decoder:
                 self._check_series(series)
             if self.payload_format == "line_protocol":
                 return self._decode_lines(raw, now_ns, position, series)
-        except _RejectError as exc:
+        except RejectError as exc:
             return [], [Rejection(exc.reason, exc.detail, raw, position)]
         try:
             if raw.startswith(b"\xef\xbb\xbf"):
-                raise _RejectError(MALFORMED, "a byte order mark before the payload")
-            event = _loads(raw)
+                raise RejectError(MALFORMED, "a byte order mark before the payload")
+            event = loads(raw)
             if not isinstance(event, dict):
-                raise _RejectError(MALFORMED, f"expected a JSON object, got {type(event).__name__}")
+                raise RejectError(MALFORMED, f"expected a JSON object, got {type(event).__name__}")
             # A payload with no more `:` than keys at the top has no twins (see below).
             if self._reject_twins and raw.count(b":") != len(event):
-                twin = _duplicate_key(raw, event)
+                twin = duplicate_key(raw, event)
                 if twin is not None:
-                    raise _RejectError(MALFORMED, f"json: the key {_shown(twin)} appears twice")
+                    raise RejectError(MALFORMED, f"json: the key {shown(twin)} appears twice")
             time_value = event.get(self.time_field)
             if self._fast:
                 fast = self._decode_fast(event, time_value, now_ns, position, series)
                 if fast is not None:
                     return [fast], []
-        except _RejectError as exc:
+        except RejectError as exc:
             return [], [Rejection(exc.reason, exc.detail, raw, position)]
         except (ValueError, UnicodeDecodeError) as exc:
             return [], [Rejection(MALFORMED, f"json: {exc}", raw, position)]
@@ -253,7 +174,7 @@ class Decoder:
             else:
                 event = {**point.tags, **point.fields}
                 found, got = self._mapping(
-                    event, point.time, b"", now_ns, position, series, _line_number
+                    event, point.time, b"", now_ns, position, series, as_line_protocol_number
                 )
                 observations += found
             if got:
@@ -294,7 +215,7 @@ class Decoder:
         if sid not in self._good_series:
             try:
                 self._check_series(sid)
-            except _RejectError:
+            except RejectError:
                 return None
             if len(self._good_series) < 1_000_000:
                 self._good_series.add(sid)
@@ -315,7 +236,7 @@ class Decoder:
         """Like `decode`, for an event already read into a mapping (a CSV row, say).
         Numbers in strings follow JSON's grammar in a JSON payload; elsewhere (a CSV
         cell) the usual decimal forms, in ASCII digits."""
-        number = _json_number if strict else _number
+        number = as_json_number if strict else as_number
         return self._mapping(event, time_value, raw, now_ns, position, series, number)
 
     def _mapping(
@@ -331,7 +252,7 @@ class Decoder:
         try:
             base = series if series is not None else self._series(event)
             time_ns = self._time_ns(time_value, now_ns)
-        except _RejectError as exc:
+        except RejectError as exc:
             return [], [Rejection(exc.reason, exc.detail, raw, position)]
         observations: list[Observation] = []
         rejections: list[Rejection] = []
@@ -345,7 +266,7 @@ class Decoder:
                     self._check_series(series_id)
                 self._check_allowed(base, series_id)
                 got = number(value, name or self.value_field or "value")
-            except _RejectError as exc:
+            except RejectError as exc:
                 rejections.append(Rejection(exc.reason, exc.detail, raw, position))
                 continue
             observations.append(Observation(series_id, time_ns, got, self.kind, position))
@@ -363,15 +284,15 @@ class Decoder:
             return None
         try:
             return self._time_ns(value, now_ns=2**62)
-        except _RejectError:
+        except RejectError:
             return None
 
     def _series(self, event: Mapping[str, Any]) -> str:
         value = event.get(self.series_field)
         if value is None or value == "":
-            raise _RejectError(MISSING_FIELD, f"no series id: expected field '{self.series_field}'")
+            raise RejectError(MISSING_FIELD, f"no series id: expected field '{self.series_field}'")
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise _RejectError(
+            raise RejectError(
                 MALFORMED, f"series id '{self.series_field}' must be a string or integer"
             )
         text = str(value)
@@ -382,9 +303,9 @@ class Decoder:
         """A series id must be non-empty, valid UTF-8 without control characters or
         backslashes (InfluxDB tags cannot hold them faithfully), and short enough."""
         if not text:
-            raise _RejectError(MISSING_FIELD, "an empty series id")
+            raise RejectError(MISSING_FIELD, "an empty series id")
         if _BAD_SERIES_CHARS.search(text):
-            raise _RejectError(
+            raise RejectError(
                 MALFORMED,
                 f"series id {text[:40]!r} holds a control character or backslash, "
                 "which InfluxDB tags cannot hold faithfully",
@@ -392,11 +313,11 @@ class Decoder:
         try:
             size = len(text.encode("utf-8"))
         except UnicodeEncodeError:
-            raise _RejectError(
+            raise RejectError(
                 MALFORMED, f"series id {text[:40]!r} is not valid UTF-8 (a lone surrogate)"
             ) from None
         if size > self.max_series_bytes:
-            raise _RejectError(
+            raise RejectError(
                 MALFORMED,
                 f"series id {text[:40]!r}... is {size} bytes; at most {self.max_series_bytes} "
                 "(pipeline.max_series_id_bytes)",
@@ -427,119 +348,25 @@ class Decoder:
             and base not in self.allowlist
             and series_id not in self.allowlist
         ):
-            raise _RejectError(UNKNOWN_SERIES, f"series {series_id!r} is not in series_allowlist")
+            raise RejectError(UNKNOWN_SERIES, f"series {series_id!r} is not in series_allowlist")
 
     def _time_ns(self, value: Any, now_ns: int) -> int:
         if value is None:
             if self.missing_time == "arrival":
                 return now_ns - now_ns % self._scale  # as the server: cut to the unit
             if self.payload_format == "line_protocol":
-                raise _RejectError(MISSING_FIELD, "no timestamp (fields.missing_time is reject)")
-            raise _RejectError(MISSING_FIELD, f"no event time: expected field '{self.time_field}'")
-        if self.time_unit == "iso8601":
-            time_ns = _iso_ns(value)
-        else:
-            time_ns = _epoch_ns(value, self.time_unit)
+                raise RejectError(MISSING_FIELD, "no timestamp (fields.missing_time is reject)")
+            raise RejectError(MISSING_FIELD, f"no event time: expected field '{self.time_field}'")
+        time_ns = iso_ns(value) if self.time_unit == "iso8601" else epoch_ns(value, self.time_unit)
         if time_ns < EARLIEST_NS:
-            raise _RejectError(
+            raise RejectError(
                 BAD_TIME,
-                f"event time {_shown(value)} is before 1971 as {self.time_unit}; check time_unit",
+                f"event time {shown(value)} is before 1971 as {self.time_unit}; check time_unit",
             )
         if time_ns > now_ns + self.max_future_ns:
-            raise _RejectError(
+            raise RejectError(
                 BAD_TIME,
-                f"event time {_shown(value)} is more than max_future ahead of now as "
+                f"event time {shown(value)} is more than max_future ahead of now as "
                 f"{self.time_unit}; check time_unit and the producer's clock",
             )
         return time_ns
-
-
-def _shown(value: Any) -> str:
-    """A value for a message: its repr, cut short (a huge integer has no repr at all)."""
-    try:
-        text = repr(value)
-    except ValueError:
-        return f"<an integer of {value.bit_length()} bits>"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _number(value: Any, name: str, strict: bool = False) -> float:
-    """A value as a float. A string must be a number in JSON's grammar when `strict`
-    (a JSON payload), else a decimal in ASCII without underscores (a CSV cell)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise _RejectError(NON_NUMERIC, f"'{name}' is {type(value).__name__}, not a number")
-    if isinstance(value, str) and (
-        not _JSON_NUMBER.fullmatch(value) if strict else not value.isascii() or "_" in value
-    ):
-        if value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
-            raise _RejectError(NON_FINITE, f"'{name}' is {value[:40]!r}")
-        raise _RejectError(
-            NON_NUMERIC, f"'{name}' is {value[:40]!r}, not a number in JSON's grammar"
-        )
-    try:
-        number = float(value)
-    except ValueError:
-        raise _RejectError(NON_NUMERIC, f"'{name}' is {str(value)[:40]!r}, not a number") from None
-    except OverflowError:
-        raise _RejectError(NON_FINITE, f"'{name}' is an integer beyond a float") from None
-    if not math.isfinite(number):
-        raise _RejectError(NON_FINITE, f"'{name}' is {number}")
-    return number
-
-
-def _json_number(value: Any, name: str) -> float:
-    return _number(value, name, strict=True)
-
-
-def _line_number(value: Any, name: str) -> float:
-    """A line protocol field as a float: a float, or an integer a float holds exactly.
-    Strings and booleans are not numbers, whatever they hold."""
-    if type(value) is float:
-        if not math.isfinite(value):
-            raise _RejectError(NON_FINITE, f"'{name}' is {value}")
-        return value
-    if isinstance(value, bool):
-        raise _RejectError(NON_NUMERIC, f"'{name}' is a boolean field, not a number")
-    if isinstance(value, str):
-        raise _RejectError(NON_NUMERIC, f"'{name}' is a string field, not a number")
-    if not -MAX_EXACT_INTEGER <= value <= MAX_EXACT_INTEGER:
-        raise _RejectError(
-            NON_NUMERIC,
-            f"'{name}' is the integer {value}, which a float cannot hold exactly "
-            "(beyond 2**53); send it as a float if rounding is acceptable",
-        )
-    return float(value)
-
-
-def _epoch_ns(value: Any, unit: str) -> int:
-    scale = _NS_PER_UNIT[unit]
-    if isinstance(value, bool):
-        raise _RejectError(BAD_TIME, f"event time {value!r} is not a number of {unit}")
-    if isinstance(value, int):
-        return value * scale
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise _RejectError(
-            BAD_TIME, f"event time {str(value)[:40]!r} is not a number of {unit}"
-        ) from None
-    if not math.isfinite(number):
-        raise _RejectError(BAD_TIME, f"event time {value!r} is not finite")
-    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-        return int(value) * scale
-    if not math.isfinite(number * scale):
-        raise _RejectError(BAD_TIME, f"event time {_shown(value)} {unit} is beyond any time")
-    return round(number * scale)
-
-
-def _iso_ns(value: Any) -> int:
-    if not isinstance(value, str):
-        raise _RejectError(BAD_TIME, f"event time {value!r} is not an ISO 8601 string")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise _RejectError(BAD_TIME, f"event time {value[:40]!r} is not ISO 8601") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1_000

@@ -1,12 +1,13 @@
 """The InfluxDB server's line protocol parser, ported function by function.
 
 This is `models/points.go` of InfluxDB 2.7 (`parsePoint` and what it calls, the field
-iterator that storage reads values with, and `strconv`'s number grammar), kept in the
-same shape and names so that the two can be read side by side. It is the slow, exact
-path of `connectors.line_protocol`: lines that the fast path does not recognise whole
-(escapes, quotes in names, odd numbers, errors) come here. Positions are indices into
-the line, which is a `str` decoded with `errors="surrogateescape"`: every character the
-scan looks for is ASCII, so it finds what the server finds in the bytes.
+iterator that storage reads values with, and `strconv`'s number grammar, which is in
+`connectors.go_numbers`), kept in the same shape and names so that the two can be read
+side by side. It is the slow, exact path of `connectors.line_protocol`: lines that the
+fast path does not recognise whole (escapes, quotes in names, odd numbers, errors) come
+here. Positions are indices into the line, which is a `str` decoded with
+`errors="surrogateescape"`: every character the scan looks for is ASCII, so it finds
+what the server finds in the bytes.
 
 Two kinds of "escaped" meet in the server's code and are kept apart here: the field
 scan skips a backslash and the character after it, while the other scans treat a
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import re
 from itertools import pairwise
+
+from connectors.go_numbers import go_float, go_int
 
 FieldValue = float | int | bool | str
 
@@ -363,63 +366,3 @@ def _unescape(text: str) -> str:
 def _unescape_tag(text: str) -> str:
     """unescapeTag: `\\,`, `\\ ` and `\\=` in turn."""
     return text.replace("\\,", ",").replace("\\ ", " ").replace("\\=", "=")
-
-
-# --- strconv: Go's number grammar ------------------------------------------------------
-
-_GO_INT = re.compile(r"[+-]?[0-9]+")
-_GO_DECIMAL = re.compile(r"[+-]?(?=\.?[0-9])[0-9_]*\.?[0-9_]*(?:[eE][+-]?[0-9][0-9_]*)?")
-_GO_HEX = re.compile(
-    r"[+-]?0[xX](?=[_.]*[0-9a-fA-F])[0-9a-fA-F_]*\.?[0-9a-fA-F_]*[pP][+-]?[0-9][0-9_]*"
-)
-_GO_SPECIAL = re.compile(r"(?i:[+-]?inf(?:inity)?|nan)")
-
-
-def go_int(text: str, signed: bool) -> int | None:
-    """strconv.ParseInt / ParseUint in base 10 with 64 bits: the value, or None."""
-    if not _GO_INT.fullmatch(text) or (not signed and text[0] in "+-"):
-        return None
-    value = int(text)
-    low, high = (-(2**63), 2**63) if signed else (0, 2**64)
-    return value if low <= value < high else None
-
-
-def go_float(text: str) -> float:
-    """strconv.ParseFloat(text, 64); ValueError where it fails (bad syntax, or a value
-    beyond a float)."""
-    if _GO_SPECIAL.fullmatch(text):
-        return float(text)
-    hexadecimal = _GO_HEX.fullmatch(text) is not None
-    if not hexadecimal and not _GO_DECIMAL.fullmatch(text):
-        raise ValueError(f"invalid syntax: {text!r}")
-    if "_" in text and not _underscores_ok(text):
-        raise ValueError(f"invalid syntax: {text!r}")
-    digits = text.replace("_", "")
-    try:
-        number = float.fromhex(digits) if hexadecimal else float(digits)
-    except OverflowError:
-        raise ValueError(f"out of range: {text!r}") from None
-    if number in (float("inf"), float("-inf")):
-        raise ValueError(f"out of range: {text!r}")
-    return number
-
-
-def _underscores_ok(text: str) -> bool:
-    """underscoreOK: an underscore only between digits, or after a base prefix."""
-    text = text[1:] if text[0] in "+-" else text
-    saw, i = "^", 0
-    hexadecimal = text[:2].lower() == "0x"
-    if text[:2].lower() in ("0b", "0o", "0x"):
-        saw, i = "0", 2
-    for char in text[i:]:
-        if "0" <= char <= "9" or (hexadecimal and char.lower() in "abcdef"):
-            saw = "0"
-        elif char == "_":
-            if saw != "0":
-                return False
-            saw = "_"
-        elif saw == "_":
-            return False
-        else:
-            saw = "!"
-    return saw != "_"

@@ -86,9 +86,16 @@ class MqttSource(StreamSource):
         self._queue: queue.Queue[tuple[bytes, str]] = queue.Queue(maxsize=queue_size)
         self._next = 0
         self.subscribed = threading.Event()
+        self._client = self._new_client(client_id or f"streamer-{name}", username, password, tls)
+        self._connect(host, port, keepalive, connect_timeout)
+
+    def _new_client(
+        self, client_id: str, username: str | None, password: str | None, tls: bool
+    ) -> mqtt.Client:
+        """An MQTT v5 client with this source's callbacks, reconnecting by itself."""
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"streamer-{name}",
+            client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         if username is not None:
@@ -100,7 +107,12 @@ class MqttSource(StreamSource):
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
-        self._client = client
+        return client
+
+    def _connect(self, host: str, port: int, keepalive: float, connect_timeout: float) -> None:
+        """Connect with a persistent session and wait until subscribed; SourceError when the
+        broker cannot be reached or no subscription comes within `connect_timeout`."""
+        client, name, topics = self._client, self.name, self.topics
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
         # Let the broker send this many unacknowledged QoS 1/2 messages: a narrow window

@@ -226,11 +226,7 @@ def train_copy(
     horizon = candidate.head.out_features
     target, known = _targets(train, horizon, _device(candidate))
     known[:burn_in] = False
-    optimiser = torch.optim.Adam(candidate.parameters(), lr=learning_rate)
-    if optimiser_state is not None:
-        optimiser.load_state_dict(optimiser_state)
-        for group in optimiser.param_groups:
-            group["lr"] = learning_rate
+    optimiser = _adam(candidate, learning_rate, optimiser_state)
     rng = np.random.default_rng(seed)
     n = len(train)
     updates = windows_seen = 0
@@ -242,14 +238,7 @@ def train_copy(
                 stopped = True
                 break
             rows = order[start : start + batch_size]
-            part = train.take(rows)
-            prediction = _forward(candidate, part)
-            index = torch.as_tensor(rows, device=target.device)
-            error = (prediction - target[:, index]) ** 2
-            loss = error[known[:, index]].mean()
-            optimiser.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimiser.step()
+            _update(candidate, optimiser, train, rows, target, known)
             updates += 1
             windows_seen += len(rows)
         if stopped:
@@ -264,3 +253,34 @@ def train_copy(
         windows=windows_seen,
         stopped_early=stopped,
     )
+
+
+def _adam(
+    net: RecurrentNet, learning_rate: float, state: dict[str, Any] | None
+) -> torch.optim.Adam:
+    """Adam over net's parameters at `learning_rate`, continuing from `state` when given."""
+    optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    if state is not None:
+        optimiser.load_state_dict(state)
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate
+    return optimiser
+
+
+def _update(
+    net: RecurrentNet,
+    optimiser: torch.optim.Adam,
+    train: Histories,
+    rows: Any,
+    target: torch.Tensor,
+    known: torch.Tensor,
+) -> None:
+    """One step of the optimiser on train's windows `rows`: the mean squared error over
+    their targets that are known."""
+    prediction = _forward(net, train.take(rows))
+    index = torch.as_tensor(rows, device=target.device)
+    error = (prediction - target[:, index]) ** 2
+    loss = error[known[:, index]].mean()
+    optimiser.zero_grad()
+    loss.backward()  # type: ignore[no-untyped-call]
+    optimiser.step()

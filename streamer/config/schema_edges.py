@@ -204,12 +204,20 @@ class FileDeadLetter(Section):
     type: Literal["file"]
     path: Path
 
+    def describe(self) -> str:
+        """`file rejected.jsonl`: the type and where it writes, for a person."""
+        return f"{self.type} {self.path}"
+
 
 class KafkaDeadLetter(KafkaConnection):
     """Rejected records, with their original bytes and the reason, sent to a topic."""
 
     type: Literal["kafka"]
     topic: NonEmptyStr
+
+    def describe(self) -> str:
+        """`kafka streamer-rejected`: the type and where it writes, for a person."""
+        return f"{self.type} {self.topic}"
 
 
 DeadLetter = Annotated[FileDeadLetter | KafkaDeadLetter, Field(discriminator="type")]
@@ -240,6 +248,10 @@ class InfluxSink(Section):
     retry_backoff: PositiveDuration = timedelta(milliseconds=500)
     max_backoff: PositiveDuration = timedelta(seconds=30)
 
+    def describe(self) -> str:
+        """`influxdb http://127.0.0.1:8086`: the type and where it writes, for a person."""
+        return f"{self.type} {self.url}"
+
 
 class FileSink(Section):
     """Forecasts to a local file, as InfluxDB line protocol or CSV."""
@@ -249,12 +261,20 @@ class FileSink(Section):
     format: Literal["line_protocol", "csv"] = "line_protocol"
     mode: Literal["append", "truncate"] = "append"
 
+    def describe(self) -> str:
+        """`file forecasts.lp`: the type and where it writes, for a person."""
+        return f"{self.type} {self.path}"
+
 
 class KafkaSink(KafkaConnection):
     """Forecasts as JSON to a Kafka topic, for downstream consumers."""
 
     type: Literal["kafka"]
     topic: NonEmptyStr
+
+    def describe(self) -> str:
+        """`kafka streamer-forecasts`: the type and where it writes, for a person."""
+        return f"{self.type} {self.topic}"
 
 
 Sink = Annotated[InfluxSink | FileSink | KafkaSink, Field(discriminator="type")]

@@ -10,7 +10,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from streamer.evaluation.evaluate import EvaluateError, Progress, Report, bucket_name, buckets
+from streamer.evaluation.collect import bucket_name, buckets
+from streamer.evaluation.options import EvaluateError, Progress, Report
 
 BASELINES = (("last_value", "last"), ("seasonal_naive", "snaive"))
 

@@ -1,0 +1,153 @@
+"""The file `evaluate` reads: a wide CSV (a time column and one column per target),
+checked and measured once (`inspect`), then replayed row by row as one event per target
+(`WideReplay`), in the fields `make_decoder` reads."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+from connectors.base import RawRecord, StreamSource
+from connectors.codecs import Decoder, TimeUnit
+from connectors.replay import ReplaySource
+from streamer.evaluation.options import EvaluateError, EvaluateOptions
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    rows: int  # the rows used
+    warmup_time: str  # the time column of the first row after the warm-up
+    mean: dict[str, float]
+    std: dict[str, float]
+    numeric_time: bool
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return cast(IO[str], gzip.open(path, "rt", encoding="utf-8-sig", newline=""))
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def _rows(path: Path) -> Iterator[dict[str, str]]:
+    with _open_text(path) as stream:
+        yield from csv.DictReader(stream)
+
+
+def inspect(options: EvaluateOptions) -> FileFacts:
+    """Check the columns, count the rows, and take the z-score statistics."""
+    if not options.data.is_file():
+        raise EvaluateError(f"{options.data}: no such file")
+    with _open_text(options.data) as stream:
+        header = next(csv.reader(stream), [])
+    missing = [c for c in (options.time_col, *options.targets) if c not in header]
+    if missing:
+        raise EvaluateError(
+            f"{options.data}: no column {', '.join(map(repr, missing))}; "
+            f"the columns are {', '.join(map(repr, header))}"
+        )
+    times = [row[options.time_col] for row in _rows(options.data)]
+    if options.rows is not None:
+        times = times[: options.rows]
+    if len(times) < 4:
+        raise EvaluateError(f"{options.data}: {len(times)} data rows; at least 4 are needed")
+    warm = max(1, min(len(times) - 1, int(len(times) * options.warmup_fraction)))
+    stats_rows = warm if options.zscore_rows is None else min(options.zscore_rows, len(times))
+    sums = {t: [0.0, 0.0, 0] for t in options.targets}
+    for i, row in enumerate(_rows(options.data)):
+        if i >= stats_rows:
+            break
+        for target in options.targets:
+            value = _float(row.get(target))
+            if value is not None:
+                s = sums[target]
+                s[0], s[1], s[2] = s[0] + value, s[1] + value * value, int(s[2]) + 1
+    mean = {t: s[0] / s[2] if s[2] else 0.0 for t, s in sums.items()}
+    std = {
+        t: math.sqrt(max(s[1] / s[2] - mean[t] ** 2, 0.0)) if s[2] else 1.0 for t, s in sums.items()
+    }
+    return FileFacts(
+        rows=len(times),
+        warmup_time=times[warm],
+        mean=mean,
+        std={t: v if v > 0 else 1.0 for t, v in std.items()},
+        numeric_time=_float(times[0]) is not None,
+    )
+
+
+def _float(text: Any) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+class WideReplay(StreamSource):
+    """A replay of a wide file's first `facts.rows` rows: each row becomes one event per
+    target column, named by the column, with the value standardised if asked."""
+
+    def __init__(
+        self,
+        replay: ReplaySource,
+        options: EvaluateOptions,
+        facts: FileFacts,
+        on_row: Callable[[int], None],
+    ) -> None:
+        self.name = replay.name
+        self.replay = replay
+        self.options = options
+        self.facts = facts
+        self.on_row = on_row
+        self.done = 0
+
+    def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
+        out = []
+        targets = self.options.targets
+        standard = self.options.normalize == "standard"
+        wanted = min(max(1, max_records // len(targets)), self.facts.rows - self.done)
+        for record in self.replay.poll(wanted, timeout) if wanted > 0 else []:
+            fields = record.fields or {}
+            for target in targets:
+                value: Any = fields.get(target)
+                number = _float(value)
+                if standard and number is not None:
+                    value = (number - self.facts.mean[target]) / self.facts.std[target]
+                event = {
+                    "series": target,
+                    "value": value,
+                    "time": fields.get(self.options.time_col),
+                }
+                out.append(RawRecord(record.payload, record.position, fields=event))
+            self.done += 1
+            self.on_row(self.done)
+        return out
+
+    def commit(self, positions: Mapping[str, int]) -> None:
+        pass
+
+    def seek(self, positions: Mapping[str, int]) -> None:
+        pass
+
+    @property
+    def exhausted(self) -> bool:
+        return self.done >= self.facts.rows or self.replay.exhausted
+
+    def close(self) -> None:
+        self.replay.close()
+
+
+def make_decoder(time_unit: TimeUnit) -> Decoder:
+    """The fields of `WideReplay`'s events; any time is accepted, however far ahead."""
+    return Decoder(
+        kind="sensor",
+        series_field="series",
+        value_field="value",
+        time_field="time",
+        time_unit=time_unit,
+        max_future_ns=2**62,
+    )
