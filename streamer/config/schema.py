@@ -2,8 +2,9 @@
 
 Every section forbids unknown keys, so a typo is an error rather than a silently ignored
 setting. Sources, sinks, models, drift detectors and dead-letter outputs are tagged unions
-on `type`; the edges (sources, sinks, dead letters) are defined in `streamer.config.schema_edges`
-and re-exported here. Secrets are `SecretStr`: masked in `repr`, in `streamer config show` and in
+on `type`; the edges (sources, sinks, dead letters), the models and the drift detectors
+are defined in `streamer.config.schema_edges`, `schema_models` and `schema_drift`, and
+re-exported here. Secrets are `SecretStr`: masked in `repr`, in `streamer config show` and in
 error messages. Reading a file (with `${VAR}` references and `STREAMER__` overrides) is
 in `streamer.config.file`; this module only says what is valid.
 """
@@ -16,6 +17,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from streamer.config.schema_drift import (
+    AdwinDetector,
+    Detector,
+    KswinDetector,
+    PageHinkleyDetector,
+)
 from streamer.config.schema_edges import (
     DeadLetter,
     FileDeadLetter,
@@ -30,6 +37,19 @@ from streamer.config.schema_edges import (
     Sink,
     Source,
 )
+from streamer.config.schema_models import (
+    DEFAULT_MEMBERS,
+    EnsembleMember,
+    EnsembleModel,
+    HoltWintersModel,
+    LastValueModel,
+    LstmModel,
+    Model,
+    ModelBase,
+    NetSettings,
+    SeasonalNaiveModel,
+    SnarimaxModel,
+)
 from streamer.config.types import (
     Duration,
     HostPort,
@@ -41,10 +61,13 @@ from streamer.config.types import (
 from streamer.core.durations import format_duration
 
 __all__ = [
+    "DEFAULT_MEMBERS",
     "AdwinDetector",
     "CheckpointConfig",
     "DeadLetter",
+    "Detector",
     "DriftConfig",
+    "EnsembleMember",
     "EnsembleModel",
     "FileDeadLetter",
     "FileSink",
@@ -60,6 +83,8 @@ __all__ = [
     "LastValueModel",
     "LoggingConfig",
     "LstmModel",
+    "Model",
+    "ModelBase",
     "MqttSource",
     "NetSettings",
     "PageHinkleyDetector",
@@ -104,116 +129,11 @@ class PipelineConfig(Section):
     dead_letter: DeadLetter | None = None
 
 
-class ModelBase(Section):
-    """What every forecaster has: how many steps ahead it forecasts."""
-
-    horizon: Annotated[int, Field(ge=1, le=1000)] = 12
-
-
 class IntervalsConfig(Section):
     """Prediction intervals from recent residuals, per series and horizon."""
 
     coverage: Annotated[float, Field(gt=0, lt=1)] = 0.9
     window: Annotated[int, Field(ge=10)] = 100
-
-
-class NetSettings(Section):
-    """The recurrent net: one LSTM (or GRU) shared by all series, each series with its own
-    state, plus a linear highway on the last `lags` scaled values."""
-
-    cell: Literal["lstm", "gru"] = "lstm"
-    hidden_size: Annotated[int, Field(ge=1)] = 32
-    num_layers: Annotated[int, Field(ge=1)] = 1
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    learning_rate: Annotated[float, Field(gt=0)] = 1e-3
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
-    seed: int = 0
-    calendar: bool = False
-    scale_halflife: Annotated[int, Field(ge=1)] | None = None
-    price_inputs: Literal["levels", "returns"] = "levels"
-    season_length: Annotated[int, Field(ge=1)] = 24
-    lags: Annotated[int, Field(ge=0)] | None = None
-    lag_memory: Annotated[float, Field(gt=0)] = 5000.0
-
-    @property
-    def lag_count(self) -> int:
-        """Lags the linear highway reads: `lags`, or two seasons when unset."""
-        return 2 * self.season_length if self.lags is None else self.lags
-
-
-class LstmModel(ModelBase, NetSettings):
-    """The recurrent net alone. Until its weights have been trained on `min_train_steps`
-    (and, with `serve_if: better`, while its recent live error is not below the
-    baseline's), a baseline forecasts instead."""
-
-    type: Literal["lstm"]
-    min_train_steps: Annotated[int, Field(ge=0)] = 10_000
-    serve_if: Literal["better", "trained"] = "better"
-    baseline: Literal["seasonal_naive", "last_value", "holtwinters", "snarimax"] = "seasonal_naive"
-
-
-EnsembleMember = Literal["lstm", "last_value", "seasonal_naive"]
-DEFAULT_MEMBERS: tuple[EnsembleMember, ...] = ("lstm", "last_value", "seasonal_naive")
-
-
-class EnsembleModel(ModelBase, NetSettings):
-    """An online combination of `members`, weighted per series and horizon by their
-    recent live squared errors: the best member carries the forecast, near-equals share
-    it. The net's settings are those of its `lstm` member."""
-
-    type: Literal["ensemble"]
-    members: Annotated[list[EnsembleMember], Field(min_length=2)] = Field(
-        default_factory=lambda: list(DEFAULT_MEMBERS)
-    )
-    halflife: Annotated[float, Field(gt=0)] = 200.0
-    sharpness: Annotated[float, Field(ge=0)] = 10.0
-
-    @field_validator("members")
-    @classmethod
-    def _members_unique(cls, members: list[str]) -> list[str]:
-        if len(set(members)) != len(members):
-            raise ValueError(f"each member may be named once; got {members}")
-        return members
-
-
-class LastValueModel(ModelBase):
-    """Baseline: every horizon forecasts the last observed value."""
-
-    type: Literal["last_value"]
-
-
-class SeasonalNaiveModel(ModelBase):
-    """Baseline: each horizon forecasts the value one season earlier."""
-
-    type: Literal["seasonal_naive"]
-    season_length: Annotated[int, Field(ge=1)] = 24
-
-
-class SnarimaxModel(ModelBase):
-    """river's SNARIMAX(2,1,1)(0,1,1)[season_length], learnt online per series. One
-    Python model per series: for tens or hundreds of series, not for 100k."""
-
-    type: Literal["snarimax"]
-    season_length: Annotated[int, Field(ge=1)] = 24
-
-
-class HoltWintersModel(ModelBase):
-    """river's additive Holt-Winters (level and season, no trend), per series. One Python
-    model per series: for tens or hundreds of series, not for 100k."""
-
-    type: Literal["holtwinters"]
-    season_length: Annotated[int, Field(ge=1)] = 24
-
-
-Model = Annotated[
-    LstmModel
-    | EnsembleModel
-    | LastValueModel
-    | SeasonalNaiveModel
-    | SnarimaxModel
-    | HoltWintersModel,
-    Field(discriminator="type"),
-]
 
 
 class RetrainConfig(Section):
@@ -232,62 +152,6 @@ class RetrainConfig(Section):
     promote: Literal["if_better", "always"] = "if_better"
     promote_tolerance: Annotated[float, Field(ge=0)] = 0.0
     max_duration: PositiveDuration = timedelta(minutes=5)
-
-
-class AdwinDetector(Section):
-    """river's ADWIN: adaptive window, for changes in the mean. It compares sub-windows
-    of the signal by their own spread, so by default (`warmup` 0) it sees the raw
-    signal; with `warmup` N it sees it standardised by a reference learnt over N values
-    per series (as `page_hinkley` does). It assumes independent values: on
-    autocorrelated ones (most real series) it fires often."""
-
-    type: Literal["adwin"]
-    delta: Annotated[float, Field(gt=0, lt=1)] = 0.002
-    warmup: Annotated[int, Field(ge=0)] = 0
-
-
-class PageHinkleyDetector(Section):
-    """river's Page-Hinkley test (a two-sided CUSUM), for sustained changes in the mean;
-    the default. It sees each value in standard deviations of the series' reference
-    (learnt over `warmup` values per series, and again after each detection), so
-    `delta` (the allowance: moves smaller than this are ignored) and `threshold` (how
-    far the summed excess over the allowance must go) are in those units. The defaults
-    give at most 1 alarm per 10,000 steps on stationary noise, AR(1) 0.8 included, and
-    find a 3-sd level shift in about 20 steps; `alpha` 1 sums without fading (a fading
-    sum wanders on long runs and fires by itself)."""
-
-    type: Literal["page_hinkley"]
-    threshold: Annotated[float, Field(gt=0)] = 40.0
-    min_instances: Annotated[int, Field(ge=1)] = 30
-    delta: Annotated[float, Field(ge=0)] = 1.0
-    alpha: Annotated[float, Field(gt=0, le=1)] = 1.0
-    warmup: Annotated[int, Field(ge=0)] = 200
-
-
-class KswinDetector(Section):
-    """river's KSWIN: Kolmogorov-Smirnov test over a sliding window, for changed shapes.
-    Rank-based, so by default (`warmup` 0) it sees the raw signal; `warmup` as for
-    `adwin`. It assumes independent values: on autocorrelated ones it fires often."""
-
-    type: Literal["kswin"]
-    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.005
-    window_size: Annotated[int, Field(ge=2)] = 100
-    stat_size: Annotated[int, Field(ge=1)] = 30
-    seed: int = 0
-    warmup: Annotated[int, Field(ge=0)] = 0
-
-    @model_validator(mode="after")
-    def _stat_fits_window(self) -> KswinDetector:
-        if self.stat_size >= self.window_size:
-            raise ValueError(
-                f"stat_size ({self.stat_size}) must be less than window_size ({self.window_size})"
-            )
-        return self
-
-
-Detector = Annotated[
-    AdwinDetector | PageHinkleyDetector | KswinDetector, Field(discriminator="type")
-]
 
 
 class DriftConfig(Section):

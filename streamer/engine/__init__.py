@@ -11,7 +11,6 @@ if TYPE_CHECKING:
     from streamer.engine.checkpoint import CheckpointStore
     from streamer.engine.drift import Detection, DetectorFactory, DriftMonitor, DriftResponse
     from streamer.engine.pipeline import (
-        Counters,
         Pipeline,
         PipelineSettings,
         RetrainHook,
@@ -26,7 +25,7 @@ _EXPORTS = {
     "WindowBuffer": "streamer.engine.window",
     "Pipeline": "streamer.engine.pipeline",
     "PipelineSettings": "streamer.engine.pipeline",
-    "Counters": "streamer.engine.pipeline",
+    "Counters": "streamer.engine.reporting",
     "RetrainHook": "streamer.engine.pipeline",
     "SinkObserver": "streamer.engine.pipeline",
     "SinkWriter": "streamer.engine.sink_writer",

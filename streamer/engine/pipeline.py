@@ -16,14 +16,13 @@ import logging
 import math
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from connectors.base import DeadLetter, Output, PayloadDecoder, RawRecord, Sink, Source
+from connectors.base import DeadLetter, Output, PayloadDecoder, Sink, Source
 from models.base import Forecaster, Scorer
 from streamer.core.records import (
     LATE,
@@ -35,14 +34,14 @@ from streamer.core.records import (
     concat_batches,
 )
 from streamer.engine.checkpoint import CheckpointStore
+from streamer.engine.decoding import Polled, decode
 from streamer.engine.drift import DriftMonitor, DriftResponse
+from streamer.engine.reporting import Counters, Rejections, Reporter
 from streamer.engine.sink_writer import SinkWriter
 from streamer.engine.snapshot import Snapshot, SourceStatus
 from streamer.engine.window import WindowBuffer
 
 log = logging.getLogger(__name__)
-
-Polled = list[tuple[PayloadDecoder, list[RawRecord]]]  # records, with their decoder
 
 
 class RetrainHook(Protocol):
@@ -81,35 +80,6 @@ class PipelineSettings:
     sink_retry_wait: float = 1.0
     stats_every: float | None = None  # a streamer_stats event this often (None: never)
     instance: str = "streamer"
-
-
-@dataclass
-class Counters:
-    """What the daemon has done since it started."""
-
-    events_in: int = 0
-    observations: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    steps_closed: int = 0
-    forecasts_out: int = 0
-    batches: int = 0
-    checkpoints: int = 0
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
-
-@dataclass
-class _Decoded:
-    """A batch's accepted values as columns, with the record each came from."""
-
-    series: list[str] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)
-    times: list[int] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
-    origin: list[RawRecord] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
 
 
 class Pipeline:
@@ -155,23 +125,21 @@ class Pipeline:
         for source, _ in sources:
             source.on_revoke = self.checkpoint  # a rebalance commits what was read first
         self.counters = Counters()
+        self.rejections = Rejections(self.counters, dead_letter, settings.rejected_log_every)
+        self.reporter = Reporter(
+            settings.instance, settings.stats_every, settings.progress_every, clock()
+        )
         self.positions: dict[str, dict[str, int]] = {s.name: {} for s, _ in sources}
         self._last_checkpoint = clock()
-        self._last_progress = clock()
         # Processing time as the window sees it: it advances only while every source
         # is ready and caught up and the loop is not held back by its sinks, so outages,
         # restarts, rebalances and the backlogs after them do not make series look idle.
         self.idle_clock = 0.0
         self._last_tick = clock()
         self._blocked_at_tick = 0.0
-        self._last_rejection_log: dict[str, float] = {}
-        self._unlogged: Counter[str] = Counter()
         self.restored = False
         self.started = False  # restored, or begun afresh: the model is loaded
         self.last_step_at = time.monotonic()  # when the loop last finished a micro-batch
-        # Consumer lag by (source, partition): end offset minus the next one to process.
-        self.lag: Mapping[tuple[str, str], int] = {}
-        self._last_stats = clock()
         self._stats_events: list[Event] = []
         self._model_version: int | None = None
         self.snapshot = Snapshot()  # what other threads read; replaced after each batch
@@ -217,7 +185,7 @@ class Pipeline:
         self._emit(self.window.empty(), self._stats_events)
         self._stats_events = []
         self.checkpoint()
-        self._maybe_progress(self.clock(), force=True)
+        self.reporter.progress(self.clock(), self.counters, self.window.live_series, force=True)
         return self.counters
 
     def abandon(self) -> None:
@@ -252,7 +220,7 @@ class Pipeline:
             waited = blocked - self._blocked_at_tick
             self.idle_clock += max(0.0, now - self._last_tick - waited)
         self._last_tick, self._blocked_at_tick = now, blocked
-        decoded = self._decode(polled, int(now * NS_PER_S))
+        decoded = decode(polled, int(now * NS_PER_S))
         result = self.window.add(
             decoded.series,
             decoded.kinds,
@@ -271,12 +239,12 @@ class Pipeline:
         events += self._stats_events
         self._stats_events = []
         self._emit(closed, events)
-        self._reject(decoded.rejections + self.writer.take_refused(), now)
+        self.rejections.add(decoded.rejections + self.writer.take_refused(), now)
         self.counters.events_in += records
         self.counters.observations += len(decoded.series) - len(result.late)
         self.counters.batches += 1
         self._maybe_checkpoint(now)
-        self._maybe_progress(now)
+        self.reporter.progress(now, self.counters, self.window.live_series)
         self._maybe_stats(now)
         self.last_step_at = time.monotonic()
         self._publish()
@@ -294,7 +262,7 @@ class Pipeline:
             steps_closed=c.steps_closed,
             forecasts_out=c.forecasts_out,
             live_series=self.window.live_series,
-            lag=self.lag,
+            lag=self.reporter.lag,
             model_version=self._model_version,
             retrains=dict(self.retrainer.outcomes) if self.retrainer else None,
             drifts=dict(self.drift.detections) if self.drift else None,
@@ -321,49 +289,9 @@ class Pipeline:
                     latest[position.partition] = position.offset + 1
         return polled
 
-    def _decode(self, polled: Polled, now_ns: int) -> _Decoded:
-        out = _Decoded()
-        series, kinds, times, values, origin = (
-            out.series,
-            out.kinds,
-            out.times,
-            out.values,
-            out.origin,
-        )
-        for decoder, records in polled:
-            decode, decode_mapping, time_field = (
-                decoder.decode,
-                decoder.decode_mapping,
-                decoder.time_field,
-            )
-            for record in records:
-                if record.fields is None:
-                    observations, rejections = decode(
-                        record.payload, now_ns, record.position, record.series
-                    )
-                else:
-                    fields = record.fields
-                    observations, rejections = decode_mapping(
-                        fields,
-                        fields.get(time_field),
-                        record.payload,
-                        now_ns,
-                        record.position,
-                        record.series,
-                    )
-                for o in observations:
-                    series.append(o.series)
-                    kinds.append(o.kind)
-                    times.append(o.time_ns)
-                    values.append(o.value)
-                    origin.append(record)
-                if rejections:
-                    out.rejections.extend(rejections)
-        return out
-
     def _emit(self, closed: StepBatch, events: list[Event]) -> None:
         if self.window.unrepresentable:
-            self._reject(self._unrepresentable(), self.clock())
+            self.rejections.add(self._unrepresentable(), self.clock())
         if len(closed) == 0 and not events:
             return
         forecasts = self.forecaster.step(closed)
@@ -396,32 +324,6 @@ class Pipeline:
         self.window.unrepresentable = []
         return out
 
-    def _reject(self, rejections: list[Rejection], now: float) -> None:
-        if not rejections:
-            return
-        if self.dead_letter:
-            self.dead_letter.write(rejections)
-        for rejection in rejections:
-            self.counters.rejected[rejection.reason] += 1
-            self._unlogged[rejection.reason] += 1
-        # At most one line per reason per rejected_log_every.
-        for rejection in rejections:
-            reason = rejection.reason
-            if (
-                now - self._last_rejection_log.get(reason, -math.inf)
-                >= self.settings.rejected_log_every
-            ):
-                where = rejection.position
-                log.warning(
-                    "rejected %d record(s) as %s since the last report; e.g. %s%s",
-                    self._unlogged[reason],
-                    reason,
-                    rejection.detail,
-                    f" ({where.source} {where.partition}@{where.offset})" if where else "",
-                )
-                self._last_rejection_log[reason] = now
-                self._unlogged[reason] = 0
-
     def _flush_windows(self) -> None:
         """Close every open step (the end of a replay): nothing is left unwritten."""
         self._emit(self.window.close_idle(math.inf), [])
@@ -437,7 +339,7 @@ class Pipeline:
     def checkpoint(self) -> None:
         """Flush sinks, save the state with the positions it stands for, then commit them."""
         self.writer.drain()
-        self._reject(self.writer.take_refused(), self.clock())
+        self.rejections.add(self.writer.take_refused(), self.clock())
         for sink in self.sinks:
             sink.flush()
         if self.dead_letter:
@@ -464,42 +366,16 @@ class Pipeline:
         }
 
     def _maybe_stats(self, now: float, force: bool = False) -> None:
-        """Every stats_every: refresh the consumer lag, and queue a streamer_stats event."""
-        every = self.settings.stats_every
-        if every is None or (not force and now - self._last_stats < every):
-            return
-        self._last_stats = now
-        lag = dict(self.lag)
-        for source, _ in self.sources:
-            done = self.positions[source.name]
-            for partition, end in source.end_offsets().items():
-                if partition in done:
-                    lag[(source.name, partition)] = max(0, end - done[partition])
-        self.lag = lag  # replaced, not changed: the snapshot shares it
-        c = self.counters
-        fields: dict[str, float | int | bool | str] = {
-            "events_in": c.events_in,
-            "rejected": c.rejected_total,
-            "forecasts_out": c.forecasts_out,
-            "live_series": self.window.live_series,
-            "lag": sum(self.lag.values()),
-        }
-        seconds, writes = self.writer.take_latency()
-        if writes:
-            fields["latency_ms"] = 1000.0 * seconds / writes
-        tags = {"instance": self.settings.instance}
-        self._stats_events.append(Event("streamer_stats", tags, fields, int(now * NS_PER_S)))
-
-    def _maybe_progress(self, now: float, force: bool = False) -> None:
-        if not force and now - self._last_progress < self.settings.progress_every:
-            return
-        self._last_progress = now
-        c = self.counters
-        log.info(
-            "events %d, rejected %d, series %d, steps %d, forecasts %d",
-            c.events_in,
-            c.rejected_total,
+        """Every stats_every: refresh the consumer lag and queue a streamer_stats event."""
+        sources = [source for source, _ in self.sources]
+        event = self.reporter.stats(
+            now,
+            sources,
+            self.positions,
+            self.counters,
             self.window.live_series,
-            c.steps_closed,
-            c.forecasts_out,
+            self.writer.take_latency,
+            force,
         )
+        if event is not None:
+            self._stats_events.append(event)

@@ -1,7 +1,7 @@
 """`streamer evaluate`: prequential (test-then-train) evaluation of a CSV file.
 
 Each model runs through the daemon's own path: a replay of the file, the decoder, the
-window, the forecaster (built from the same table as the daemon's, `model_registry`),
+window, the forecaster (built from the same table as the daemon's, `streamer.config.models`),
 the pipeline and a sink that keeps what it is given. One file row (a time and one value
 per target column) is one micro-batch, so every model sees the data exactly as live,
 one step at a time: a forecast issued at step t is made before step t+1 is read, and is

@@ -14,7 +14,8 @@ from models.base import ScoresMembers
 from streamer.config.build import build, schedule_interval
 from streamer.config.schema import StreamerConfig
 from streamer.core.errors import ConfigError, ConfigProblem
-from streamer.engine.pipeline import Counters, Pipeline
+from streamer.engine.pipeline import Pipeline
+from streamer.engine.reporting import Counters
 from streamer.service.health import HttpEndpoint
 from streamer.service.metrics import Metrics
 
@@ -58,19 +59,9 @@ class RunResult:
     model_errors: dict[str, float] = field(default_factory=dict)  # MSE per member, if any
 
 
-def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResult:
-    """Run the daemon until SIGINT/SIGTERM or the end of data.
-
-    On the first signal the loop finishes its batch, flushes the sinks, checkpoints and
-    commits. If that takes longer than `shutdown_timeout` (a sink that does not answer),
-    or on a second signal, it stops at once (KeyboardInterrupt): the last checkpoint
-    stands, and what came after it is read again on the next start.
-    """
-    stop = stop or threading.Event()
-    metrics = Metrics()
-    pipeline, retrainer = build(config, observer=metrics)
-    metrics.collect_from(lambda: pipeline.snapshot)
-    timeout = config.shutdown_timeout.total_seconds()
+def _stop_on_signals(stop: threading.Event, timeout: float) -> None:
+    """SIGINT/SIGTERM set `stop`; a second one, or `timeout` seconds after the first,
+    stops at once (KeyboardInterrupt in the main thread)."""
 
     def give_up() -> None:
         log.error(
@@ -94,6 +85,21 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+
+
+def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResult:
+    """Run the daemon until SIGINT/SIGTERM or the end of data.
+
+    On the first signal the loop finishes its batch, flushes the sinks, checkpoints and
+    commits. If that takes longer than `shutdown_timeout` (a sink that does not answer),
+    or on a second signal, it stops at once (KeyboardInterrupt): the last checkpoint
+    stands, and what came after it is read again on the next start.
+    """
+    stop = stop or threading.Event()
+    metrics = Metrics()
+    pipeline, retrainer = build(config, observer=metrics)
+    metrics.collect_from(lambda: pipeline.snapshot)
+    _stop_on_signals(stop, config.shutdown_timeout.total_seconds())
     tune_gc()
     endpoint: HttpEndpoint | None = None
     at_once = False

@@ -40,7 +40,10 @@ RULES: dict[str, tuple[str, ...]] = {
 }
 """Room -> the first-party modules (and their children) it may import."""
 
-SCHEMA = tuple(f"streamer.config.{name}" for name in ("types", "schema", "schema_edges", "file"))
+SCHEMA = tuple(
+    f"streamer.config.{name}"
+    for name in ("types", "schema", "schema_edges", "schema_models", "schema_drift", "file")
+)
 """The config schema and its loading: pydantic only, so `streamer config check` stays light."""
 
 NO_IO_IN_MODELS = frozenset(
