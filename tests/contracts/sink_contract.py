@@ -7,6 +7,8 @@
                destination holds A and B, once each for an exact sink, at least once
                each (and nothing else) for an at-least-once one
     close      twice is harmless
+    reconnect  (where the harness can cut the connection) a write during an outage is a
+               SinkError, and the same output written after it lands
     errors     an unreachable destination is an outage (SinkError, not unusable),
                wrong credentials make check() raise SinkUnusableError naming the cause,
                and a point the destination refuses raises SinkRejectedError with the
@@ -73,6 +75,21 @@ class FailingSinkHarness(SinkHarness, Protocol):
     """A sink with credentials the destination refuses, and the cause its error names."""
     refusal: Callable[[Output], Refusal] | None
     """What the destination refuses once the given output was written."""
+
+
+class CuttableSinkHarness(SinkHarness, Protocol):
+    """A destination whose connection to one sink can be cut (a proxy between them:
+    the server stays up for everyone else)."""
+
+    def open_cuttable(self) -> Sink:
+        """A sink through the cuttable connection, with no retries of its own."""
+        ...
+
+    def cut(self) -> None:
+        """Drop that sink's connections and refuse new ones until restore()."""
+        ...
+
+    def restore(self) -> None: ...
 
 
 def sample_output(series: list[str], step: int = T, seed: int = 0, model: str = "lstm") -> Output:
@@ -177,6 +194,29 @@ CONTRACT: list[Callable[[SinkHarness], None]] = [
     rewrite_after_restore_leaves_one_copy,
     closing_twice_is_harmless,
 ]
+
+
+def outage_is_a_sink_error_and_the_same_write_lands_after_it(
+    harness: CuttableSinkHarness,
+) -> None:
+    sink = harness.open_cuttable()
+    try:
+        sink.write(A)
+        harness.cut()
+        with pytest.raises(SinkError) as failed:
+            sink.write(B)
+        assert not isinstance(failed.value, SinkUnusableError | SinkRejectedError), failed.value
+        harness.restore()
+        sink.write(B)  # what the sink writer does: the same output again
+        sink.flush()
+    finally:
+        sink.close()
+    got = harness.read()
+    expected = Counter(harness.render(A) + harness.render(B))
+    if harness.exact:
+        assert got == expected
+    else:
+        assert set(got) == set(expected)
 
 
 def unreachable_destination_is_an_outage(harness: FailingSinkHarness) -> None:

@@ -28,9 +28,10 @@ from connectors.points import lines
 from streamer.core.records import Event
 from tests.contracts import sink_contract, source_contract
 from tests.contracts.sink_contract import FailingSinkHarness, Refusal, exploded, sample_output
-from tests.contracts.source_contract import SourceHarness
+from tests.contracts.source_contract import CuttableSourceHarness, SourceHarness
 from tests.integration.conftest import Services
 from tests.integration.daemon import epoch_ns
+from tests.integration.proxy import CuttableProxy
 
 PARTITIONS = 3
 # Fail fast where a contract wants a failure: no retries, a second's wait.
@@ -88,6 +89,7 @@ class MqttSourceHarness:
 
     def __init__(self, services: Services, prefix: str) -> None:
         self.services, self.prefix = services, prefix
+        self.proxy = CuttableProxy(services.mqtt_port)  # sources connect through it
         self.publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.publisher.connect(services.mqtt_host, services.mqtt_port)
         self.publisher.loop_start()
@@ -101,15 +103,22 @@ class MqttSourceHarness:
     def open(self) -> Source:
         return MqttSource(
             "mqtt",
-            host=self.services.mqtt_host,
-            port=self.services.mqtt_port,
+            host="127.0.0.1",
+            port=self.proxy.port,
             topics=[f"{self.prefix}/+"],
             client_id=f"{self.prefix}-source",
         )
 
+    def cut(self) -> None:
+        self.proxy.pause()
+
+    def restore(self) -> None:
+        self.proxy.resume()
+
     def close(self) -> None:
         self.publisher.loop_stop()
         self.publisher.disconnect()
+        self.proxy.close()
 
 
 class InfluxSinkHarness:
@@ -119,6 +128,7 @@ class InfluxSinkHarness:
 
     def __init__(self, services: Services, client: InfluxDBClient, bucket: str) -> None:
         self.services, self.client, self.bucket = services, client, bucket
+        self.proxy = CuttableProxy(int(services.influx_url.rsplit(":", 1)[1].strip("/")))
         self.unreachable: Callable[[], Sink] | None = lambda: self.sink(
             url=f"http://127.0.0.1:{closed_port()}", max_retries=0, timeout=1.0
         )
@@ -140,6 +150,18 @@ class InfluxSinkHarness:
 
     def open(self) -> Sink:
         return self.sink()
+
+    def open_cuttable(self) -> Sink:
+        return self.sink(url=f"http://127.0.0.1:{self.proxy.port}", max_retries=0, timeout=2.0)
+
+    def cut(self) -> None:
+        self.proxy.pause()
+
+    def restore(self) -> None:
+        self.proxy.resume()
+
+    def close(self) -> None:
+        self.proxy.close()
 
     def read(self) -> Counter[str]:
         tables = self.client.query_api().query(
@@ -230,7 +252,7 @@ def kafka_source(services: Services, make_topic: Callable[[int], str]) -> Iterat
 
 
 @pytest.fixture
-def mqtt_source(services: Services, mqtt_prefix: str) -> Iterator[SourceHarness]:
+def mqtt_source(services: Services, mqtt_prefix: str) -> Iterator[CuttableSourceHarness]:
     harness = MqttSourceHarness(services, mqtt_prefix)
     yield harness
     harness.close()
@@ -239,8 +261,10 @@ def mqtt_source(services: Services, mqtt_prefix: str) -> Iterator[SourceHarness]
 @pytest.fixture
 def influx_sink(
     services: Services, influx_client: InfluxDBClient, influx_bucket: str
-) -> FailingSinkHarness:
-    return InfluxSinkHarness(services, influx_client, influx_bucket)
+) -> Iterator[InfluxSinkHarness]:
+    harness = InfluxSinkHarness(services, influx_client, influx_bucket)
+    yield harness
+    harness.close()
 
 
 @pytest.fixture
@@ -297,3 +321,17 @@ def test_sink_reports_failures_by_their_kind(
     caplog.set_level(logging.CRITICAL, logger="kafka")
     contract(request.getfixturevalue(kind))
     gc.collect()
+
+
+# Kafka cannot be cut this way: its clients connect to the address the broker
+# advertises, not through a proxy in front of the bootstrap address.
+def test_mqtt_source_reconnects_and_reads_what_was_published_meanwhile(
+    mqtt_source: CuttableSourceHarness,
+) -> None:
+    source_contract.reconnects_and_reads_what_was_produced_meanwhile(mqtt_source)
+
+
+def test_influx_sink_reports_an_outage_and_the_same_write_lands_after_it(
+    influx_sink: InfluxSinkHarness,
+) -> None:
+    sink_contract.outage_is_a_sink_error_and_the_same_write_lands_after_it(influx_sink)
