@@ -34,7 +34,7 @@ from tests.integration.daemon import epoch_ns
 from tests.integration.proxy import CuttableProxy
 
 PARTITIONS = 3
-# Fail fast where a contract wants a failure: no retries, a second's wait.
+# Fail fast where a contract wants a failure: a second to bootstrap, block or answer.
 FAST_KAFKA = {"bootstrap_timeout_ms": 1_000, "max_block_ms": 1_000, "request_timeout_ms": 1_000}
 
 
