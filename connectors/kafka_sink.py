@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.net.compat import KafkaNetClient
 
 from connectors.base import AcknowledgedSink, Output
 from connectors.points import iso_times
@@ -49,26 +50,49 @@ def forecast_messages(output: Output) -> list[tuple[bytes, bytes]]:
 
 
 class _Producer:
+    """Made on first use: a broker that cannot be reached at start is an outage that
+    each write reports (SinkError, tried again), not a crash while the daemon starts."""
+
     def __init__(self, topic: str, settings: dict[str, Any]) -> None:
         self.topic = topic
-        self.producer = KafkaProducer(acks="all", linger_ms=5, **settings)
+        self.settings = settings
+        self._producer: KafkaProducer | None = None
 
     def send_all(
         self, messages: Sequence[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
     ) -> None:
         try:
+            if self._producer is None:
+                self._producer = self._connect()
             futures = [
-                self.producer.send(self.topic, key=key, value=value, headers=headers)
+                self._producer.send(self.topic, key=key, value=value, headers=headers)
                 for key, value, headers in messages
             ]
-            self.producer.flush()
+            self._producer.flush()
             for future in futures:
                 future.get(timeout=30)
         except KafkaError as exc:
-            raise SinkError(f"Kafka topic {self.topic!r}: {exc}") from None
+            raise SinkError(
+                f"Kafka topic {self.topic!r} at {self.settings['bootstrap_servers']}: {exc}"
+            ) from None
+
+    def _connect(self) -> KafkaProducer:
+        made: list[KafkaNetClient] = []
+
+        def client(**configs: Any) -> KafkaNetClient:
+            made.append(KafkaNetClient(**configs))
+            return made[-1]
+
+        try:
+            return KafkaProducer(acks="all", linger_ms=5, kafka_client=client, **self.settings)
+        except KafkaError:
+            for c in made:  # a producer that failed to start leaves them open otherwise
+                c.close()
+            raise
 
     def close(self) -> None:
-        self.producer.close()
+        if self._producer is not None:
+            self._producer.close()
 
 
 class KafkaSink(AcknowledgedSink):

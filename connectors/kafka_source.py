@@ -250,13 +250,24 @@ class KafkaSource(StreamSource):
         self.pending_seek.update(positions)
 
     def end_offsets(self) -> dict[str, int]:
-        """The newest offset (high watermark) of each assigned partition, as the last
-        fetches reported it; the pipeline's position subtracted gives the lag."""
+        """The end of each assigned partition (the next offset to be written): the newer
+        of the high watermark the last fetches reported and the end the broker gave when
+        reading (re)started. A partition with neither (its fetch not read yet) is asked
+        for, so that its backlog counts in the lag too; the pipeline's position
+        subtracted gives the lag."""
+        assigned = self.consumer.assignment()
+        unknown = [tp for tp in assigned if self.consumer.highwater(tp) is None]
+        unknown = [tp for tp in unknown if tp not in self._ends]
+        if unknown and self._ready:
+            try:
+                self._ends.update(self.consumer.end_offsets(unknown, timeout_ms=COMMIT_TIMEOUT_MS))
+            except KafkaError as exc:
+                log.debug("source %r: end offsets not known yet: %s", self.name, exc)
         out = {}
-        for tp in self.consumer.assignment():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                out[partition_key(tp)] = int(highwater)
+        for tp in assigned:
+            known = [e for e in (self.consumer.highwater(tp), self._ends.get(tp)) if e is not None]
+            if known:
+                out[partition_key(tp)] = int(max(known))
         return out
 
     @property
