@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from connectors.base import Output, SinkBase
 from connectors.points import iso_times, lines
+from streamer.core.records import Forecasts
 
 CSV_HEADER = (
     "measurement,time,series,kind,model,horizon,value,yhat,lower,upper,issued_at,version,details\n"
@@ -26,25 +27,14 @@ def csv_rows(output: Output) -> list[str]:
     """observed and forecast rows with the columns of CSV_HEADER; an event's fields go
     to `details` as key=value pairs."""
     batch, f = output.observed, output.forecasts
-    version = "" if f.version is None else str(f.version)
     rows = [
         f"observed,{t},{_quote(str(s))},{k},,,{v!r},,,,,,"
         for s, k, v, t in zip(
             batch.series, batch.kinds, batch.target.tolist(), iso_times(batch.times_ns), strict=True
         )
     ]
-    targets = iso_times(f.target_times_ns().ravel())
-    issued = iso_times(f.steps * f.step_ns)
-    h = f.horizon
-    for i, series in enumerate(f.series):
-        name = _quote(str(series))
-        for j in range(h):
-            lower = "" if f.lower is None else repr(float(f.lower[i, j]))
-            upper = "" if f.upper is None else repr(float(f.upper[i, j]))
-            rows.append(
-                f"forecast,{targets[i * h + j]},{name},,{f.model},{j + 1},,"
-                f"{float(f.yhat[i, j])!r},{lower},{upper},{issued[i]},{version},"
-            )
+    for part in f.parts():
+        rows.extend(_forecast_rows(part))
     if output.errors is not None and len(output.errors):
         e = output.errors
         times = iso_times(e.times_ns)
@@ -115,3 +105,21 @@ class FileSink(SinkBase):
         if not self._file.closed:
             self.flush()
             self._file.close()
+
+
+def _forecast_rows(f: Forecasts) -> list[str]:
+    version = "" if f.version is None else str(f.version)
+    targets = iso_times(f.target_times_ns().ravel())
+    issued = iso_times(f.steps * f.step_ns)
+    h = f.horizon
+    rows = []
+    for i, series in enumerate(f.series):
+        name = _quote(str(series))
+        for j in range(h):
+            lower = "" if f.lower is None else repr(float(f.lower[i, j]))
+            upper = "" if f.upper is None else repr(float(f.upper[i, j]))
+            rows.append(
+                f"forecast,{targets[i * h + j]},{name},,{f.model},{j + 1},,"
+                f"{float(f.yhat[i, j])!r},{lower},{upper},{issued[i]},{version},"
+            )
+    return rows

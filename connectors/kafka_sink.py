@@ -18,12 +18,15 @@ from kafka.net.compat import KafkaNetClient
 from connectors.base import AcknowledgedSink, Output
 from connectors.points import iso_times
 from streamer.core.errors import SinkError
-from streamer.core.records import Rejection
+from streamer.core.records import Forecasts, Rejection
 
 
 def forecast_messages(output: Output) -> list[tuple[bytes, bytes]]:
     """(key, value) per issued forecast: the series, and all its horizons as JSON."""
-    f = output.forecasts
+    return [m for part in output.forecasts.parts() for m in _messages(part)]
+
+
+def _messages(f: Forecasts) -> list[tuple[bytes, bytes]]:
     issued = iso_times(f.steps * f.step_ns)
     targets = np.asarray(iso_times(f.target_times_ns())).reshape(len(f), f.horizon).tolist()
     yhat = f.yhat.tolist()

@@ -24,6 +24,7 @@ import numpy as np
 
 from connectors.base import Output
 from connectors.line_protocol import format_line
+from streamer.core.records import Forecasts
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
 
@@ -54,7 +55,10 @@ def observed_lines(output: Output) -> list[str]:
 
 
 def forecast_lines(output: Output) -> list[str]:
-    f = output.forecasts
+    return [line for part in output.forecasts.parts() for line in _forecast_lines(part)]
+
+
+def _forecast_lines(f: Forecasts) -> list[str]:
     horizon = f.horizon
     prefixes = [f"forecast,horizon={h},model={tag(f.model)},series=" for h in range(1, horizon + 1)]
     targets = f.target_times_ns().tolist()

@@ -90,19 +90,33 @@ class ColdStart:
         return self.model.horizon
 
     def step(self, batch: StepBatch) -> Forecasts:
-        self._decide()
         forecasts = self.model.step(batch)
         fallback = self.baseline.step(batch)
         both = np.stack([forecasts.yhat, fallback.yhat], axis=1)
+        served = np.zeros(len(batch), dtype=bool)
+        # Decided before each rank (the r-th step of every series) on what was scored
+        # before it, so where micro-batches are cut does not move a hand-over.
         for rows in rank_groups(batch.slots):
+            self._decide()
+            served[rows] = self.serving
             slots, steps = batch.slots[rows], batch.steps[rows]
             self.errors.reset(slots[batch.reset[rows]])
             real = ~batch.filled[rows]
             self.errors.score(slots[real], steps[real], batch.target[rows][real])
             self.errors.record(slots, steps, both[rows])
-        if self.serving:
+        if len(batch) == 0:
+            self._decide()
+        if served.all() and (len(batch) or self.serving):
             return forecasts
-        return dataclasses.replace(fallback, model=BASELINE, version=None)
+        if not served.any():
+            return dataclasses.replace(fallback, model=BASELINE, version=None)
+        version = -1 if forecasts.version is None else forecasts.version
+        return dataclasses.replace(
+            forecasts,
+            yhat=np.where(served[:, None], forecasts.yhat, fallback.yhat),
+            models=np.where(served, forecasts.model, BASELINE).astype(object),
+            versions=np.where(served, version, -1).astype(np.int64),
+        )
 
     def member_errors(self) -> dict[str, float]:
         model, fallback = self.errors.run_mse().tolist()

@@ -103,6 +103,7 @@ class Outcomes:
         parts: list[tuple[I64, I64, F64, F64, NDArray[np.object_]]] = []
         if n:
             self._ensure(int(batch.slots.max()) + 1)
+        tags = forecasts.row_models()
         for rows in rank_groups(batch.slots):
             slots, steps = batch.slots[rows], batch.steps[rows]
             if batch.reset[rows].any():
@@ -115,7 +116,7 @@ class Outcomes:
             self.pend_yhat[slots, at] = forecasts.yhat[rows]
             self.pend_step[slots, at] = steps
             self.pend_scale[slots, at] = scale
-            self.pend_model[slots, at] = forecasts.model
+            self.pend_model[slots, at] = tags[rows]
             self._refresh(slots)
             width = self.quantile[slots] * scale[:, None]
             lower[rows] = forecasts.yhat[rows] - width

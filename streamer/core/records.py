@@ -156,6 +156,9 @@ class Forecasts:
     is known yet. `model` is the tag that names the forecaster; `version` counts the
     promotions of a trained model's weights (None for models that are not trained).
     `weights`, for a combination of models, holds each member's weight [n, H] in it.
+    Where rows came from different models (a cold start handing over in mid-batch),
+    `models` and `versions` tag each row (version -1: not trained), and `parts()` gives
+    the batch as parts of one model each.
     """
 
     series: NDArray[np.object_]
@@ -167,9 +170,57 @@ class Forecasts:
     upper: F64 | None = None
     version: int | None = None
     weights: dict[str, F64] | None = None
+    models: NDArray[np.object_] | None = None
+    versions: I64 | None = None
 
     def __len__(self) -> int:
         return len(self.steps)
+
+    def row_models(self) -> NDArray[np.object_]:
+        """The model tag of each row."""
+        if self.models is not None:
+            return self.models
+        return np.full(len(self), self.model, dtype=object)
+
+    def parts(self) -> list[Forecasts]:
+        """The rows of each (model, version), in order of first appearance, as forecasts
+        of one model each; `[self]` when every row has the same.
+
+        >>> f = Forecasts(np.array(["a", "b", "c"], dtype=object), np.arange(3),
+        ...     np.zeros((3, 1)), "lstm", 1, version=2,
+        ...     models=np.array(["lstm", "baseline", "lstm"], dtype=object),
+        ...     versions=np.array([2, -1, 2]))
+        >>> [(p.model, p.version, p.series.tolist()) for p in f.parts()]
+        [('lstm', 2, ['a', 'c']), ('baseline', None, ['b'])]
+        """
+        if self.models is None:
+            return [self]
+        versions = self.versions if self.versions is not None else np.full(len(self), -1)
+        keys = list(zip(self.models.tolist(), versions.tolist(), strict=True))
+        order: dict[tuple[str, int], list[int]] = {}
+        for i, key in enumerate(keys):
+            order.setdefault(key, []).append(i)
+        return [
+            self._rows(np.array(rows, dtype=np.int64), model, None if v < 0 else v)
+            for (model, v), rows in order.items()
+        ]
+
+    def _rows(self, rows: I64, model: str, version: int | None) -> Forecasts:
+        def take(a: F64 | None) -> F64 | None:
+            return None if a is None else a[rows]
+
+        weights = None if self.weights is None else {k: w[rows] for k, w in self.weights.items()}
+        return Forecasts(
+            self.series[rows],
+            self.steps[rows],
+            self.yhat[rows],
+            model,
+            self.step_ns,
+            take(self.lower),
+            take(self.upper),
+            version,
+            weights,
+        )
 
     @property
     def horizon(self) -> int:

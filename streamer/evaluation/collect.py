@@ -19,7 +19,8 @@ def served(forecasts: list[Forecasts], warmup_step: int) -> dict[str, int]:
     behind a cold-start gate is answered for by its baseline until it serves)."""
     counts: Counter[str] = Counter()
     for f in forecasts:
-        counts[f.model] += int((f.steps >= warmup_step).sum())
+        for part in f.parts():
+            counts[part.model] += int((part.steps >= warmup_step).sum())
     return {tag: n for tag, n in counts.items() if n}
 
 

@@ -87,6 +87,14 @@ def by_key(forecasts: list[Forecasts]) -> dict[tuple[str, int], list[float]]:
     return out
 
 
+def tags(forecasts: list[Forecasts]) -> dict[tuple[str, int], str]:
+    return {
+        (str(s), int(t)): m
+        for f in forecasts
+        for s, t, m in zip(f.series, f.steps, f.row_models(), strict=True)
+    }
+
+
 def assert_same(
     a: dict[tuple[str, int], list[float]], b: dict[tuple[str, int], list[float]]
 ) -> None:
@@ -103,13 +111,7 @@ def split(rows: list[tuple[int, int, float, bool]], cuts: list[int]) -> list[Ste
     return [batch([r for r in rows if lo <= r[1] < hi]) for lo, hi in itertools.pairwise(edges)]
 
 
-# The cold start hands the whole stream over at a batch boundary (one model tag per
-# batch of forecasts), so where a stream is cut moves the hand-over: it is held to the
-# other two contracts (its hand-over: test_retrain.py).
-PER_ROW = {k: v for k, v in IMPLEMENTATIONS.items() if k != "cold_start"}
-
-
-@pytest.mark.parametrize("make", PER_ROW.values(), ids=PER_ROW.keys())
+@pytest.mark.parametrize("make", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS.keys())
 @settings(max_examples=40, deadline=None)
 @given(cuts=st.lists(st.integers(1, 29), max_size=6), seed=st.integers(0, 1000))
 def test_one_batch_or_many_give_the_same_forecasts(
@@ -120,6 +122,7 @@ def test_one_batch_or_many_give_the_same_forecasts(
     model = make()
     parts = [model.step(b) for b in split(rows, cuts)]
     assert_same(by_key(parts), by_key([whole]))
+    assert tags(parts) == tags([whole])  # the same model answered for each
     assert whole.yhat.shape == (len(rows), model.horizon)
 
 

@@ -78,3 +78,50 @@ def test_lines_parse_back_to_the_points_of_the_schema(
         assert p.time is not None
         assert p.fields["issued_at"] == p.time - int(p.tags["horizon"]) * step_ns
         assert ("lower" in p.fields) == with_interval
+
+
+def test_each_forecast_carries_the_model_and_version_of_its_own_row() -> None:
+    """A cold start hands over in mid-batch: every sink tags each row with its model."""
+    from connectors.file_sink import csv_rows
+    from connectors.kafka_sink import forecast_messages
+
+    n, step_ns = 4, 1_000_000_000
+    series = np.array(["a", "b", "c", "d"], dtype=object)
+    steps = np.arange(n, dtype=np.int64) + 1_700_000_000
+    observed = StepBatch(
+        slots=np.arange(n),
+        series=series,
+        kinds=np.array(["sensor"] * n, dtype=object),
+        steps=steps,
+        values=np.ones((n, 1)),
+        filled=np.zeros(n, bool),
+        reset=np.zeros(n, bool),
+        step_ns=step_ns,
+    )
+    forecasts = Forecasts(
+        series,
+        steps,
+        np.arange(n, dtype=float)[:, None],
+        "lstm",
+        step_ns,
+        version=3,
+        models=np.array(["baseline", "lstm", "baseline", "lstm"], dtype=object),
+        versions=np.array([-1, 3, -1, 3]),
+    )
+    output = Output(observed, forecasts)
+    points = [parse_line(line) for line in lines(output)]
+    by_series = {
+        p.tags["series"]: (p.tags["model"], p.fields.get("version"), p.fields["yhat"])
+        for p in points
+        if p.measurement == "forecast"
+    }
+    assert by_series == {
+        "a": ("baseline", None, 0.0),
+        "b": ("lstm", 3, 1.0),
+        "c": ("baseline", None, 2.0),
+        "d": ("lstm", 3, 3.0),
+    }
+    csv = {row.split(",")[2]: row.split(",")[4] for row in csv_rows(output) if "forecast" in row}
+    assert csv == {"a": "baseline", "b": "lstm", "c": "baseline", "d": "lstm"}
+    messages = {key.decode(): value for key, value in forecast_messages(output)}
+    assert [b'"model": "baseline"' in messages[s] for s in "abcd"] == [True, False, True, False]
