@@ -9,6 +9,8 @@ A row with `reset` set starts that series' state afresh. State round-trips throu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -52,6 +54,77 @@ class Trained(Forecaster, Protocol):
 
     @property
     def trained_steps(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How new weights are trained on recorded windows (the `retrain` config section)."""
+
+    burn_in: int = 16
+    epochs: int = 1
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.2
+
+
+class Candidate(Protocol):
+    """New weights trained on a copy, with the serving and the new weights' loss on the
+    same held-out windows."""
+
+    @property
+    def loss_before(self) -> float: ...
+
+    @property
+    def loss_after(self) -> float: ...
+
+    @property
+    def windows(self) -> int:
+        """Windows trained on, with repeats."""
+        ...
+
+    @property
+    def stopped_early(self) -> bool: ...
+
+
+class TrainingJob(Protocol):
+    """A copy of the serving weights and of the stored windows, taken on the loop's
+    thread; `train` is pure computation, for any thread."""
+
+    @property
+    def stored(self) -> int:
+        """Windows in the copy."""
+        ...
+
+    def train(
+        self,
+        settings: TrainSettings,
+        seed: int,
+        half_life: float | None,
+        should_stop: Callable[[], bool],
+    ) -> Candidate:
+        """Train the copy; `half_life` (in windows) weighs recent windows most."""
+        ...
+
+
+class Trainable(Trained, Protocol):
+    """A forecaster that records the steps it sees and is retrained on them while it
+    keeps serving (the recurrent net)."""
+
+    @property
+    def recorded(self) -> int:
+        """Steps recorded for training so far."""
+        ...
+
+    @property
+    def archived(self) -> int:
+        """Windows of steps archived for training so far."""
+        ...
+
+    def training_job(self) -> TrainingJob: ...
+
+    def promote(self, job: TrainingJob, candidate: Candidate, burn_in: int) -> None:
+        """Serve the candidate's weights from now on, as the next version."""
+        ...
 
 
 class Scorer(Protocol):

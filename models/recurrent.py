@@ -20,6 +20,7 @@ one batched burn-in over its recent steps, since the old state belongs to the ol
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from models.base import grown, rank_groups
+from models.base import Candidate, TrainingJob, grown, rank_groups
 from models.features import CALENDAR_WIDTH, calendar, log_returns
 from models.lag_regression import LagRegression
 from models.replay_buffer import ReplayBuffer
@@ -240,6 +241,38 @@ class RecurrentForecaster:
         self.last_raw[slots] = 0.0
         if self.replay is not None:
             self.replay.forget(slots)
+
+    @property
+    def recorded(self) -> int:
+        return 0 if self.replay is None else self.replay.recorded
+
+    @property
+    def archived(self) -> int:
+        return 0 if self.replay is None else self.replay.archived
+
+    def training_job(self) -> TrainingJob:
+        """Copies to train on another thread: the pipeline keeps this model meanwhile."""
+        from models.training import RecurrentJob
+
+        if self.replay is None:
+            raise RuntimeError("retraining needs a forecaster with a replay buffer")
+        return RecurrentJob(
+            net=copy.deepcopy(self.net),
+            snapshot=self.replay.snapshot(),
+            optimiser=self.optimiser_state,
+            linear=None if self.linear is None else self.linear.weights.copy(),
+            calendar=self.calendar,
+            lags=0 if self.linear is None else self.linear.lags,
+        )
+
+    def promote(self, job: TrainingJob, candidate: Candidate, burn_in: int) -> None:
+        from models.training import RecurrentJob, TrainResult
+
+        if not isinstance(job, RecurrentJob) or not isinstance(candidate, TrainResult):
+            raise TypeError("promote takes the job and candidate this model's training made")
+        window = job.snapshot.windows.shape[1]
+        steps = self.trained_steps + candidate.windows * (window - burn_in)
+        self.adopt(candidate.net, self.version + 1, steps, candidate.optimiser)
 
     def adopt(
         self, net: RecurrentNet, version: int, trained_steps: int, optimiser: dict[str, Any]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from models.base import TrainSettings
 from models.features import calendar
 from models.recurrent import RecurrentNet
 from models.replay_buffer import FED, MEAN, RAW, STD, Snapshot
@@ -284,3 +285,43 @@ def _update(
     optimiser.zero_grad()
     loss.backward()  # type: ignore[no-untyped-call]
     optimiser.step()
+
+
+@dataclass
+class RecurrentJob:
+    """A retrain of a recurrent forecaster: copies of its net, optimiser and lag weights
+    and a snapshot of its replay buffer (`models.base.TrainingJob`)."""
+
+    net: RecurrentNet
+    snapshot: Snapshot
+    optimiser: dict[str, Any] | None
+    linear: Any  # the lag regression's weights, or None
+    calendar: bool
+    lags: int
+
+    @property
+    def stored(self) -> int:
+        return len(self.snapshot)
+
+    def train(
+        self,
+        settings: TrainSettings,
+        seed: int,
+        half_life: float | None,
+        should_stop: Callable[[], bool],
+    ) -> TrainResult:
+        histories = from_windows(self.snapshot, self.calendar, self.linear)
+        train, validation = split(histories, settings.validation_fraction)
+        return train_copy(
+            self.net,
+            train,
+            validation,
+            burn_in=max(settings.burn_in, self.lags - 1),
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            seed=seed,
+            weights=recency_weights(len(train), half_life=half_life or len(train) / 2),
+            optimiser_state=self.optimiser,
+            should_stop=should_stop,
+        )

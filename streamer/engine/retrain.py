@@ -13,7 +13,6 @@ Every attempt is logged and returned as a `retrain` event for the sinks.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import queue
@@ -26,9 +25,7 @@ from typing import Any, Literal
 
 import torch
 
-from models.recurrent import RecurrentForecaster, RecurrentNet
-from models.replay_buffer import Snapshot
-from models.training import TrainResult, from_windows, recency_weights, split, train_copy
+from models.base import Candidate, Trainable, TrainingJob, TrainSettings
 from streamer.core.records import Event
 
 log = logging.getLogger(__name__)
@@ -99,12 +96,9 @@ def should_promote(before: float, after: float, promote: Promote, tolerance: flo
 
 @dataclass
 class _Job:
-    net: RecurrentNet
-    snapshot: Snapshot
-    optimiser: dict[str, Any] | None
+    work: TrainingJob  # copies of the weights and the windows, taken on the loop's thread
     reason: str
     half_life: int | None  # recency half-life of the sample, in windows (None: half of them)
-    linear: Any  # the lag regression's weights when the job started, or None
     started: float
     seed: int
 
@@ -114,12 +108,10 @@ class Retrainer:
 
     def __init__(
         self,
-        model: RecurrentForecaster,
+        model: Trainable,
         settings: RetrainSettings,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if model.replay is None:
-            raise ValueError("retraining needs a forecaster with a replay buffer")
         self.model = model
         self.settings = settings
         self.clock = clock
@@ -129,7 +121,7 @@ class Retrainer:
         self._not_before = 0  # steps recorded in all before a waiting request may start
         self._fresh_from: int | None = None  # train only on windows archived from here
         self._lock = threading.Lock()
-        self._results: queue.SimpleQueue[tuple[_Job, TrainResult | BaseException]] = (
+        self._results: queue.SimpleQueue[tuple[_Job, Candidate | BaseException]] = (
             queue.SimpleQueue()
         )
         self._thread: threading.Thread | None = None
@@ -144,14 +136,13 @@ class Retrainer:
         `fresh_data` (a drift: the stream changed) it waits until `min_new_steps` more
         steps have arrived, and samples mostly the windows recorded since the request, so
         it learns what the stream does now more than what it did."""
-        replay = self.model.replay
-        assert replay is not None
+        model = self.model
         with self._lock:
             if self._requested is None:
                 self._requested = reason
                 wait = self.settings.min_new_steps if fresh_data else 0
-                self._not_before = replay.recorded + wait
-                self._fresh_from = replay.archived if fresh_data else None
+                self._not_before = model.recorded + wait
+                self._fresh_from = model.archived if fresh_data else None
 
     def start_schedule(self, schedule: str, interval_seconds: float | None) -> None:
         """Request a retrain on a schedule: every interval_seconds, or by crontab."""
@@ -217,24 +208,23 @@ class Retrainer:
         if job is None:
             return None
         try:
-            result: TrainResult | BaseException = self._fit(job)
+            result: Candidate | BaseException = self._fit(job)
         except Exception as exc:
             result = exc
         return self._finish(job, result)
 
     def _take_request(self) -> _Job | None:
-        replay = self.model.replay
-        assert replay is not None
+        model = self.model
         with self._lock:
-            if self._requested is None or replay.recorded < self._not_before:
+            if self._requested is None or model.recorded < self._not_before:
                 return None
             reason, self._requested = self._requested, None
             fresh_from = self._fresh_from
-        new_steps = replay.recorded - self._recorded_at_last
-        snapshot = replay.snapshot()
+        new_steps = model.recorded - self._recorded_at_last
+        work = model.training_job()  # copied here: the pipeline owns the model
         # After a drift, windows since the request weigh most: half the weight is theirs.
-        half_life = None if fresh_from is None else max(1, replay.archived - fresh_from)
-        if new_steps < self.settings.min_new_steps or len(snapshot) < 2:
+        half_life = None if fresh_from is None else max(1, model.archived - fresh_from)
+        if new_steps < self.settings.min_new_steps or work.stored < 2:
             self.outcomes["skipped"] += 1
             log.info(
                 "retrain (%s) skipped: %d new steps (min_new_steps %d), %d stored windows "
@@ -242,50 +232,43 @@ class Retrainer:
                 reason,
                 new_steps,
                 self.settings.min_new_steps,
-                len(snapshot),
+                work.stored,
             )
             return None
-        self._recorded_at_last = replay.recorded
+        self._recorded_at_last = model.recorded
         return _Job(
-            net=copy.deepcopy(self.model.net),  # copied here: the pipeline owns the model
-            snapshot=snapshot,
-            optimiser=self.model.optimiser_state,
+            work=work,
             reason=reason,
             half_life=half_life,
-            linear=None if self.model.linear is None else self.model.linear.weights.copy(),
             started=self.clock(),
-            seed=self.settings.seed + replay.archived,
+            seed=self.settings.seed + model.archived,
         )
 
     def _train(self, job: _Job) -> None:
         torch.set_num_threads(self.settings.threads)  # this thread only
         try:
-            result: TrainResult | BaseException = self._fit(job)
+            result: Candidate | BaseException = self._fit(job)
         except Exception as exc:
             result = exc
         self._results.put((job, result))
 
-    def _fit(self, job: _Job) -> TrainResult:
+    def _fit(self, job: _Job) -> Candidate:
         s = self.settings
-        histories = from_windows(job.snapshot, self.model.calendar, job.linear)
-        train, validation = split(histories, s.validation_fraction)
         deadline = job.started + s.max_duration
-        lags = 0 if self.model.linear is None else self.model.linear.lags
-        return train_copy(
-            job.net,
-            train,
-            validation,
-            burn_in=max(s.burn_in, lags - 1),
-            epochs=s.epochs,
-            batch_size=s.batch_size,
-            learning_rate=s.learning_rate,
-            seed=job.seed,
-            weights=recency_weights(len(train), half_life=job.half_life or len(train) / 2),
-            optimiser_state=job.optimiser,
-            should_stop=lambda: self._stopping.is_set() or self.clock() >= deadline,
+        return job.work.train(
+            TrainSettings(
+                burn_in=s.burn_in,
+                epochs=s.epochs,
+                batch_size=s.batch_size,
+                learning_rate=s.learning_rate,
+                validation_fraction=s.validation_fraction,
+            ),
+            job.seed,
+            job.half_life,
+            lambda: self._stopping.is_set() or self.clock() >= deadline,
         )
 
-    def _finish(self, job: _Job, result: TrainResult | BaseException) -> Attempt | None:
+    def _finish(self, job: _Job, result: Candidate | BaseException) -> Attempt | None:
         seconds = self.clock() - job.started
         if self._stopping.is_set():
             return None
@@ -299,9 +282,7 @@ class Retrainer:
         )
         model = self.model
         if promoted:
-            window = job.snapshot.windows.shape[1]
-            steps = model.trained_steps + result.windows * (window - s.burn_in)
-            model.adopt(result.net, model.version + 1, steps, result.optimiser)
+            model.promote(job.work, result, s.burn_in)
         attempt = Attempt(
             version=model.version,
             loss_before=result.loss_before,

@@ -67,13 +67,7 @@ NO_IO_IN_MODELS = frozenset(
 )
 """Models are pure computation: no sockets, threads, clocks or files."""
 
-KNOWN: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("streamer.engine.retrain", "models.recurrent"),
-        ("streamer.engine.retrain", "models.replay_buffer"),
-        ("streamer.engine.retrain", "models.training"),
-    }
-)
+KNOWN: frozenset[tuple[str, str]] = frozenset()
 """Imports that break a rule and are still to be removed; this list only shrinks."""
 
 
