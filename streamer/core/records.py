@@ -135,17 +135,33 @@ class ForecastErrors:
 
 
 def concat_batches(batches: list[StepBatch]) -> StepBatch:
-    """One StepBatch of several (rows of later batches after earlier ones)."""
-    first = batches[0]
+    """One StepBatch of several whose rows are each grouped by slot: the result's rows
+    stay grouped by slot (a slot's rows of earlier batches first), as models stepping
+    rank by rank need (`models.base.ranks`).
+
+    >>> def batch(slots, steps):
+    ...     n = len(slots)
+    ...     return StepBatch(np.array(slots), np.array([f"s{i}" for i in slots], dtype=object),
+    ...         np.array(["sensor"] * n, dtype=object), np.array(steps), np.zeros((n, 1)),
+    ...         np.zeros(n, bool), np.zeros(n, bool), 1)
+    >>> joined = concat_batches([batch([1, 1, 4], [7, 8, 3]), batch([0, 1], [5, 9])])
+    >>> list(zip(joined.slots.tolist(), joined.steps.tolist()))
+    [(0, 5), (1, 7), (1, 8), (1, 9), (4, 3)]
+    """
+    parts = [b for b in batches if len(b)] or batches[:1]
+    if len(parts) == 1:
+        return parts[0]
+    slots = np.concatenate([b.slots for b in parts])
+    order = np.argsort(slots, kind="stable")
     return StepBatch(
-        slots=np.concatenate([b.slots for b in batches]),
-        series=np.concatenate([b.series for b in batches]),
-        kinds=np.concatenate([b.kinds for b in batches]),
-        steps=np.concatenate([b.steps for b in batches]),
-        values=np.concatenate([b.values for b in batches]),
-        filled=np.concatenate([b.filled for b in batches]),
-        reset=np.concatenate([b.reset for b in batches]),
-        step_ns=first.step_ns,
+        slots=slots[order],
+        series=np.concatenate([b.series for b in parts])[order],
+        kinds=np.concatenate([b.kinds for b in parts])[order],
+        steps=np.concatenate([b.steps for b in parts])[order],
+        values=np.concatenate([b.values for b in parts])[order],
+        filled=np.concatenate([b.filled for b in parts])[order],
+        reset=np.concatenate([b.reset for b in parts])[order],
+        step_ns=parts[0].step_ns,
     )
 
 

@@ -309,6 +309,23 @@ def test_a_batch_with_more_series_than_max_series_loses_nothing() -> None:
     assert sorted(r[0] for r in out) == sorted(f"s{i}" for i in range(10))
 
 
+def test_closed_rows_stay_grouped_by_series_when_a_batch_is_added_in_halves() -> None:
+    """Models step rank by rank and need each series' rows together, in step order."""
+    buffer = window(max_series=4)
+    start = np.array([T0, T0], dtype=np.int64)
+    buffer.add(["s0", "s1"], "sensor", start, np.ones(2), 0.0)
+    # Ten series, more than fit: added in halves. s0 and s1 close a step in the first
+    # half, s0 another in the second.
+    names = ["s0", "s1", "s2", "s3", "s4", "s0", "s5", "s6", "s7", "s8"]
+    times = np.array([T0 + S, T0 + S, T0, T0, T0, T0 + 2 * S, T0, T0, T0, T0], dtype=np.int64)
+    closed = buffer.add(names, "sensor", times, np.arange(10.0), 0.0).closed
+    of_s0 = np.flatnonzero(closed.series == "s0")
+    assert len(of_s0) == 2
+    assert (np.diff(of_s0) == 1).all()  # together ...
+    assert (np.diff(closed.slots) >= 0).all()  # ... and the whole batch grouped by slot
+    assert closed.steps[of_s0].tolist() == [T0 // S, T0 // S + 1]
+
+
 def test_a_mean_of_huge_values_does_not_overflow() -> None:
     buffer = window(aggregation="mean")
     times = np.array([T0 + 100, T0 + 200, T0 + 300, T0 + S], dtype=np.int64)
