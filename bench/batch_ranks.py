@@ -1,6 +1,7 @@
 """Cost of a 5,000-row micro-batch by how many steps each series has in it.
 
-    .venv/bin/python bench/batch_ranks.py [--rows 5000] [--ranks 1 8 64 500] [--out FILE]
+    .venv/bin/python bench/batch_ranks.py [--rows 5000] [--ranks 1 8 64 500]
+        [--only NAME ...] [--wide 10000] [--out FILE]
 
 A live stream gives each series about one step per batch (R = 1); a replay, or the
 catch-up after an outage, gives few series many steps each (R = 500: 10 series with
@@ -9,6 +10,12 @@ together), because each step's state depends on the one before. Quoted: millisec
 per batch for the seasonal baseline, the forecast scoring and intervals (Outcomes),
 the ensemble of last value and seasonal naive, and the cold start of a small LSTM over
 last value, each the best of several batches.
+
+Also quoted: `DriftMonitor.update` with the default detector (Page-Hinkley) on both
+signals (price inputs, whose log returns it watches, and the horizon-1 errors), its
+references already learnt, at the same batch shapes and on one batch of `--wide`
+series with one step each; the errors are scored before the clock starts. `--only`
+runs the named subjects; `--out` updates their entries in FILE and keeps the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +35,18 @@ from models.cold_start import ColdStart
 from models.ensemble import Ensemble
 from models.outcomes import Outcomes
 from models.recurrent import RecurrentForecaster
-from streamer.core.records import StepBatch
+from streamer.config.drift import make_detector
+from streamer.config.schema import DriftConfig
+from streamer.core.records import ForecastErrors, StepBatch
+from streamer.engine.drift import DriftMonitor
 
 H = 12
+DRIFT = "drift_page_hinkley"  # DriftMonitor.update, its own timing (see timed_drift)
 
 
-def batch_of(rows: int, rank: int, first_step: int, rng: np.random.Generator) -> StepBatch:
+def batch_of(
+    rows: int, rank: int, first_step: int, rng: np.random.Generator, kind: str = "sensor"
+) -> StepBatch:
     series = max(1, rows // rank)
     slots = np.repeat(np.arange(series, dtype=np.int64), rank)
     steps = first_step + np.tile(np.arange(rank, dtype=np.int64), series)
@@ -40,7 +54,7 @@ def batch_of(rows: int, rank: int, first_step: int, rng: np.random.Generator) ->
     return StepBatch(
         slots=slots,
         series=np.array([f"s{s}" for s in slots], dtype=object),
-        kinds=np.full(n, "sensor", dtype=object),
+        kinds=np.full(n, kind, dtype=object),
         steps=steps,
         values=(100 + rng.normal(size=n)).reshape(n, 1),
         filled=np.zeros(n, dtype=bool),
@@ -58,6 +72,37 @@ def timed(run: Callable[[StepBatch], object], rows: int, rank: int, repeats: int
         batch = batch_of(rows, rank, i * rank, rng)
         started = time.perf_counter()
         run(batch)
+        best = min(best, time.perf_counter() - started)
+    return 1000 * best
+
+
+def timed_drift(rows: int, rank: int, repeats: int = 5) -> float:
+    """Best milliseconds of `DriftMonitor.update` per batch, after one batch of enough
+    steps per series that every (signal, series) has learnt its reference."""
+    rng = np.random.default_rng(0)
+    detector = DriftConfig().detector
+    monitor = DriftMonitor(make_detector(detector), detector.type, ("error", "input"))
+    model, scorer = LastValue(1), Outcomes(1)
+
+    def scored(batch: StepBatch) -> tuple[StepBatch, ForecastErrors]:
+        return batch, scorer.observe(batch, model.step(batch))[0]
+
+    # Priming: the inputs' log returns as a sensor's values, so that a monitor that
+    # takes each price row on its own is primed in seconds; then one price step each,
+    # so that the first timed batch has a last price for every series.
+    series, prime = max(1, rows // rank), detector.warmup + 8
+    batch, errors = scored(batch_of(series * prime, prime, 0, rng, "price"))
+    returns = np.full((series, prime), np.nan)
+    returns[:, 1:] = np.diff(np.log(batch.target.reshape(series, prime)), axis=1)
+    kinds = np.full(len(batch), "sensor", dtype=object)
+    monitor.update(replace(batch, kinds=kinds, values=returns.reshape(-1, 1)), errors)
+    monitor.update(*scored(batch_of(series, 1, prime, rng, "price")))
+    prime += 1
+    best = float("inf")
+    for i in range(repeats):
+        batch, errors = scored(batch_of(rows, rank, prime + i * rank, rng, "price"))
+        started = time.perf_counter()
+        monitor.update(batch, errors)
         best = min(best, time.perf_counter() - started)
     return 1000 * best
 
@@ -87,19 +132,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 8, 64, 500])
+    parser.add_argument("--only", nargs="+", metavar="NAME", choices=[*subjects(), DRIFT])
+    parser.add_argument("--wide", type=int, default=10_000, help="series in the wide batch")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
     results: dict[str, dict[str, float]] = {}
-    for name, make in subjects().items():
+    wide: dict[str, float] = {}
+    for name, make in [*subjects().items(), (DRIFT, None)]:
+        if args.only and name not in args.only:
+            continue
         results[name] = {}
         for rank in args.ranks:
-            ms = timed(make(), args.rows, rank)
+            ms = timed_drift(args.rows, rank) if make is None else timed(make(), args.rows, rank)
             results[name][str(rank)] = round(ms, 2)
-            print(f"{name:16s} R={rank:4d}: {ms:9.2f} ms per {args.rows}-row batch", flush=True)
+            print(f"{name:18s} R={rank:4d}: {ms:9.2f} ms per {args.rows}-row batch", flush=True)
+        if make is None and args.wide:
+            ms = wide[name] = round(timed_drift(args.wide, 1), 2)
+            print(f"{name:18s} R=   1: {ms:9.2f} ms per {args.wide}-row batch", flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"rows": args.rows, "ms_per_batch": results}, indent=2))
+        data = json.loads(args.out.read_text()) if args.out.exists() else {}
+        if data.get("rows", args.rows) != args.rows:
+            data = {}  # figures of another batch size: not comparable, start afresh
+        data["rows"] = args.rows
+        data.setdefault("ms_per_batch", {}).update(results)
+        if wide:
+            old = data.get("wide", {})
+            kept = old.get("ms_per_batch", {}) if old.get("series") == args.wide else {}
+            data["wide"] = {"series": args.wide, "rank": 1, "ms_per_batch": kept | wide}
+        args.out.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from streamer.config import schema as cfg
 from streamer.config.registry import Registry
 from streamer.core.errors import ConfigError, ConfigProblem
 from streamer.engine.drift import DetectorFactory, DriftMonitor, DriftResponse, Signal
+from streamer.engine.page_hinkley import PageHinkleyParams
 from streamer.engine.retrain import Retrainer
 
 
@@ -49,9 +50,18 @@ DETECTORS.add(cfg.KswinDetector, _kswin)
 
 
 def make_detector(section: cfg.Detector) -> DetectorFactory:
-    """A factory of river detectors, one per (signal, series), for a `drift.detector`."""
+    """A factory of river detectors, one per (signal, series), for a `drift.detector`;
+    for Page-Hinkley also its parameters, which the monitor runs on arrays."""
     build = DETECTORS.builder(section, "drift.detector.type")
-    return DetectorFactory(lambda: build(section), section.warmup)
+    page_hinkley = None
+    if isinstance(section, cfg.PageHinkleyDetector):
+        page_hinkley = PageHinkleyParams(
+            min_instances=section.min_instances,
+            delta=section.delta,
+            threshold=section.threshold,
+            alpha=section.alpha,
+        )
+    return DetectorFactory(lambda: build(section), section.warmup, page_hinkley)
 
 
 def build_drift(

@@ -1,4 +1,4 @@
-"""Drift monitoring: river.drift detectors per series, on forecast errors and on inputs.
+"""Drift monitoring: detectors per series, on forecast errors and on inputs.
 
 Per series (by name, so a series keeps its detectors when its window slot changes), one
 detector watches the horizon-1 absolute error scaled by the series' running std, and one
@@ -8,8 +8,9 @@ nature, a change in its returns is news); which of them run is `drift.signal`.
 Each (signal, series) first learns a reference over the detector config's `warmup`
 values (median and MAD, so a few wild first values, as errors scaled by a std of two
 points are, do not set it), then keeps it up to date as an exponentially weighted mean
-and variance (half-life `REFERENCE_HALFLIFE` values). The detector is fed each value
-standardised by that reference and clipped to +/-`CLIP`, and the reference learns the
+and variance (half-life `REFERENCE_HALFLIFE` values, in `drift_reference`). The
+detector is fed each value standardised by that reference and clipped to +/-`CLIP`,
+and the reference learns the
 clipped value. So one set of detector parameters fits every series whatever its scale
 (Page-Hinkley's allowance and threshold are in reference standard deviations), a single
 outlier is not a drift, and a slow wander that the reference follows is not either. The
@@ -28,45 +29,53 @@ line, and an action for the pipeline (`drift.on_drift`): `retrain` asks for a re
 at most one per `retrain_cooldown` of event time however many series drift, each logged
 with its cause; `reset_state` has the forecaster forget that series' state and scale;
 `alert` records only. Errors that fell (a better model) re-arm but are not reported.
-References and detectors are pickled into the checkpoint with everything else.
+
+Page-Hinkley runs on arrays, every series of a batch in one step per rank
+(`streamer.engine.page_hinkley`), and detects exactly what one river `PageHinkley` per
+(signal, series) would; other detectors (ADWIN, KSWIN) keep one river detector per
+(signal, series), fed one value at a time. The checkpoint holds, per signal, the
+Page-Hinkley feeds as plain values and arrays, or the river detectors pickled. A
+checkpoint written while every detector was a river object (a pickled dict of `_Feed`)
+is converted on load, so its detections carry on as they would have; a feed that cannot
+be converted (another detector or warm-up than the config's now) re-learns its
+reference, counted in one log line.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import pickle
-from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from itertools import count, repeat
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from streamer.core.records import NS_PER_S, Event, ForecastErrors, StepBatch
 from streamer.engine import checkpoint
+from streamer.engine.drift_reference import WARMUP
+from streamer.engine.page_hinkley import PageHinkleyFeeds, PageHinkleyParams
+from streamer.engine.river_feeds import RiverFeeds, _Feed  # _Feed: older checkpoints name it here
 
 log = logging.getLogger(__name__)
 
 Signal = Literal["error", "input"]
 Action = Literal["alert", "retrain", "reset_state"]
 
-WARMUP = 200  # values that set a reference, when the detector's config does not say
-REFERENCE_HALFLIFE = 1_000  # values; the reference follows slower changes than this
-CLIP = 5.0  # reference sds: what a detector sees of one value at most
-RECENT_HALFLIFE = 4  # values; the reported level is this recent
-
 
 @dataclass(frozen=True)
 class DetectorFactory:
     """Makes one river detector per (signal, series); `warmup` values of each set the
-    reference the detector's input is standardised with."""
+    reference the detector's input is standardised with. With `page_hinkley` (the
+    parameters `build`'s detector has) the monitor runs that test on arrays instead."""
 
     build: Callable[[], Any]
     warmup: int = WARMUP
+    page_hinkley: PageHinkleyParams | None = None
 
     def __call__(self) -> Any:
         return self.build()
@@ -93,63 +102,63 @@ class Detection:
         )
 
 
-class _Feed:
-    """One (signal, series): the reference its values are standardised with (learnt
-    from `warm` while that is not None), and its detector once armed."""
+class Feeds(Protocol):
+    """One signal's feeds, by series name: what `DriftMonitor` feeds values to."""
 
-    __slots__ = ("count", "detector", "mean", "recent", "var", "warm")
+    kind: str  # what `state_dict` holds, so a checkpoint of another kind is not loaded
 
-    def __init__(self, detector: Any) -> None:
-        self.count = 0
-        self.mean = 0.0
-        self.var = 0.0
-        self.recent = 0.0  # exponentially weighted standardised value, for the report
-        self.warm: array[float] | None = None if detector is not None else array("d")
-        self.detector = detector
+    def update(
+        self, names: NDArray[np.object_], slots: NDArray[np.int64], values: NDArray[np.float64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Feed finite values, each series' in time order; the rows whose detector fired
+        (those feeds re-arm) and the signal's recent level at each, in reference sds."""
+        ...
 
+    def adopt(self, name: str, feed: _Feed) -> bool:
+        """Take over a feed of a checkpoint of per-value feeds; False where it cannot."""
+        ...
 
-def _reference(values: array[float]) -> tuple[float, float]:
-    """Mean and variance of the values, winsorised at CLIP robust sds from their median
-    (the std of them all where their MAD is 0)."""
-    a = np.asarray(values, dtype=np.float64)
-    center = float(np.median(a))
-    spread = 1.4826 * float(np.median(np.abs(a - center))) or float(a.std())
-    if spread > 0:
-        a = np.clip(a, center - CLIP * spread, center + CLIP * spread)
-    return float(a.mean()), float(a.var())
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class DriftMonitor:
     """Feeds each series' detectors and reports what they detect (see module doc).
-    `make` builds one detector; its `warmup` (a `DetectorFactory`'s, else `WARMUP`)
-    sets how many values of each (signal, series) go to its reference first."""
+    `make` builds one detector; its `warmup` sets how many values of each (signal,
+    series) go to its reference first, and its `page_hinkley`, where set, has the
+    monitor run that test on arrays."""
 
     def __init__(
         self,
-        make: Callable[[], Any],
+        make: DetectorFactory,
         detector_name: str,
         signals: tuple[Signal, ...] = ("error", "input"),
     ) -> None:
         self.make = make
         self.detector_name = detector_name
         self.signals = signals
-        self.warmup = int(getattr(make, "warmup", WARMUP))
-        self.min_weight = 1.0 - 0.5 ** (1.0 / REFERENCE_HALFLIFE)
-        self.recent_weight = 1.0 - 0.5 ** (1.0 / RECENT_HALFLIFE)
-        self.feeds: dict[tuple[Signal, str], _Feed] = {}
+        self.warmup = make.warmup
+        self.feeds: dict[Signal, Feeds] = {s: self._feeds() for s in signals}
         self.last_price: dict[str, float] = {}  # for price series' log returns
         self.detections: Counter[str] = Counter()  # by detector name, for the metrics
+
+    def _feeds(self) -> Feeds:
+        if self.make.page_hinkley is not None:
+            return PageHinkleyFeeds(self.make.page_hinkley, self.warmup)
+        return RiverFeeds(self.make)
 
     def update(self, batch: StepBatch, errors: ForecastErrors | None) -> list[Detection]:
         """Feed the batch's real input values and its horizon-1 errors, in time order."""
         found: list[Detection] = []
         if "input" in self.signals and len(batch):
             real = ~batch.filled
+            names = batch.series[real]
             self._feed(
                 "input",
-                batch.series[real],
+                names,
                 batch.slots[real],
-                self._inputs(batch, real),
+                self._inputs(batch, real, names),
                 batch.times_ns[real],
                 found,
             )
@@ -174,21 +183,39 @@ class DriftMonitor:
             )
         return found
 
-    def _inputs(self, batch: StepBatch, real: NDArray[np.bool_]) -> NDArray[np.float64]:
-        """The real steps' values; a price's log return instead of its level (NaN for a
-        series' first price, which has none)."""
+    def _inputs(
+        self, batch: StepBatch, real: NDArray[np.bool_], names: NDArray[np.object_]
+    ) -> NDArray[np.float64]:
+        """The real steps' values (`names` their series); a price's log return instead
+        of its level (NaN for a series' first price, which has none, and where either
+        price is not positive)."""
         values = batch.target[real]
-        is_price = batch.kinds[real] == "price"
-        if not is_price.any():
+        rows = np.flatnonzero(batch.kinds[real] == "price")
+        if not len(rows):
             return values
-        out = values.copy()
+        # Each price row's series as the row where it first comes: a batch has a series'
+        # rows together (by slot, then step), but one made of two has them in two runs.
+        series = names[rows]
+        first: dict[str, int] = {}
+        code = np.fromiter(map(first.setdefault, series.tolist(), count()), np.int64, len(rows))
+        if np.any(code[1:] < code[:-1]):
+            order = np.argsort(code, kind="stable")  # each series' rows together, in order
+            rows, series, code = rows[order], series[order], code[order]
+        prices = values[rows]
+        starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+        ends = np.r_[starts[1:] - 1, len(rows) - 1]
         last = self.last_price
-        for i in np.flatnonzero(is_price).tolist():
-            name, value = batch.series[real][i], float(values[i])
-            previous = last.get(name)
-            ok = previous is not None and previous > 0 and value > 0
-            out[i] = math.log(value / previous) if ok else math.nan  # type: ignore[operator]
-            last[name] = value
+        previous = np.empty(len(rows))
+        previous[1:] = prices[:-1]
+        previous[starts] = list(map(last.get, series[starts].tolist(), repeat(math.nan)))
+        last.update(zip(series[ends].tolist(), prices[ends].tolist(), strict=True))
+        ok = (previous > 0) & (prices > 0)  # False where there is no previous (NaN)
+        returns = np.full(len(rows), math.nan)
+        # math.log, not np.log: the same value on every CPU (numpy's SIMD log can
+        # differ from the C library's in the last bit).
+        returns[ok] = list(map(math.log, (prices[ok] / previous[ok]).tolist()))
+        out = values.copy()
+        out[rows] = returns
         return out
 
     def _feed(
@@ -200,67 +227,69 @@ class DriftMonitor:
         times: NDArray[np.int64],
         found: list[Detection],
     ) -> None:
-        feeds = self.feeds
-        for name, slot, value, at in zip(
-            series.tolist(), slots.tolist(), values.tolist(), times.tolist(), strict=True
-        ):
-            if not math.isfinite(value):
-                continue
-            key = (signal, name)
-            feed = feeds.get(key)
-            if feed is None:
-                feed = feeds[key] = self._armed()
-            statistic = self._step(feed, value)
-            if statistic is None:
-                continue
-            feeds[key] = self._armed()  # the new regime is the new normal
-            if signal == "error" and statistic < 0:
+        finite = np.isfinite(values)
+        if not finite.all():
+            series, slots, times = series[finite], slots[finite], times[finite]
+            values = values[finite]
+        if not len(values):
+            return
+        rows, levels = self.feeds[signal].update(series, slots, values)
+        order = np.argsort(rows, kind="stable")  # in row order, as the rows came
+        for row, level in zip(rows[order].tolist(), levels[order].tolist(), strict=True):
+            if signal == "error" and level < 0:
                 continue  # the errors fell: the model got better, nothing to fix
-            found.append(Detection(name, slot, signal, self.detector_name, statistic, at))
+            found.append(
+                Detection(
+                    series[row], int(slots[row]), signal, self.detector_name, level, int(times[row])
+                )
+            )
             self.detections[self.detector_name] += 1
-
-    def _armed(self) -> _Feed:
-        """A fresh feed: learning its reference, or (warmup 0) feeding raw values."""
-        return _Feed(self.make() if self.warmup == 0 else None)
-
-    def _step(self, feed: _Feed, value: float) -> float | None:
-        """Add one value to a feed; when its detector fires, return how far the signal
-        moved (recent level, in reference sds): the caller re-arms the feed."""
-        if feed.warm is not None:
-            feed.warm.append(value)
-            if len(feed.warm) >= max(2, self.warmup):
-                feed.mean, feed.var = _reference(feed.warm)
-                feed.count, feed.warm = len(feed.warm), None
-                feed.detector = self.make()
-            return None
-        mean, var, count = feed.mean, feed.var, feed.count + 1
-        sd = math.sqrt(var) or 1e-12 * (1.0 + abs(mean))
-        z = (value - mean) / sd if count > 2 else 0.0
-        clipped = -CLIP if z < -CLIP else CLIP if z > CLIP else z
-        feed.recent += self.recent_weight * (z - feed.recent)
-        weight = 1.0 / count
-        if weight < self.min_weight:
-            weight = self.min_weight
-        delta = clipped * sd if self.warmup else value - mean
-        feed.mean = mean + weight * delta
-        feed.var = (1.0 - weight) * (var + weight * delta * delta)
-        feed.count = count
-        detector = feed.detector
-        detector.update(clipped if self.warmup else value)
-        return feed.recent if detector.drift_detected else None
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "feeds": pickle.dumps(self.feeds),
+            "signal_feeds": {signal: feeds.state_dict() for signal, feeds in self.feeds.items()},
             "last_price": dict(self.last_price),
             "detections": dict(self.detections),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        # A checkpoint from before references held bare detectors: those start afresh.
-        self.feeds = checkpoint.loads(state["feeds"]) if "feeds" in state else {}
+        self.feeds = {s: self._feeds() for s in self.signals}
+        if "signal_feeds" in state:
+            for signal, saved in state["signal_feeds"].items():
+                feeds = self.feeds.get(signal)
+                if feeds is None:
+                    continue
+                if saved["kind"] == feeds.kind:
+                    feeds.load_state_dict(saved)
+                else:
+                    log.warning(
+                        "the checkpoint's %s drift feeds are of another detector (%s): "
+                        "they re-learn their references",
+                        signal,
+                        saved["kind"],
+                    )
+        elif "feeds" in state:
+            self._adopt(checkpoint.loads(state["feeds"]))
+        # else: a checkpoint from before references held bare detectors: those start afresh.
         self.last_price = dict(state["last_price"])
         self.detections = Counter(state["detections"])
+
+    def _adopt(self, old: dict[tuple[Signal, str], _Feed]) -> None:
+        """Convert the per-value feeds of an older checkpoint (see module doc)."""
+        refused = 0
+        for (signal, name), feed in old.items():
+            feeds = self.feeds.get(signal)
+            if feeds is not None and not feeds.adopt(name, feed):
+                refused += 1
+        if refused:
+            log.warning(
+                "%d of the checkpoint's %d drift feeds are not of a %s detector with warmup "
+                "%d: they re-learn their references",
+                refused,
+                len(old),
+                self.detector_name,
+                self.warmup,
+            )
 
 
 def _when(time_ns: int) -> str:

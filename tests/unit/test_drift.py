@@ -6,7 +6,9 @@ asks for one retrain per cooldown, logged with its cause."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import pickle
 from typing import Any
 
@@ -17,8 +19,10 @@ from models.baseline import LastValue
 from models.outcomes import Outcomes
 from streamer.config.drift import make_detector
 from streamer.config.schema import AdwinDetector, DriftConfig
-from streamer.core.records import NS_PER_S, ForecastErrors
+from streamer.core.records import NS_PER_S, ForecastErrors, StepBatch, concat_batches
 from streamer.engine.drift import Detection, DriftMonitor, DriftResponse, Signal
+from streamer.engine.page_hinkley import PageHinkleyFeeds, PageHinkleyParams
+from streamer.engine.river_feeds import _Feed
 from tests.helpers import STEP, step_batch
 
 SERIES, CHANGE, AFTER = 8, 2_000, 500
@@ -355,3 +359,281 @@ def test_the_drift_retrain_cooldown_spans_at_least_100_steps_whatever_the_step()
     drift = DriftConfig()
     assert drift.cooldown_seconds(step_seconds=1.0) == 600.0  # 10 minutes of 1 s steps
     assert drift.cooldown_seconds(step_seconds=3600.0) == 100 * 3600.0  # 100 hourly steps
+
+
+# Page-Hinkley on arrays: the same detections as one river detector per series.
+
+PAGE_HINKLEY = {
+    "config": PageHinkleyParams(min_instances=30, delta=1.0, threshold=40.0, alpha=1.0),
+    "river": PageHinkleyParams(min_instances=30, delta=0.005, threshold=50.0, alpha=1 - 1e-4),
+    "fading": PageHinkleyParams(min_instances=5, delta=0.5, threshold=8.0, alpha=0.9),
+}
+
+
+def shifted(series: int, steps: int, rng: np.random.Generator) -> np.ndarray:
+    """[series, steps] unit noise around random levels, with one to three level shifts of
+    2 to 6 sd up or down at random steps in each series."""
+    out = rng.uniform(-5, 5, (series, 1)) + rng.normal(size=(series, steps))
+    for i in range(series):
+        for at in rng.integers(steps // 3, steps, rng.integers(1, 4)):
+            out[i, at:] += rng.choice([-1, 1]) * rng.uniform(2, 6)
+    return out
+
+
+def takes(series: int, steps: int, per_batch: int | str, rng: np.random.Generator) -> list[Any]:
+    """Per batch, how many steps each series has in it (all of them in time): `per_batch`
+    each, or a ragged number (0 to 16, so some series sit a batch out)."""
+    if per_batch == "ragged":
+        counts = rng.integers(0, 17, (steps, series))
+        ends = np.minimum(np.cumsum(counts, axis=0), steps)
+        ends = ends[: int(np.argmax(ends.min(axis=1) == steps)) + 1]
+        return list(np.diff(np.vstack([np.zeros(series, int), ends]), axis=0))
+    assert isinstance(per_batch, int)
+    return [np.full(series, min(per_batch, steps - t)) for t in range(0, steps, per_batch)]
+
+
+def rows_of(take: np.ndarray, done: np.ndarray, rank_major: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(series, step) of a batch's rows: by series then step, as a StepBatch has them, or
+    rank by rank, as scored errors come."""
+    series = np.repeat(np.arange(len(take)), take)
+    steps = done[series] + np.arange(len(series)) - np.repeat(np.cumsum(take) - take, take)
+    if rank_major:
+        order = np.lexsort((series, steps - done[series]))
+        series, steps = series[order], steps[order]
+    return series, steps
+
+
+@pytest.mark.parametrize("params", PAGE_HINKLEY.values(), ids=PAGE_HINKLEY.keys())
+@pytest.mark.parametrize("per_batch", [1, 25, "ragged", 1_000])
+def test_page_hinkley_on_arrays_fires_where_rivers_does(
+    params: PageHinkleyParams, per_batch: int | str
+) -> None:
+    # Warmup 0: the test sees the values as they come, so river's PageHinkley is fed
+    # exactly what the arrays are, and is reset (on its next value) where they re-arm.
+    from river import drift
+
+    rng = np.random.default_rng(7)
+    series, steps = 150, 1_000
+    values = shifted(series, steps, rng)
+    expected: list[tuple[int, int]] = []
+    detectors = []
+    for i in range(series):
+        detector = drift.PageHinkley(
+            min_instances=params.min_instances,
+            delta=params.delta,
+            threshold=params.threshold,
+            alpha=params.alpha,
+        )
+        detectors.append(detector)
+        for t in range(steps):
+            detector.update(float(values[i, t]))  # type: ignore[no-untyped-call]
+            if detector.drift_detected:
+                expected.append((i, t))
+    feeds = PageHinkleyFeeds(params, warmup=0)
+    names = np.array([f"s{i}" for i in range(series)], dtype=object)
+    done, fired = np.zeros(series, dtype=np.int64), list[tuple[int, int]]()
+    for b, take in enumerate(takes(series, steps, per_batch, rng)):
+        which, at = rows_of(take, done, rank_major=b % 2 == 1)
+        slots = which % 7 if b % 3 == 0 else which  # a slot may hold several series
+        rows, _ = feeds.update(names[which], slots, values[which, at])
+        fired.extend(zip(which[rows].tolist(), at[rows].tolist(), strict=True))
+        done += take
+    assert sorted(fired) == sorted(expected)
+    assert len(expected) > series  # every series fired, most of them more than once
+    state = feeds.state_dict()
+    for i, detector in enumerate(detectors):  # and the sums agree to the last bit
+        if not detector.drift_detected:  # (river resets one that fired on its next value)
+            got = [state[key][feeds.ids[f"s{i}"]] for key in ("n", "x_mean", "up", "down")]
+            assert got == [
+                detector._x_mean.n,
+                detector._x_mean.get(),
+                detector._sum_increase,
+                detector._sum_decrease,
+            ]
+            got = [state[key][feeds.ids[f"s{i}"]] for key in ("min_up", "max_down")]
+            assert got == [detector._min_increase, detector._max_decrease]
+
+
+def river_monitor(*signals: Signal) -> DriftMonitor:
+    """The default monitor but with one river PageHinkley per (signal, series), fed one
+    standardised value at a time: what the monitor did before it ran on arrays."""
+    detector = DriftConfig().detector
+    make = dataclasses.replace(make_detector(detector), page_hinkley=None)
+    return DriftMonitor(make, detector.type, signals or ("error", "input"))
+
+
+Stream = list[tuple[StepBatch, ForecastErrors]]
+
+
+def drifting_stream(per_batch: int | str, seed: int, series: int = 40, steps: int = 800) -> Stream:
+    """Batches of inputs (even series prices, whose log returns shift, odd ones sensors;
+    some prices 0, some steps forward-filled) and their scored errors (horizons 1 and
+    2, rank by rank, some NaN), whose levels shift after the references are learnt."""
+    rng = np.random.default_rng(seed)
+    inputs = 20 + shifted(series, steps, rng)
+    inputs[::2] = 100 * np.exp(np.cumsum(inputs[::2] - inputs[::2, :1], axis=1) / 1_000)
+    inputs[::6, rng.integers(0, steps, 3)] = 0.0
+    filled = rng.random((series, steps)) < 0.02
+    scaled = np.abs(rng.normal(size=(series, steps)))
+    scaled[:, 500:] += np.where(rng.random((series, 1)) < 0.5, 3.0, 0.0)
+    scaled[rng.random((series, steps)) < 0.01] = np.nan
+    names = np.array([f"s{i}" for i in range(series)], dtype=object)
+    kinds = np.array(["price", "sensor"] * (series // 2), dtype=object)
+    slot_of = rng.permutation(series)
+    out, done = [], np.zeros(series, dtype=np.int64)
+    for take in takes(series, steps, per_batch, rng):
+        which, at = rows_of(take, done, rank_major=False)
+        order = np.argsort(slot_of[which], kind="stable")
+        which, at = which[order], at[order]
+        batch = StepBatch(
+            slots=slot_of[which],
+            series=names[which],
+            kinds=kinds[which],
+            steps=at,
+            values=inputs[which, at].reshape(-1, 1),
+            filled=filled[which, at],
+            reset=at == 0,
+            step_ns=STEP,
+        )
+        ew, et = rows_of(take, done, rank_major=True)
+        ew, et = np.repeat(ew, 2), np.repeat(et, 2)
+        errors = ForecastErrors(
+            series=names[ew],
+            slots=slot_of[ew],
+            steps=et,
+            horizon=np.tile([1, 2], len(ew) // 2),
+            error=scaled[ew, et],
+            scaled=scaled[ew, et],
+            model=np.full(len(ew), "m", dtype=object),
+            step_ns=STEP,
+        )
+        out.append((batch, errors))
+        done += take
+    return out
+
+
+def joined(stream: Stream) -> Stream:
+    """Each two batches in one, as the pipeline joins a batch and the steps it closed
+    for idle series: a series' rows then come in two runs."""
+    out = []
+    for (a, ea), (b, eb) in zip(stream[::2], stream[1::2], strict=False):
+        errors = ForecastErrors(
+            **{
+                f.name: np.concatenate([getattr(ea, f.name), getattr(eb, f.name)])
+                for f in dataclasses.fields(ForecastErrors)
+                if f.name != "step_ns"
+            },
+            step_ns=STEP,
+        )
+        out.append((concat_batches([a, b]), errors))
+    return out
+
+
+@pytest.mark.parametrize("per_batch", [1, 8, "ragged", 1_000])  # 8: two batches in one
+def test_the_monitor_on_arrays_detects_what_one_river_detector_per_series_does(
+    per_batch: int | str,
+) -> None:
+    stream = drifting_stream(per_batch, seed=11)
+    if per_batch == 8:
+        stream = joined(stream)
+    arrays, river = default_monitor(), river_monitor()
+    got = [d for batch, errors in stream for d in arrays.update(batch, errors)]
+    expected = [d for batch, errors in stream for d in river.update(batch, errors)]
+    assert got == expected  # the same series, rows, order and statistics
+    assert {d.signal for d in expected} == {"input", "error"}
+    assert len({d.series for d in expected}) > 20
+    assert arrays.last_price == river.last_price
+    assert arrays.detections == river.detections
+
+
+def per_row_inputs(batch: StepBatch, last: dict[str, float]) -> np.ndarray:
+    """The monitor's input values as it took them before, one price row at a time."""
+    real = ~batch.filled
+    values, out = batch.target[real], batch.target[real].copy()
+    for i, (name, kind) in enumerate(zip(batch.series[real], batch.kinds[real], strict=True)):
+        if kind == "price":
+            previous, value = last.get(name), float(values[i])
+            ok = previous is not None and previous > 0 and value > 0
+            out[i] = math.log(value / previous) if ok else math.nan  # type: ignore[operator]
+            last[name] = value
+    return out
+
+
+@pytest.mark.parametrize("per_batch", [1, "ragged", "joined"])
+def test_input_log_returns_are_what_one_price_row_at_a_time_gave(per_batch: str | int) -> None:
+    monitor, last = default_monitor("input"), dict[str, float]()
+    stream = drifting_stream(3 if per_batch == "joined" else per_batch, seed=12, steps=300)
+    for batch, _ in joined(stream) if per_batch == "joined" else stream:
+        got = monitor._inputs(batch, ~batch.filled, batch.series[~batch.filled])
+        np.testing.assert_array_equal(got, per_row_inputs(batch, last))
+    assert monitor.last_price == last
+
+
+@pytest.mark.parametrize("per_batch", [1, "ragged"])
+def test_the_monitor_on_arrays_restored_mid_stream_detects_what_an_uninterrupted_one_does(
+    per_batch: int | str,
+) -> None:
+    stream = drifting_stream(per_batch, seed=13)
+    whole = default_monitor()
+    expected = [d for batch, errors in stream for d in whole.update(batch, errors)]
+    for cut in (len(stream) // 4, len(stream) * 2 // 3):  # feeds learning, and re-arming
+        first = default_monitor()
+        got = [d for batch, errors in stream[:cut] for d in first.update(batch, errors)]
+        blob = pickle.dumps(first.state_dict())
+        assert b"streamer" not in blob  # plain values and numpy arrays, no classes of ours
+        restored = default_monitor()
+        restored.load_state_dict(pickle.loads(blob))
+        got += [d for batch, errors in stream[cut:] for d in restored.update(batch, errors)]
+        assert got == expected
+
+
+def test_a_checkpoint_of_river_detectors_per_series_is_converted_and_detects_the_same(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = drifting_stream("ragged", seed=14)
+    river = river_monitor()
+    expected = [d for batch, errors in stream for d in river.update(batch, errors)]
+    before = river_monitor()
+    cut = len(stream) // 2
+    got = [d for batch, errors in stream[:cut] for d in before.update(batch, errors)]
+    assert any(f.warm is not None for f in before.feeds["input"].feeds.values())  # type: ignore[attr-defined]
+    monkeypatch.setattr(_Feed, "__module__", "streamer.engine.drift")  # where it was
+    legacy = {  # as checkpoints held them: one pickled dict of every (signal, series)
+        "feeds": pickle.dumps(
+            {
+                (signal, name): feed
+                for signal, feeds in before.feeds.items()
+                for name, feed in feeds.feeds.items()  # type: ignore[attr-defined]
+            }
+        ),
+        "last_price": before.last_price,
+        "detections": dict(before.detections),
+    }
+    assert b"river_feeds" not in legacy["feeds"]
+    restored = default_monitor()
+    with caplog.at_level(logging.WARNING, logger="streamer.engine.drift"):
+        restored.load_state_dict(legacy)
+    assert "re-learn" not in caplog.text
+    got += [d for batch, errors in stream[cut:] for d in restored.update(batch, errors)]
+    assert got == expected
+
+
+def test_feeds_of_a_checkpoint_that_cannot_be_converted_re_learn_their_reference(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stream = drifting_stream(8, seed=15, series=4, steps=300)
+    adwin = DriftMonitor(make_detector(AdwinDetector(type="adwin")), "adwin")
+    for batch, errors in stream:
+        adwin.update(batch, errors)
+    legacy = {
+        "feeds": pickle.dumps(
+            {(s, n): f for s, feeds in adwin.feeds.items() for n, f in feeds.feeds.items()}  # type: ignore[attr-defined]
+        ),
+        "last_price": adwin.last_price,
+        "detections": {},
+    }
+    monitor = default_monitor()
+    with caplog.at_level(logging.WARNING, logger="streamer.engine.drift"):
+        monitor.load_state_dict(legacy)
+    assert "8 of the checkpoint's 8 drift feeds are not of a page_hinkley detector" in caplog.text
+    assert monitor.state_dict()["signal_feeds"]["input"]["names"] == []
