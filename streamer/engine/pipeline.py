@@ -256,7 +256,10 @@ class Pipeline:
         self.snapshot = Snapshot(
             started=self.started,
             last_step_at=self.last_step_at,
-            sources=tuple(SourceStatus(s.name, s.ready, s.problem) for s, _ in self.sources),
+            sources=tuple(
+                SourceStatus(s.name, s.ready, s.problem, self.reporter.partitions.get(s.name, ()))
+                for s, _ in self.sources
+            ),
             events_in=c.events_in,
             rejected=dict(c.rejected),
             steps_closed=c.steps_closed,

@@ -70,8 +70,9 @@ class Rejections:
 
 
 class Reporter:
-    """Every `stats_every` seconds (None: never) the consumer lag is refreshed and a
-    `streamer_stats` event made; every `progress_every` seconds a progress line."""
+    """Every `stats_every` seconds (None: never) the consumer lag and the partitions each
+    source reads are refreshed and a `streamer_stats` event made; every
+    `progress_every` seconds a progress line."""
 
     def __init__(
         self, instance: str, stats_every: float | None, progress_every: float, now: float
@@ -84,6 +85,8 @@ class Reporter:
         # By (source, partition): the end offset minus the next one to process. Replaced,
         # never changed, so that a published snapshot can share it.
         self.lag: Mapping[tuple[str, str], int] = {}
+        # By source: the partitions it reads (those with an end offset), likewise replaced.
+        self.partitions: Mapping[str, tuple[str, ...]] = {}
 
     def stats(
         self,
@@ -102,8 +105,14 @@ class Reporter:
         self._last_stats = now
         lag = dict(self.lag)
         for source in sources:
+            ends = source.end_offsets()
+            if not ends:
+                continue  # no offsets, or none known now (a broker away): keep what was
+            self.partitions = {**self.partitions, source.name: tuple(sorted(ends))}
             done = positions[source.name]
-            for partition, end in source.end_offsets().items():
+            # Partitions given up in a rebalance leave the lag with the assignment.
+            lag = {key: n for key, n in lag.items() if key[0] != source.name}
+            for partition, end in ends.items():
                 if partition in done:
                     lag[(source.name, partition)] = max(0, end - done[partition])
         self.lag = lag

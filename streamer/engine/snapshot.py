@@ -20,6 +20,7 @@ class SourceStatus:
     name: str
     ready: bool
     problem: str | None = None
+    partitions: tuple[str, ...] = ()  # assigned to this instance, as of the last stats
 
 
 @dataclass(frozen=True)

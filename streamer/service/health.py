@@ -6,7 +6,7 @@
 - /readyz: 200 when every source is reading (connected, partitions assigned), the model
   is loaded (restored or started afresh) and no sink is failing, else 503; the JSON body
   says which check failed, and why where a source or sink says (`source_problems`,
-  `sink_problem`).
+  `sink_problem`), and which partitions each source reads (`partitions`).
 - /metrics: Prometheus text format (`streamer.service.metrics`).
 
 The handler reads only the snapshots the pipeline and the sink writer publish
@@ -56,6 +56,9 @@ def readiness(snapshot: Snapshot, writer: WriterStatus) -> tuple[bool, dict[str,
     body: dict[str, Any] = {"status": "ready" if ok else "not ready", "checks": checks}
     if writer.failing and writer.problem:
         body["sink_problem"] = writer.problem
+    partitions = {s.name: list(s.partitions) for s in snapshot.sources if s.partitions}
+    if partitions:
+        body["partitions"] = partitions
     problems = {source.name: source.problem for source in snapshot.sources if source.problem}
     if problems:
         body["source_problems"] = problems

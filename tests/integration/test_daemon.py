@@ -440,7 +440,10 @@ def test_the_lstm_retrains_on_its_schedule_and_the_retrain_is_recorded_in_influx
     assert metrics[("streamer_model_version", ())] >= 1
     assert metrics[("streamer_retrains_total", (("outcome", "promoted"),))] >= 1
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
-        assert json.loads(response.read())["status"] == "ready"
+        ready = json.loads(response.read())
+    assert ready["status"] == "ready"
+    # The one instance in the group reads every partition, and says so.
+    assert {p for listed in ready["partitions"].values() for p in listed} == partitions
     assert daemon.stop() == 0
 
     attempt = next(r for r in _rows(influx_client, retrains) if r["promoted"])

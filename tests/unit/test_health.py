@@ -8,8 +8,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -22,9 +23,10 @@ from models.baseline import LastValue
 from streamer.core.errors import SinkError
 from streamer.core.records import NS_PER_S
 from streamer.engine.pipeline import Pipeline, PipelineSettings
+from streamer.engine.reporting import Counters, Reporter
 from streamer.engine.snapshot import Snapshot, SourceStatus, WriterStatus
 from streamer.engine.window import WindowBuffer
-from streamer.service.health import HttpEndpoint
+from streamer.service.health import HttpEndpoint, readiness
 from streamer.service.metrics import Metrics
 
 T0 = 1_700_000_000
@@ -247,3 +249,37 @@ def test_scrapes_while_the_pipeline_steps_never_fail(served: Any) -> None:
     finally:
         loop.join()
     assert samples(get(endpoint, "/metrics")[1])[("streamer_events_in_total", ())] == 20_123
+
+
+class Rebalanced(MemorySource):
+    """A source whose partitions change, as a consumer group's rebalance does."""
+
+    ends: Mapping[str, int] = MappingProxyType({})
+
+    def end_offsets(self) -> Mapping[str, int]:
+        return self.ends
+
+
+def test_lag_and_partitions_follow_the_assignment_after_a_rebalance() -> None:
+    source = Rebalanced("ticks", [])
+    reporter = Reporter("here", stats_every=1.0, progress_every=60.0, now=0.0)
+    positions = {"ticks": {"t/0": 4, "t/1": 7}}
+
+    def stats(now: float) -> None:
+        reporter.stats(now, [source], positions, Counters(), 0, lambda: (0.0, 0))
+
+    source.ends = {"t/0": 10, "t/1": 10}
+    stats(1.0)
+    assert reporter.lag == {("ticks", "t/0"): 6, ("ticks", "t/1"): 3}
+    source.ends = {"t/1": 12}  # t/0 went to another instance
+    stats(2.0)
+    assert reporter.lag == {("ticks", "t/1"): 5}
+    assert reporter.partitions == {"ticks": ("t/1",)}
+    source.ends = {}  # the broker is away: nothing known, the last figures stand
+    stats(3.0)
+    assert reporter.lag == {("ticks", "t/1"): 5}
+
+    snapshot = Snapshot(sources=(SourceStatus("ticks", True, None, ("t/1",)),), started=True)
+    ok, body = readiness(snapshot, WriterStatus())
+    assert ok
+    assert body["partitions"] == {"ticks": ["t/1"]}
