@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from models.series_rows import Rows
 from streamer.core.records import ForecastErrors, Forecasts, StepBatch
 
 
@@ -36,6 +37,15 @@ class Forecaster(Protocol):
 
     def reset(self, slots: NDArray[np.int64]) -> None:
         """Forget these series' state, as if their next step were a reset (drift)."""
+        ...
+
+    def take_rows(self, slots: NDArray[np.int64]) -> Rows:
+        """These series' state, one row each (`models.series_rows`), so that they can
+        carry on in another forecaster of the same settings and weights."""
+        ...
+
+    def put_rows(self, slots: NDArray[np.int64], rows: Rows) -> None:
+        """Take over series from `take_rows`, into these slots."""
         ...
 
     def state_dict(self) -> dict[str, Any]:
@@ -134,6 +144,10 @@ class Scorer(Protocol):
     def observe(
         self, batch: StepBatch, forecasts: Forecasts
     ) -> tuple[ForecastErrors, Forecasts]: ...
+
+    def take_rows(self, slots: NDArray[np.int64]) -> Rows: ...
+
+    def put_rows(self, slots: NDArray[np.int64], rows: Rows) -> None: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from models import series_rows
 from models.base import grown, rank_groups
+from models.series_rows import Rows
 from streamer.core.records import Forecasts, StepBatch
 
 
@@ -31,6 +33,12 @@ class LastValue:
 
     def reset(self, slots: NDArray[np.int64]) -> None:
         pass  # no state
+
+    def take_rows(self, slots: NDArray[np.int64]) -> Rows:
+        return {}
+
+    def put_rows(self, slots: NDArray[np.int64], rows: Rows) -> None:
+        pass
 
     def step(self, batch: StepBatch) -> Forecasts:
         yhat = np.repeat(batch.target[:, None], self._horizon, axis=1)
@@ -70,13 +78,23 @@ class SeasonalNaive:
     def reset(self, slots: NDArray[np.int64]) -> None:
         self.seen[slots[slots < len(self.seen)]] = 0
 
+    def _ensure(self, needed: int) -> None:
+        self.ring = grown(self.ring, needed)
+        self.seen = grown(self.seen, needed)
+
+    def take_rows(self, slots: NDArray[np.int64]) -> Rows:
+        self._ensure(int(slots.max(initial=-1)) + 1)
+        return series_rows.take(self, ("ring", "seen"), slots)
+
+    def put_rows(self, slots: NDArray[np.int64], rows: Rows) -> None:
+        self._ensure(int(slots.max(initial=-1)) + 1)
+        series_rows.put(self, ("ring", "seen"), slots, rows)
+
     def step(self, batch: StepBatch) -> Forecasts:
         m = self.season_length
         yhat = np.empty((len(batch), self._horizon))
         if len(batch):
-            needed = int(batch.slots.max()) + 1
-            self.ring = grown(self.ring, needed)
-            self.seen = grown(self.seen, needed)
+            self._ensure(int(batch.slots.max()) + 1)
         target = batch.target
         # One vectorised update per position in the series' sequences (time-major).
         for rows in rank_groups(batch.slots):

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from models.base import Forecaster, Trained, rank_groups
 from models.live_errors import LiveErrors
+from models.series_rows import Rows
 from streamer.core.records import Forecasts, StepBatch
 
 BASELINE = "baseline"
@@ -126,6 +127,18 @@ class ColdStart:
         self.model.reset(slots)
         self.baseline.reset(slots)
         self.errors.reset(slots)
+
+    def take_rows(self, slots: NDArray[np.int64]) -> Rows:
+        return {
+            "model": self.model.take_rows(slots),
+            "baseline": self.baseline.take_rows(slots),
+            "errors": self.errors.take_rows(slots),
+        }
+
+    def put_rows(self, slots: NDArray[np.int64], rows: Rows) -> None:
+        self.model.put_rows(slots, rows["model"])
+        self.baseline.put_rows(slots, rows["baseline"])
+        self.errors.put_rows(slots, rows["errors"])
 
     def state_dict(self) -> dict[str, Any]:
         return {

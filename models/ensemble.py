@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 
 from models.base import Forecaster, rank_groups
 from models.live_errors import LiveErrors
+from models.series_rows import Rows
 from streamer.core.records import Forecasts, StepBatch
 
 F64 = NDArray[np.float64]
@@ -86,8 +87,9 @@ class Ensemble:
         outputs = [m.step(batch) for m in self.members.values()]
         for i, output in enumerate(outputs):
             if output.version != self.versions[i]:  # new weights: judge them afresh
+                if self.versions[i] is not None:  # (the first seen: no errors of others)
+                    self.errors.restart_member(i)
                 self.versions[i] = output.version
-                self.errors.restart_member(i)
         every = np.stack([f.yhat for f in outputs], axis=1)  # [n, m, H]
         weights = np.empty_like(every)
         for rows in rank_groups(batch.slots):
@@ -120,6 +122,15 @@ class Ensemble:
         for member in self.members.values():
             member.reset(slots)
         self.errors.reset(slots)
+
+    def take_rows(self, slots: NDArray[np.int64]) -> Rows:
+        members = {name: m.take_rows(slots) for name, m in self.members.items()}
+        return {"members": members, "errors": self.errors.take_rows(slots)}
+
+    def put_rows(self, slots: NDArray[np.int64], rows: Rows) -> None:
+        for name, member in self.members.items():
+            member.put_rows(slots, rows["members"][name])
+        self.errors.put_rows(slots, rows["errors"])
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -30,7 +30,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from models import series_rows
 from models.base import grown
+from models.series_rows import Rows
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -88,6 +90,15 @@ class LagRegression:
             needed = int(slots.max()) + 1
             self.ring = grown(self.ring, needed)
             self.count = grown(self.count, needed)
+
+    def take_rows(self, slots: I64) -> Rows:
+        """These series' recent lags (the fitted weights are shared, not per series)."""
+        self._ensure(slots)
+        return series_rows.take(self, ("ring", "count"), slots)
+
+    def put_rows(self, slots: I64, rows: Rows) -> None:
+        self._ensure(slots)
+        series_rows.put(self, ("ring", "count"), slots, rows)
 
     def reset(self, slots: I64) -> None:
         self._ensure(slots)

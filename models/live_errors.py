@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from models import series_rows
 from models.base import grown
+from models.series_rows import Rows
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -55,6 +57,15 @@ class LiveErrors:
             self.issued = grown(self.issued, needed, NONE)
             self.mse = grown(self.mse, needed, np.nan)
             self.count = grown(self.count, needed)
+
+    def take_rows(self, slots: I64) -> Rows:
+        """These series' pending forecasts and errors, to carry on elsewhere."""
+        self._ensure(slots)
+        return series_rows.take(self, _SLOT_STATE, slots)
+
+    def put_rows(self, slots: I64, rows: Rows) -> None:
+        self._ensure(slots)
+        series_rows.put(self, _SLOT_STATE, slots, rows)
 
     def reset(self, slots: I64) -> None:
         """Forget these series: their pending forecasts and their errors."""
@@ -130,4 +141,5 @@ class LiveErrors:
         self.total_count = int(state["total_count"])
 
 
+_SLOT_STATE = ("pending", "issued", "mse", "count")
 _STATE = ("pending", "issued", "mse", "count", "overall", "overall_count", "total")

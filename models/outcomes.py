@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from models import series_rows
 from models.base import grown, rank_groups
 from models.scaling import OnlineScaler
+from models.series_rows import Rows
 from streamer.core.records import ForecastErrors, Forecasts, StepBatch
 
 I64 = NDArray[np.int64]
@@ -83,6 +85,16 @@ class Outcomes:
         fills.update(ewm_abs=np.nan, ewm_naive=np.nan, last_value=np.nan)
         for name in _ARRAYS:
             setattr(self, name, grown(getattr(self, name), needed, fills.get(name, 0)))
+
+    def take_rows(self, slots: I64) -> Rows:
+        """These series' pending forecasts, residuals and scale, to carry on elsewhere."""
+        self._ensure(int(slots.max(initial=-1)) + 1)
+        return series_rows.take(self, _ARRAYS, slots) | {"scaler": self.scaler.take_rows(slots)}
+
+    def put_rows(self, slots: I64, rows: Rows) -> None:
+        self._ensure(int(slots.max(initial=-1)) + 1)
+        series_rows.put(self, _ARRAYS, slots, rows)
+        self.scaler.put_rows(slots, rows["scaler"])
 
     def _clear(self, slots: I64) -> None:
         self.pend_step[slots] = NONE

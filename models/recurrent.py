@@ -28,11 +28,13 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from models import series_rows
 from models.base import Candidate, TrainingJob, grown, rank_groups
 from models.features import CALENDAR_WIDTH, calendar, log_returns
 from models.lag_regression import LagRegression
 from models.replay_buffer import ReplayBuffer
 from models.scaling import OnlineScaler
+from models.series_rows import Rows
 from streamer.core.records import Forecasts, StepBatch
 
 Cell = Literal["lstm", "gru"]
@@ -226,6 +228,34 @@ class RecurrentForecaster:
         self.h[:, index] = h
         result: torch.Tensor = out[0]
         return result
+
+    def take_rows(self, slots: NDArray[np.int64]) -> Rows:
+        """These series' hidden (and cell) state, scale, lags and recent steps."""
+        self._ensure_capacity(int(slots.max(initial=-1)) + 1)
+        self.last_raw = grown(self.last_raw, int(slots.max(initial=-1)) + 1)
+        index = torch.as_tensor(slots, device=self.device)
+        return {
+            "h": self.h[:, index].transpose(0, 1).cpu().numpy(),
+            "c": None if self.c is None else self.c[:, index].transpose(0, 1).cpu().numpy(),
+            "scaler": self.scaler.take_rows(slots),
+            "last_raw": self.last_raw[slots].copy(),
+            "linear": series_rows.optional(self.linear, lambda lin: lin.take_rows(slots)),
+            "replay": series_rows.optional(self.replay, lambda rep: rep.take_rows(slots)),
+        }
+
+    def put_rows(self, slots: NDArray[np.int64], rows: Rows) -> None:
+        self._ensure_capacity(int(slots.max(initial=-1)) + 1)
+        self.last_raw = grown(self.last_raw, int(slots.max(initial=-1)) + 1)
+        index = torch.as_tensor(slots, device=self.device)
+        self.h[:, index] = torch.as_tensor(rows["h"], device=self.device).transpose(0, 1)
+        if self.c is not None:
+            self.c[:, index] = torch.as_tensor(rows["c"], device=self.device).transpose(0, 1)
+        self.scaler.put_rows(slots, rows["scaler"])
+        self.last_raw[slots] = rows["last_raw"]
+        if self.linear is not None:
+            self.linear.put_rows(slots, rows["linear"])
+        if self.replay is not None:
+            self.replay.put_rows(slots, rows["replay"])
 
     def reset(self, slots: NDArray[np.int64]) -> None:
         """Forget these series' state and scale; their next step starts them afresh."""

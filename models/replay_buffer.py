@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from models import series_rows
 from models.base import grown
+from models.series_rows import Rows
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -94,9 +96,7 @@ class ReplayBuffer:
         if len(slots) == 0:
             return
         self.step_ns = step_ns
-        needed = int(slots.max()) + 1
-        for name in ("recent", "head", "count", "pending", "last_step", "slot_returns"):
-            setattr(self, name, grown(getattr(self, name), needed))
+        self._ensure(int(slots.max()) + 1)
         fresh = slots[reset]
         self.count[fresh] = 0
         self.pending[fresh] = 0
@@ -112,6 +112,21 @@ class ReplayBuffer:
         if len(full):
             self._archive(full)
             self.pending[full] = self.window - self.stride
+
+    _SLOT_ARRAYS = ("recent", "head", "count", "pending", "last_step", "slot_returns")
+
+    def _ensure(self, needed: int) -> None:
+        for name in self._SLOT_ARRAYS:
+            setattr(self, name, grown(getattr(self, name), needed))
+
+    def take_rows(self, slots: I64) -> Rows:
+        """These series' recent steps, to carry on in another buffer (`series_rows`)."""
+        self._ensure(int(slots.max(initial=-1)) + 1)
+        return series_rows.take(self, self._SLOT_ARRAYS, slots)
+
+    def put_rows(self, slots: I64, rows: Rows) -> None:
+        self._ensure(int(slots.max(initial=-1)) + 1)
+        series_rows.put(self, self._SLOT_ARRAYS, slots, rows)
 
     def forget(self, slots: I64) -> None:
         """Start these slots' recent steps afresh (their state was reset mid-series)."""

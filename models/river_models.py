@@ -33,6 +33,7 @@ and scored leak-free), where both stay within 1.5x the last value's MSE at h=1 a
 
 from __future__ import annotations
 
+import copy
 import pickle
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from models import series_rows
+from models.series_rows import Rows
 from streamer.core.records import Forecasts, StepBatch
 
 RiverModel = Any  # river.time_series.base.Forecaster: learn_one(y), forecast(horizon)
@@ -74,6 +77,20 @@ class RiverForecaster:
     def reset(self, slots: NDArray[np.int64]) -> None:
         for slot in slots.tolist():
             self.models.pop(slot, None)
+
+    def take_rows(self, slots: NDArray[np.int64]) -> Rows:
+        """Each series' river model (None where it has none yet) and steps seen."""
+        held = slots.tolist()
+        return {
+            "model": series_rows.objects([self.models.get(s) for s in held]),
+            "seen": np.array([self.seen.get(s, 0) for s in held], dtype=np.int64),
+        }
+
+    def put_rows(self, slots: NDArray[np.int64], rows: Rows) -> None:
+        for slot, model, seen in zip(slots.tolist(), rows["model"], rows["seen"], strict=True):
+            self.models.pop(slot, None)
+            if model is not None:
+                self.models[slot], self.seen[slot] = copy.deepcopy(model), int(seen)
 
     def step(self, batch: StepBatch) -> Forecasts:
         yhat = np.empty((len(batch), self._horizon))

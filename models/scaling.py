@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from models import series_rows
 from models.base import grown
+from models.series_rows import Rows
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -49,6 +51,15 @@ class OnlineScaler:
             self.count = grown(self.count, needed)
             self.mean = grown(self.mean, needed)
             self.var = grown(self.var, needed)
+
+    def take_rows(self, slots: I64) -> Rows:
+        """These series' running statistics, to carry on elsewhere (`series_rows`)."""
+        self._ensure(slots)
+        return series_rows.take(self, ("count", "mean", "var"), slots)
+
+    def put_rows(self, slots: I64, rows: Rows) -> None:
+        self._ensure(slots)
+        series_rows.put(self, ("count", "mean", "var"), slots, rows)
 
     def reset(self, slots: I64) -> None:
         self._ensure(slots)

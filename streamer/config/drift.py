@@ -10,7 +10,8 @@ from models.base import Forecaster
 from streamer.config import schema as cfg
 from streamer.config.registry import Registry
 from streamer.core.errors import ConfigError, ConfigProblem
-from streamer.engine.drift import DetectorFactory, DriftMonitor, DriftResponse, Signal
+from streamer.engine.drift import DetectorFactory, DriftMonitor, Signal
+from streamer.engine.drift_response import DriftResponse
 from streamer.engine.page_hinkley import PageHinkleyParams
 from streamer.engine.retrain import Retrainer
 

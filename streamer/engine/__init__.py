@@ -9,7 +9,8 @@ from streamer.core.exports import lazy_exports
 
 if TYPE_CHECKING:
     from streamer.engine.checkpoint import CheckpointStore
-    from streamer.engine.drift import Detection, DetectorFactory, DriftMonitor, DriftResponse
+    from streamer.engine.drift import Detection, DetectorFactory, DriftMonitor
+    from streamer.engine.drift_response import DriftResponse
     from streamer.engine.pipeline import (
         Pipeline,
         PipelineSettings,
@@ -31,7 +32,7 @@ _EXPORTS = {
     "SinkWriter": "streamer.engine.sink_writer",
     "CheckpointStore": "streamer.engine.checkpoint",
     "DriftMonitor": "streamer.engine.drift",
-    "DriftResponse": "streamer.engine.drift",
+    "DriftResponse": "streamer.engine.drift_response",
     "Detection": "streamer.engine.drift",
     "DetectorFactory": "streamer.engine.drift",
     "Retrainer": "streamer.engine.retrain",

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.base import grown, ranks
+from models.series_rows import Rows
 from streamer.engine.drift_reference import CLIP, MIN_WEIGHT, RECENT_WEIGHT, references
 
 I64 = NDArray[np.int64]
@@ -132,6 +133,23 @@ class PageHinkleyFeeds:
             last = stale[len(stale) - 1 - last]
             self.slot_ids[held], self.slot_names[held] = ids[last], names[last]
         return ids
+
+    def take_rows(self, names: list[str]) -> Rows:
+        """These series' feeds, one row each (fresh ones for series not fed yet)."""
+        f = self._feeds_of(names)
+        return {"state": self.state[f], "warm_n": self.warm_n[f], "warm": self.warm[f]}
+
+    def put_rows(self, names: list[str], rows: Rows) -> None:
+        f = self._feeds_of(names)
+        self.state[f], self.warm_n[f], self.warm[f] = rows["state"], rows["warm_n"], rows["warm"]
+
+    def drop(self, names: list[str]) -> None:
+        """Forget these series (their rows are reused if they come back)."""
+        self._rearm(self._feeds_of(names))
+
+    def _feeds_of(self, names: list[str]) -> I64:
+        self._add([name for name in dict.fromkeys(names) if name not in self.ids])
+        return np.array([self.ids[name] for name in names], dtype=np.int64)
 
     def _add(self, names: list[str]) -> None:
         start, stop = len(self.names), len(self.names) + len(names)

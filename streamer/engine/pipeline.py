@@ -35,8 +35,10 @@ from streamer.core.records import (
 )
 from streamer.engine.checkpoint import CheckpointStore
 from streamer.engine.decoding import Polled, decode
-from streamer.engine.drift import DriftMonitor, DriftResponse
+from streamer.engine.drift import DriftMonitor
+from streamer.engine.drift_response import DriftResponse
 from streamer.engine.reporting import Counters, Rejections, Reporter
+from streamer.engine.series_state import SeriesStates
 from streamer.engine.sink_writer import SinkWriter
 from streamer.engine.snapshot import Snapshot, SourceStatus
 from streamer.engine.window import WindowBuffer
@@ -114,6 +116,7 @@ class Pipeline:
         self.on_drift = on_drift
         self.settings = settings
         self.clock = clock
+        self.series = SeriesStates(window, forecaster, outcomes, drift)  # to move series
         self.writer = SinkWriter(
             sinks,
             settings.max_in_flight,

@@ -6,6 +6,7 @@ its reference, then feeds its detector each value standardised and clipped.
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 from array import array
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from models import series_rows
+from models.series_rows import Rows
 from streamer.engine import checkpoint
 from streamer.engine.drift_reference import CLIP, MIN_WEIGHT, RECENT_WEIGHT, references
 
@@ -93,6 +96,21 @@ class RiverFeeds:
         detector = feed.detector
         detector.update(clipped if warmup else value)
         return feed.recent if detector.drift_detected else None
+
+    def take_rows(self, names: list[str]) -> Rows:
+        """These series' feeds (None for series not fed yet)."""
+        return {"feed": series_rows.objects([self.feeds.get(name) for name in names])}
+
+    def put_rows(self, names: list[str], rows: Rows) -> None:
+        for name, feed in zip(names, rows["feed"], strict=True):
+            if feed is None:
+                self.feeds.pop(name, None)
+            else:
+                self.feeds[name] = copy.deepcopy(feed)
+
+    def drop(self, names: list[str]) -> None:
+        for name in names:
+            self.feeds.pop(name, None)
 
     def adopt(self, name: str, feed: _Feed) -> bool:
         self.feeds[name] = feed

@@ -16,8 +16,8 @@ per-series Python loop beyond the dict lookup that maps series ids to slots.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from streamer.core.records import F64, I64, StepBatch, concat_batches
 from streamer.engine import buckets
 from streamer.engine.buckets import Aggregation as Aggregation
+from streamer.engine.spill import MemorySpill, SpillStore
 
 NO_STEP = np.int64(-1)
 # Runs of empty steps to fill: (slot, first step, last step, values they follow).
@@ -37,27 +38,6 @@ class AddResult:
 
     closed: StepBatch
     late: I64
-
-
-class SpillStore(Protocol):
-    """Where evicted series' window state waits until the series returns."""
-
-    def put(self, series: str, state: dict[str, Any]) -> None: ...
-
-    def pop(self, series: str) -> dict[str, Any] | None: ...
-
-
-@dataclass
-class MemorySpill:
-    """A SpillStore in a dict (tests; small deployments)."""
-
-    items: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def put(self, series: str, state: dict[str, Any]) -> None:
-        self.items[series] = state
-
-    def pop(self, series: str) -> dict[str, Any] | None:
-        return self.items.pop(series, None)
 
 
 class WindowBuffer:
@@ -194,6 +174,35 @@ class WindowBuffer:
     @property
     def live_series(self) -> int:
         return len(self.slot_of)
+
+    # --- moving series between processes -----------------------------------------------
+
+    def take_series(self, names: list[str], now: float) -> tuple[I64, dict[str, Any]]:
+        """These live series' slots and rows; `idle`: processing time since touched."""
+        slots = np.array([self.slot_of[name] for name in names], dtype=np.int64)
+        rows = {name: getattr(self, name)[slots].copy() for name in (*_SLOT_ARRAYS, "kind_of")}
+        rows["acc"] = {name: a[slots].copy() for name, a in self.acc.items()}
+        rows["idle"] = now - self.touched[slots]
+        return slots, rows
+
+    def put_series(self, names: list[str], rows: dict[str, Any], now: float) -> I64:
+        """Take over series from `take_series` (at most max_series / 2); their slots."""
+        slots = self._slots_for(names, list(rows["kind_of"]), now)
+        for name in _SLOT_ARRAYS:
+            getattr(self, name)[slots] = rows[name]
+        for name, a in self.acc.items():
+            a[slots] = rows["acc"][name]
+        self.fresh[slots] = False  # the models take the rows too
+        self.touched[slots] = now - rows["idle"]
+        return slots
+
+    def drop_series(self, names: list[str]) -> I64:
+        """Forget these live series (they moved to another process); their freed slots."""
+        slots = [self.slot_of.pop(name) for name in names]
+        for slot in slots:
+            self._clear(slot)
+        self.free.extend(slots)
+        return np.array(slots, dtype=np.int64)
 
     # --- slots, eviction and spill ------------------------------------------------------
 
@@ -378,16 +387,9 @@ class WindowBuffer:
 
     def empty(self) -> StepBatch:
         """A batch of no steps (for outputs that carry only events)."""
-        return StepBatch(
-            slots=np.empty(0, np.int64),
-            series=np.empty(0, object),
-            kinds=np.empty(0, object),
-            steps=np.empty(0, np.int64),
-            values=np.empty((0, self.width)),
-            filled=np.empty(0, bool),
-            reset=np.empty(0, bool),
-            step_ns=self.step_ns,
-        )
+        ints, objects, flags = np.empty(0, np.int64), np.empty(0, object), np.empty(0, bool)
+        values = np.empty((0, self.width))
+        return StepBatch(ints, objects, objects, ints, values, flags, flags, self.step_ns)
 
 
 _SLOT_ARRAYS = ("max_time", "last_closed", "last_real", "last_value", "open_step")

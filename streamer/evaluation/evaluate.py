@@ -30,7 +30,8 @@ from streamer.config.drift import make_detector
 from streamer.config.models import RETRAIN_SEASONS, build_model, model_config, retrain_settings
 from streamer.config.registry import section_type
 from streamer.config.schema import RetrainConfig
-from streamer.engine.drift import DriftMonitor, DriftResponse
+from streamer.engine.drift import DriftMonitor
+from streamer.engine.drift_response import DriftResponse
 from streamer.engine.pipeline import Pipeline, PipelineSettings
 from streamer.engine.retrain import Retrainer
 from streamer.engine.window import WindowBuffer

@@ -20,7 +20,8 @@ from models.outcomes import Outcomes
 from streamer.config.drift import make_detector
 from streamer.config.schema import AdwinDetector, DriftConfig
 from streamer.core.records import NS_PER_S, ForecastErrors, StepBatch, concat_batches
-from streamer.engine.drift import Detection, DriftMonitor, DriftResponse, Signal
+from streamer.engine.drift import Detection, DriftMonitor, Signal
+from streamer.engine.drift_response import DriftResponse
 from streamer.engine.page_hinkley import PageHinkleyFeeds, PageHinkleyParams
 from streamer.engine.river_feeds import _Feed
 from tests.helpers import STEP, step_batch
@@ -213,7 +214,7 @@ def test_a_storm_of_detections_asks_for_one_retrain_per_cooldown_and_logs_its_ca
 ) -> None:
     asked: list[str] = []
     response = DriftResponse("retrain", 600.0, asked.append, None)
-    with caplog.at_level(logging.INFO, logger="streamer.engine.drift"):
+    with caplog.at_level(logging.INFO, logger="streamer.engine.drift_response"):
         for d in storm(1_000, 300):
             response.apply([d])
         assert asked == ["drift"]  # 2,000 detections within 300 s of event time

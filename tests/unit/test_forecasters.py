@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 
@@ -137,6 +138,24 @@ def test_state_round_trip_continues_exactly(make: Callable[[], Forecaster]) -> N
     restored = make()
     restored.load_state_dict(before.state_dict())
     assert_same(by_key([restored.step(rest)]), by_key([expected]))
+
+
+@pytest.mark.parametrize("make", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS.keys())
+def test_series_rows_moved_to_other_slots_continue_exactly(make: Callable[[], Forecaster]) -> None:
+    """What a replica that takes series over does: the shared state (weights, fits) is
+    the same, each series' own state comes as rows, into whatever slots are free."""
+    first, rest = split(stream(n_series=3, n_steps=20, seed=1), [11])
+    continuous = make()
+    continuous.step(first)
+    expected = continuous.step(rest)
+    before = make()
+    before.step(first)
+    moved = make()
+    moved.load_state_dict(before.state_dict())
+    new_slots = np.array([5, 6, 9])
+    moved.put_rows(new_slots, before.take_rows(np.array([0, 1, 2])))
+    elsewhere = dataclasses.replace(rest, slots=new_slots[rest.slots])
+    assert_same(by_key([moved.step(elsewhere)]), by_key([expected]))
 
 
 @pytest.mark.parametrize("make", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS.keys())

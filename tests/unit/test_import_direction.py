@@ -20,7 +20,15 @@ RULES: dict[str, tuple[str, ...]] = {
     "streamer.core": ("streamer.core",),
     "connectors": ("connectors", "streamer.core"),
     "models": ("models", "streamer.core"),
-    "streamer.engine": ("streamer.engine", "streamer.core", "connectors.base", "models.base"),
+    # The engine reaches models through their protocols, and the rows of series state
+    # those hand over (`models.series_rows`).
+    "streamer.engine": (
+        "streamer.engine",
+        "streamer.core",
+        "connectors.base",
+        "models.base",
+        "models.series_rows",
+    ),
     "streamer.config": (
         "streamer.config",
         "streamer.core",

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamer.core.records import StepBatch
-from streamer.engine.window import MemorySpill, WindowBuffer
+from streamer.engine.spill import MemorySpill
+from streamer.engine.window import WindowBuffer
 
 S = 1_000  # step, in ns (small numbers keep examples readable)
 T0 = 1_000_000  # step 1000
