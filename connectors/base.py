@@ -38,9 +38,9 @@ class Source(Protocol):
     name: str
     problem: str | None
     """Why the source is not ready, when it can say (shown by /readyz)."""
-    on_revoke: Callable[[], None] | None
-    """Called before the source gives up partitions (a rebalance), so that what was
-    read from them is checkpointed and committed first; the pipeline sets it."""
+    on_revoke: Callable[[list[str]], None] | None
+    """Called with the partitions the source is about to give up (a rebalance), so that
+    what was read from them is checkpointed and committed first; the pipeline sets it."""
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         """Up to max_records, waiting at most timeout seconds for the first."""
@@ -83,6 +83,51 @@ class Source(Protocol):
     def end_offsets(self) -> Mapping[str, int]:
         """The next offset to be written, by partition, for the consumer lag; empty for
         a source without offsets. Called on the loop's thread only."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class PartitionedSource(Source, Protocol):
+    """A source whose partitions are shared out among the replicas of a group (a Kafka
+    consumer group): each replica keeps the state of its own partitions' series."""
+
+    on_assign: Callable[[list[str]], None] | None
+    """Called with partitions just assigned; they are paused until `resume`, so that
+    their series' state is restored before their records are read."""
+    on_lost: Callable[[list[str]], None] | None
+    """Called with partitions taken away without a revoke (this member was thrown out
+    of the group): nothing can be committed for them any more."""
+
+    def resume(self, partitions: list[str]) -> None: ...
+
+    def group_metadata(self) -> Any:
+        """What fences a stale member's commits (the consumer's group metadata)."""
+        ...
+
+
+class Changelog(Protocol):
+    """Where the series state of each input partition is kept, so that a partition can
+    move to another replica: one record per series, the newest one standing."""
+
+    def restore(self, partition: str) -> dict[str, bytes]:
+        """The newest record of every series of this input partition."""
+        ...
+
+    def end(self, partition: str) -> int:
+        """Where the partition's changelog ends now (the state held is current while
+        nothing was written after it)."""
+        ...
+
+    def commit(
+        self,
+        changes: Mapping[str, Mapping[str, bytes | None]],
+        positions: Mapping[str, int],
+        group: Any,
+    ) -> None:
+        """Write these series records (None removes one) by input partition, and commit
+        the input positions with them, as one transaction; raise ChangelogFencedError if
+        this member no longer owns them."""
         ...
 
     def close(self) -> None: ...
@@ -208,7 +253,7 @@ class StreamSource:
     needs an early commit; sources override what differs."""
 
     problem: str | None = None  # why the source is not ready, when it says (for /readyz)
-    on_revoke: Callable[[], None] | None = None
+    on_revoke: Callable[[list[str]], None] | None = None
 
     @property
     def exhausted(self) -> bool:

@@ -4,7 +4,9 @@ Positions are `topic/partition` -> next offset. Offsets are committed only when 
 pipeline says so (after a checkpoint holds them). A restore seeks each partition to its
 checkpointed position when the group assigns it; before partitions are revoked in a
 rebalance, `on_revoke` (the pipeline's checkpoint) runs, so the next owner starts where
-this one's outputs end.
+this one's outputs end. In a group of replicas (`group_mode`), assigned partitions are
+paused until the pipeline restored their series' state, and offsets are committed by
+the pipeline's changelog transaction instead (`connectors.kafka_changelog`).
 
 A broker outage is waited out, however long: polls return nothing, the source says it
 is not ready (so the window's idle clock stops and /readyz says why), and a commit that
@@ -21,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import KafkaError
 
 from connectors.base import RawRecord, StreamSource
@@ -44,30 +47,45 @@ def parse_partition_key(key: str) -> TopicPartition:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs on the client's IO thread while the loop's thread waits in `poll`."""
+
     def __init__(self, source: KafkaSource) -> None:
         self.source = source
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked and self.source.on_revoke is not None:
-            log.info(
-                "partitions revoked (%s): checkpointing first", sorted(map(partition_key, revoked))
-            )
-            # This runs on the client's IO thread, where a blocking commit is not allowed.
+            keys = sorted(map(partition_key, revoked))
+            log.info("partitions revoked (%s): checkpointing first", ", ".join(keys))
+            # On the IO thread a blocking commit of the consumer's own is not allowed.
             self.source.in_rebalance = True
             try:
-                self.source.on_revoke()
+                self.source.on_revoke(keys)
             finally:
                 self.source.in_rebalance = False
 
+    def on_partitions_lost(self, lost: Any) -> None:
+        if self.source.on_lost is None:
+            self.on_partitions_revoked(lost)  # (its commit is refused if truly lost)
+            return
+        keys = sorted(map(partition_key, lost))
+        log.warning("partitions lost (%s): this member was out of the group", ", ".join(keys))
+        if keys:
+            self.source.on_lost(keys)
+
     def on_partitions_assigned(self, assigned: Any) -> None:
-        mine = set(assigned)
-        self.source._next = {tp: o for tp, o in self.source._next.items() if tp in mine}
+        source = self.source
+        mine = set(source.consumer.assignment())
+        source._next = {tp: o for tp, o in source._next.items() if tp in mine}
+        if assigned and source.on_assign is not None:
+            # Held until their series' state is restored (`resume`).
+            source.consumer.pause(*assigned)
+            source.on_assign(sorted(map(partition_key, assigned)))
         for tp in assigned:
-            offset = self.source.pending_seek.pop(partition_key(tp), None)
+            offset = source.pending_seek.pop(partition_key(tp), None)
             if offset is not None:
-                self.source.consumer.seek(tp, offset)
-                self.source._next[tp] = offset  # the backlog from here counts as lag
-        self.source._ask_ends = True
+                source.consumer.seek(tp, offset)
+                source._next[tp] = offset  # the backlog from here counts as lag
+        source._ask_ends = True
 
 
 class KafkaSource(StreamSource):
@@ -82,11 +100,15 @@ class KafkaSource(StreamSource):
         auto_offset_reset: str = "earliest",
         series_from: str = "payload",
         group_instance_id: str | None = None,
+        group_mode: bool = False,
+        session_timeout_ms: int | None = None,
         settings: dict[str, Any],
     ) -> None:
         self.name = name
         self.series_from = series_from
-        self.on_revoke: Callable[[], None] | None = None
+        self.on_revoke: Callable[[list[str]], None] | None = None
+        self.on_assign: Callable[[list[str]], None] | None = None
+        self.on_lost: Callable[[list[str]], None] | None = None
         self.in_rebalance = False
         self.pending_seek: dict[str, int] = {}
         self.problem: str | None = None  # why the source is not ready, for /readyz
@@ -100,6 +122,15 @@ class KafkaSource(StreamSource):
         # an outage, after an assignment; until the fetches report newer high watermarks.
         self._ends: dict[TopicPartition, int] = {}
         self._ask_ends = True
+        group: dict[str, Any] = {}
+        if group_mode:
+            # Replicas of a group: only partitions that move are revoked in a rebalance
+            # (KIP-429), and offsets committed in a changelog transaction are waited for.
+            group["partition_assignment_strategy"] = (CooperativeStickyAssignor,)
+            group["isolation_level"] = "read_committed"
+        if session_timeout_ms is not None:
+            group["session_timeout_ms"] = session_timeout_ms
+            group["heartbeat_interval_ms"] = max(500, session_timeout_ms // 5)
         try:
             self.consumer = KafkaConsumer(
                 group_id=group_id,
@@ -108,6 +139,7 @@ class KafkaSource(StreamSource):
                 # A topic created after start is noticed within this time.
                 metadata_max_age_ms=30_000,
                 group_instance_id=group_instance_id,
+                **group,
                 **settings,
             )
             self.consumer.subscribe(topics, listener=_Listener(self))
@@ -249,6 +281,12 @@ class KafkaSource(StreamSource):
     def seek(self, positions: Mapping[str, int]) -> None:
         self.pending_seek.update(positions)
 
+    def resume(self, partitions: list[str]) -> None:
+        self.consumer.resume(*map(parse_partition_key, partitions))
+
+    def group_metadata(self) -> Any:
+        return self.consumer.group_metadata()
+
     def end_offsets(self) -> dict[str, int]:
         """The end of each assigned partition (the next offset to be written): the newer
         of the high watermark the last fetches reported and the end the broker gave when
@@ -277,5 +315,5 @@ class KafkaSource(StreamSource):
         return self._ready
 
     def close(self) -> None:
-        self.on_revoke = None  # the pipeline took its last checkpoint before closing us
+        self.on_revoke = self.on_assign = self.on_lost = None  # the pipeline checkpointed
         self.consumer.close(autocommit=False)

@@ -4,6 +4,8 @@
      ├── ConfigError        the config file, a ${VAR} reference or a STREAMER__ override
      │                      is invalid; carries every problem found, not just the first
      ├── SourceError        a source cannot be opened or read
+     │    └── ChangelogFencedError  another replica owns the partitions now (this one
+     │                              was thrown out of its group): its state is dropped
      └── SinkError          a sink cannot write now (after its own retries); the same
           │                 output is tried again, and polling waits meanwhile
           ├── SinkUnusableError  the sink cannot be used as configured (its credentials,
@@ -52,6 +54,12 @@ class ConfigError(StreamerError):
 
 class SourceError(StreamerError):
     """A source cannot be opened or read; the message names the source and the cause."""
+
+
+class ChangelogFencedError(SourceError):
+    """A commit of partition state was refused: another member of the group owns those
+    partitions now (this one stalled past its session timeout, or a replica with the
+    same instance name runs). What was read since the last commit is read again there."""
 
 
 class SinkError(StreamerError):

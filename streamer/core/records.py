@@ -34,6 +34,8 @@ UNKNOWN_SERIES = "unknown_series"  # not in pipeline.series_allowlist
 LATE = "late"  # its step had closed (beyond allowed_lateness)
 OVERSIZED = "oversized"  # a payload over pipeline.max_payload_bytes, not parsed
 SINK_REJECTED = "sink_rejected"  # a sink refused the write (4xx) with its message
+# In a scaled group: the series came on another partition before (input not keyed by it).
+NOT_KEYED = "not_keyed_by_series"
 
 
 class Position(NamedTuple):

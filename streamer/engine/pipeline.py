@@ -11,7 +11,6 @@ the same steps and overwrite the same points.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -26,7 +25,6 @@ from connectors.base import DeadLetter, Output, PayloadDecoder, Sink, Source
 from models.base import Forecaster, Scorer
 from streamer.core.records import (
     LATE,
-    NON_FINITE,
     NS_PER_S,
     Event,
     Rejection,
@@ -37,7 +35,8 @@ from streamer.engine.checkpoint import CheckpointStore
 from streamer.engine.decoding import Polled, decode
 from streamer.engine.drift import DriftMonitor
 from streamer.engine.drift_response import DriftResponse
-from streamer.engine.reporting import Counters, Rejections, Reporter
+from streamer.engine.partitions import PartitionStates
+from streamer.engine.reporting import Counters, Rejections, Reporter, unrepresentable
 from streamer.engine.series_state import SeriesStates
 from streamer.engine.sink_writer import SinkWriter
 from streamer.engine.snapshot import Snapshot, SourceStatus
@@ -103,6 +102,7 @@ class Pipeline:
         settings: PipelineSettings = PipelineSettings(),
         clock: Callable[[], float] = time.time,
         observer: SinkObserver | None = None,
+        partitions: Callable[[SeriesStates], PartitionStates] | None = None,
     ) -> None:
         self.sources = sources
         self.window = window
@@ -117,6 +117,8 @@ class Pipeline:
         self.settings = settings
         self.clock = clock
         self.series = SeriesStates(window, forecaster, outcomes, drift)  # to move series
+        # In a group of replicas: the state of this one's partitions, in a changelog.
+        self.partitions = partitions(self.series) if partitions else None
         self.writer = SinkWriter(
             sinks,
             settings.max_in_flight,
@@ -126,7 +128,7 @@ class Pipeline:
             on_retry=observer.retried if observer else None,
         )
         for source, _ in sources:
-            source.on_revoke = self.checkpoint  # a rebalance commits what was read first
+            source.on_revoke = self._revoke  # a rebalance commits what was read first
         self.counters = Counters()
         self.rejections = Rejections(self.counters, dead_letter, settings.rejected_log_every)
         self.reporter = Reporter(
@@ -162,6 +164,9 @@ class Pipeline:
             for sink in self.sinks:
                 sink.start_fresh()
             return False
+        if self.partitions is not None:  # series come from the changelog, offsets from Kafka
+            self.forecaster.load_state_dict(state["forecaster"])
+            return True
         self.window.load_state_dict(state["window"])
         self.forecaster.load_state_dict(state["forecaster"])
         parts = {"outcomes": self.outcomes, "drift": self.drift, "on_drift": self.on_drift}
@@ -216,6 +221,8 @@ class Pipeline:
     def step(self) -> int:
         """Poll, decode, window, forecast and write one micro-batch; returns records read."""
         polled = self._poll()
+        if self.partitions is not None:
+            self.partitions.restore(self.idle_clock)  # those assigned in that poll
         records = sum(len(batch) for _, batch in polled)
         now = self.clock()
         blocked = self.writer.blocked_seconds
@@ -224,6 +231,8 @@ class Pipeline:
             self.idle_clock += max(0.0, now - self._last_tick - waited)
         self._last_tick, self._blocked_at_tick = now, blocked
         decoded = decode(polled, int(now * NS_PER_S))
+        if self.partitions is not None:
+            self.partitions.admit(decoded)
         result = self.window.add(
             decoded.series,
             decoded.kinds,
@@ -237,6 +246,8 @@ class Pipeline:
             detail = f"its step (event time {at}Z) had closed; allowed_lateness was exceeded"
             decoded.rejections.append(Rejection(LATE, detail, record.payload, record.position))
         closed = concat_batches([result.closed, self.window.close_idle(self.idle_clock)])
+        if self.partitions is not None:
+            self.partitions.touched(decoded.series + closed.series.tolist())
         # A batch boundary: the one place new weights may be swapped in.
         events = self.retrainer.poll(int(now * NS_PER_S)) if self.retrainer else []
         events += self._stats_events
@@ -297,7 +308,7 @@ class Pipeline:
 
     def _emit(self, closed: StepBatch, events: list[Event]) -> None:
         if self.window.unrepresentable:
-            self.rejections.add(self._unrepresentable(), self.clock())
+            self.rejections.add(unrepresentable(self.window), self.clock())
         if len(closed) == 0 and not events:
             return
         forecasts = self.forecaster.step(closed)
@@ -314,21 +325,6 @@ class Pipeline:
         self.writer.submit(Output(closed, forecasts, tuple(events), errors))
         self.counters.steps_closed += len(closed)
         self.counters.forecasts_out += len(forecasts) * forecasts.horizon
-
-    def _unrepresentable(self) -> list[Rejection]:
-        """Steps the window could not aggregate, as rejections: closed as if empty, never
-        dropped without a word."""
-        out = []
-        for series, start_ns, count in self.window.unrepresentable:
-            at = np.datetime64(start_ns, "ns")
-            detail = (
-                f"the {self.window.aggregation} of {count} values of series {series!r} in the "
-                f"step at {at}Z is beyond a float (1.8e308); the step is left empty"
-            )
-            raw = json.dumps({"series": series, "step": f"{at}Z", "events": count}).encode()
-            out.append(Rejection(NON_FINITE, detail, raw, None))
-        self.window.unrepresentable = []
-        return out
 
     def _flush_windows(self) -> None:
         """Close every open step (the end of a replay): nothing is left unwritten."""
@@ -355,9 +351,16 @@ class Pipeline:
             self.counters.checkpoints += 1
         for source, _ in self.sources:
             positions = self.positions[source.name]
-            if positions:
+            if self.partitions is not None and source is self.partitions.source:
+                self.partitions.commit(positions, self.idle_clock)
+            elif positions:
                 source.commit(positions)
         self._last_checkpoint = self.clock()
+
+    def _revoke(self, partitions: list[str]) -> None:
+        self.checkpoint()
+        if self.partitions is not None:
+            self.partitions.revoked(partitions)
 
     def state_dict(self) -> dict[str, Any]:
         return {

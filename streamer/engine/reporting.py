@@ -4,14 +4,18 @@ progress lines."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from connectors.base import DeadLetter, Source
-from streamer.core.records import NS_PER_S, Event, Rejection
+from streamer.core.records import NON_FINITE, NS_PER_S, Event, Rejection
+from streamer.engine.window import WindowBuffer
 
 log = logging.getLogger("streamer.engine.pipeline")  # the loop's lines, under its name
 
@@ -143,3 +147,19 @@ class Reporter:
             c.steps_closed,
             c.forecasts_out,
         )
+
+
+def unrepresentable(window: WindowBuffer) -> list[Rejection]:
+    """Steps the window could not aggregate, as rejections (taken from the window):
+    closed as if empty, never dropped without a word."""
+    out = []
+    for series, start_ns, count in window.unrepresentable:
+        at = np.datetime64(start_ns, "ns")
+        detail = (
+            f"the {window.aggregation} of {count} values of series {series!r} in the "
+            f"step at {at}Z is beyond a float (1.8e308); the step is left empty"
+        )
+        raw = json.dumps({"series": series, "step": f"{at}Z", "events": count}).encode()
+        out.append(Rejection(NON_FINITE, detail, raw, None))
+    window.unrepresentable = []
+    return out

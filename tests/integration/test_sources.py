@@ -33,7 +33,7 @@ def test_kafka_source_commits_before_its_partitions_are_revoked(
     positions: dict[str, int] = {}
     revoked_with: list[dict[str, int]] = []
 
-    def checkpoint() -> None:  # what the pipeline does before a revocation
+    def checkpoint(partitions: list[str]) -> None:  # the pipeline's, before a revocation
         revoked_with.append(dict(positions))
         source.commit(positions)
 
