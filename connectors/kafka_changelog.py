@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import KafkaAdminClient
 from kafka.errors import (
     CommitFailedError,
     FencedInstanceIdError,
@@ -106,21 +106,17 @@ class KafkaChangelog:
         """Create T's changelog with T's partition count, or check the one there."""
         name = changelog_topic(self.group_id, topic)
         wanted = self._partitions(topic)
+        options = {
+            "num_partitions": wanted,
+            "replication_factor": self.replication_factor or -1,
+            "configs": {"cleanup.policy": "compact"},
+        }
         try:
-            self.admin.create_topics(
-                [
-                    NewTopic(
-                        name,
-                        wanted,
-                        self.replication_factor or -1,
-                        topic_configs={"cleanup.policy": "compact"},
-                    )
-                ]
-            )
+            self.admin.create_topics({name: options}, wait_for_metadata=True)
             log.info("created changelog topic %s (%d partitions, compacted)", name, wanted)
             return
         except TopicAlreadyExistsError:
-            pass
+            self.admin.wait_for_topics([name])  # (another replica may have just made it)
         have = self._partitions(name)
         if have != wanted:
             raise SourceError(
@@ -140,11 +136,20 @@ class KafkaChangelog:
     # --- reading ----------------------------------------------------------------------
 
     def end(self, partition: str) -> int:
-        tp = self._changelog_of(partition)
-        return int(self.reader.end_offsets([tp], timeout_ms=READ_TIMEOUT_MS)[tp])
+        try:
+            tp = self._changelog_of(partition)
+            return int(self.reader.end_offsets([tp], timeout_ms=READ_TIMEOUT_MS)[tp])
+        except KafkaError as exc:
+            raise SourceError(f"changelog of {partition}: {type(exc).__name__}: {exc}") from None
 
     def restore(self, partition: str) -> dict[str, bytes]:
         """The newest committed record of each series in the input partition's changelog."""
+        try:
+            return self._read(partition)
+        except KafkaError as exc:
+            raise SourceError(f"changelog of {partition}: {type(exc).__name__}: {exc}") from None
+
+    def _read(self, partition: str) -> dict[str, bytes]:
         tp = self._changelog_of(partition)
         end = self.end(partition)
         self.reader.assign([tp])

@@ -62,6 +62,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.source.on_revoke(keys)
             finally:
                 self.source.in_rebalance = False
+        self.source.forget(revoked)
 
     def on_partitions_lost(self, lost: Any) -> None:
         if self.source.on_lost is None:
@@ -71,6 +72,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         log.warning("partitions lost (%s): this member was out of the group", ", ".join(keys))
         if keys:
             self.source.on_lost(keys)
+        self.source.forget(lost)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         source = self.source
@@ -280,6 +282,13 @@ class KafkaSource(StreamSource):
 
     def seek(self, positions: Mapping[str, int]) -> None:
         self.pending_seek.update(positions)
+
+    def forget(self, partitions: Any) -> None:
+        """No lag is counted for partitions given up (a cooperative rebalance revokes
+        some without assigning the rest anew)."""
+        for tp in partitions:
+            self._next.pop(tp, None)
+            self._ends.pop(tp, None)
 
     def resume(self, partitions: list[str]) -> None:
         self.consumer.resume(*map(parse_partition_key, partitions))

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
+from connectors.base import Source
+from connectors.kafka_source import KafkaSource
 from models.base import Forecaster
 from models.outcomes import Outcomes
 from streamer.config import schema as cfg
 from streamer.config.drift import build_drift
-from streamer.config.edges import build_dead_letter, build_sinks, build_sources
+from streamer.config.edges import (
+    build_changelog,
+    build_dead_letter,
+    build_sinks,
+    build_sources,
+)
 from streamer.config.models import build_model, retrain_settings
 from streamer.config.schema import StreamerConfig
 from streamer.core.durations import parse_duration
 from streamer.core.records import NS_PER_S
 from streamer.engine.checkpoint import CheckpointStore
+from streamer.engine.partitions import PartitionStates
 from streamer.engine.pipeline import Pipeline, PipelineSettings, SinkObserver
 from streamer.engine.retrain import Retrainer
+from streamer.engine.series_state import SeriesStates
 from streamer.engine.window import WindowBuffer
 
 
@@ -106,5 +116,17 @@ def build(
         checkpoints=checkpoints,
         settings=settings,
         observer=observer,
+        partitions=_partitions(config, sources[0][0]),
     )
     return Built(pipeline, retrainer)
+
+
+def _partitions(
+    config: StreamerConfig, source: Source
+) -> Callable[[SeriesStates], PartitionStates] | None:
+    """In a group of replicas: the state of the partitions this one reads."""
+    if not config.group.enabled:
+        return None
+    assert isinstance(source, KafkaSource)  # the schema allows nothing else in a group
+    changelog = build_changelog(config)
+    return lambda series: PartitionStates(source, changelog, series)

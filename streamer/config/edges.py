@@ -11,6 +11,7 @@ from connectors.codecs import Decoder
 from connectors.dead_letter import FileDeadLetter
 from connectors.file_sink import FileSink
 from connectors.influx_sink import InfluxSink
+from connectors.kafka_changelog import KafkaChangelog
 from connectors.kafka_client import client_settings
 from connectors.kafka_sink import KafkaDeadLetter, KafkaSink
 from connectors.kafka_source import KafkaSource
@@ -18,7 +19,7 @@ from connectors.mqtt_source import MqttSource
 from connectors.replay import ReplaySource, ReplaySourceError
 from streamer.config import schema_edges as edges
 from streamer.config.registry import Registry
-from streamer.config.schema import StreamerConfig, source_name
+from streamer.config.schema import GroupConfig, StreamerConfig, source_name
 from streamer.core.errors import SourceError
 from streamer.core.records import NS_PER_S
 
@@ -31,10 +32,13 @@ class SourceContext:
     """What a source is built with besides its section: its name, its decoder, and the
     daemon's instance name (Kafka group ids default to `<instance>-<name>`)."""
 
-    def __init__(self, instance: str, name: str, decoder: Decoder) -> None:
+    def __init__(
+        self, instance: str, name: str, decoder: Decoder, group: GroupConfig | None = None
+    ) -> None:
         self.instance = instance
         self.name = name
         self.decoder = decoder
+        self.group = group  # replicas sharing the source's partitions, when enabled
 
 
 def _ns(seconds: float) -> int:
@@ -101,6 +105,10 @@ def _kafka(section: edges.KafkaSource, at: SourceContext) -> Source:
         group_instance_id=(
             (section.group_instance_id or default_id) if section.static_membership else None
         ),
+        group_mode=at.group is not None,
+        session_timeout_ms=(
+            None if at.group is None else round(at.group.session_timeout.total_seconds() * 1000)
+        ),
         settings=kafka_settings(section),
     )
 
@@ -156,9 +164,23 @@ def build_sources(config: StreamerConfig) -> list[tuple[Source, Decoder]]:
     built = []
     for i, section in enumerate(config.sources):
         decoder = build_decoder(config, section)
-        at = SourceContext(config.instance, source_name(section, i), decoder)
+        group = config.group if config.group.enabled else None
+        at = SourceContext(config.instance, source_name(section, i), decoder, group)
         built.append((SOURCES.builder(section, f"sources[{i}].type")(section, at), decoder))
     return built
+
+
+def build_changelog(config: StreamerConfig) -> KafkaChangelog:
+    """The changelog of a group's partitions (group.enabled: one Kafka source)."""
+    section = config.sources[0]
+    assert isinstance(section, edges.KafkaSource)
+    assert section.group_id is not None
+    return KafkaChangelog(
+        group_id=section.group_id,
+        instance=config.instance,
+        settings=kafka_settings(section),
+        replication_factor=config.group.replication_factor,
+    )
 
 
 def build_sinks(config: StreamerConfig) -> list[Sink]:

@@ -187,6 +187,21 @@ class CheckpointConfig(Section):
     keep: Annotated[int, Field(ge=1)] = 3
 
 
+class GroupConfig(Section):
+    """Run as one of several replicas that share the Kafka source's consumer group
+    (scale-out): each reads some of the input's partitions and holds the state of their
+    series, kept in compacted changelog topics (`<group_id>-<topic>-changelog`) and
+    restored by whichever replica reads a partition next. Needs one Kafka source with
+    its own `group_id` shared by the replicas, input keyed by series, and a unique
+    `instance` per replica (docs/scaling.md)."""
+
+    enabled: bool = False
+    # How long a replica that stopped answering keeps its partitions (a killed one, or a
+    # static member restarting: it takes them back within this time with no rebalance).
+    session_timeout: PositiveDuration = timedelta(seconds=45)
+    replication_factor: Annotated[int, Field(ge=1)] | None = None  # None: the broker's default
+
+
 class HttpConfig(Section):
     """The health and metrics endpoint."""
 
@@ -231,6 +246,7 @@ class StreamerConfig(Section):
     drift: DriftConfig = DriftConfig()
     sinks: Annotated[list[Sink], Field(min_length=1)]
     checkpoint: CheckpointConfig = CheckpointConfig()
+    group: GroupConfig = GroupConfig()
     http: HttpConfig = HttpConfig()
     stats: StatsConfig = StatsConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -245,6 +261,35 @@ class StreamerConfig(Section):
                 raise ValueError(f"two sources are named {name!r}; give each a unique name")
             seen.add(name)
         return sources
+
+    @model_validator(mode="after")
+    def _a_group_reads_one_kafka_source(self) -> StreamerConfig:
+        if not self.group.enabled:
+            return self
+        mqtt = [source_name(s, i) for i, s in enumerate(self.sources) if s.type == "mqtt"]
+        if mqtt:
+            raise ValueError(
+                f"group.enabled: MQTT source(s) {mqtt} cannot be shared out among replicas "
+                "(MQTT does not route by series: a shared subscription would split a series "
+                "across replicas). Run one `streamer bridge` that forwards MQTT to a Kafka "
+                "topic keyed by series, and read that topic here"
+            )
+        if len(self.sources) != 1 or self.sources[0].type != "kafka":
+            raise ValueError(
+                "group.enabled needs exactly one source, of type kafka (its consumer group "
+                f"shares the partitions out); got {[s.type for s in self.sources]}"
+            )
+        if self.sources[0].group_id is None:
+            raise ValueError(
+                "group.enabled: set sources[0].group_id, the same in every replica (it "
+                "defaults to <instance>-<name>, which differs from replica to replica)"
+            )
+        if "instance" not in self.model_fields_set:
+            raise ValueError(
+                "group.enabled: set `instance`, unique per replica (e.g. instance: "
+                "${HOSTNAME}): it names the replica's group membership and transactions"
+            )
+        return self
 
     @model_validator(mode="after")
     def _windows_fit_the_horizon(self) -> StreamerConfig:

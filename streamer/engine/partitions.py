@@ -77,20 +77,24 @@ class PartitionStates:
         pending, self.restoring = self.restoring, []
         for p in [p for p in self.suspended if p not in pending]:
             self._drop(p)
+        ready = []
         for p in pending:
-            held = self.suspended.pop(p, None)
-            if held is not None and held == self.changelog.end(p):
-                log.info(
-                    "partition %s is back, unchanged: its %d series carry on",
-                    p,
-                    len(self.members.get(p, ())),
-                )
-            else:
-                self._drop(p)
-                self._restore(p, now)
+            try:
+                held = self.suspended.pop(p, None)
+                if held is not None and held == self.changelog.end(p):
+                    kept = len(self.members.get(p, ()))
+                    log.info("partition %s is back, unchanged: its %d series carry on", p, kept)
+                else:
+                    self._drop(p)
+                    self._restore(p, now)
+            except SourceError as exc:  # Kafka is away: try again at the next batch
+                log.warning("partition %s not restored yet: %s", p, exc)
+                self.restoring.append(p)
+                continue
             self.owned.add(p)
-        if pending:
-            self.source.resume(pending)
+            ready.append(p)
+        if ready:
+            self.source.resume(ready)
 
     def _restore(self, partition: str, now: float) -> None:
         started = time.monotonic()

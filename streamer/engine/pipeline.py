@@ -215,6 +215,8 @@ class Pipeline:
             self.dead_letter.close()
         if self.checkpoints:
             self.checkpoints.close()
+        if self.partitions is not None:
+            self.partitions.changelog.close()
 
     # --- one micro-batch ----------------------------------------------------------------
 

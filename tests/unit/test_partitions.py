@@ -240,4 +240,5 @@ def test_a_fenced_commit_drops_the_state_to_be_restored_again() -> None:
     pipeline.checkpoint()
     assert group.committed == committed  # refused
     assert pipeline.window.live_series == 0
-    assert pipeline.partitions is not None and not pipeline.partitions.owned
+    assert pipeline.partitions is not None
+    assert not pipeline.partitions.owned
