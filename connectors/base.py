@@ -133,6 +133,32 @@ class Changelog(Protocol):
     def close(self) -> None: ...
 
 
+class LineageLink(Protocol):
+    """How the replicas of a group keep one model lineage: which one trains, the
+    weights it publishes, and the training windows every replica hands on to the rest."""
+
+    @property
+    def trainer(self) -> bool:
+        """This replica trains the group's model now (elected through the broker)."""
+        ...
+
+    def publish(self, version: int, weights: bytes) -> None:
+        """Publish promoted weights; only the elected trainer's publish succeeds."""
+        ...
+
+    def latest(self) -> tuple[int, bytes] | None:
+        """The newest weights published since the last call, if any."""
+        ...
+
+    def send_windows(self, windows: bytes) -> None: ...
+
+    def take_windows(self) -> list[bytes]:
+        """Windows the other replicas sent since the last call."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class PayloadDecoder(Protocol):
     """Turns one source's raw records into observations (`connectors.codecs.Decoder`)."""
 

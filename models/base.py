@@ -136,6 +136,19 @@ class Trainable(Trained, Protocol):
         """Serve the candidate's weights from now on, as the next version."""
         ...
 
+    # One lineage across the replicas of a group: the trainer publishes its weights,
+    # the others adopt them; every replica hands its training windows to the others.
+
+    def weights(self) -> dict[str, Any]: ...
+
+    def adopt_weights(self, weights: dict[str, Any]) -> None: ...
+
+    def take_shared(self) -> Any:
+        """Own training windows since the last call, opaque to the caller."""
+        ...
+
+    def add_shared(self, windows: Any) -> None: ...
+
 
 class Scorer(Protocol):
     """Scores closed steps against the forecasts made for them earlier, and gives new

@@ -78,6 +78,13 @@ class ColdStart:
         better = bool(model < margin * fallback) or not self.compare
         if enough and better != self.serving:
             self.serving = better
+            if not self.compare:
+                log.info(
+                    "%s takes over from the baseline: trained on %d steps (serve_if: trained)",
+                    self.model.name,
+                    self.model.trained_steps,
+                )
+                return
             log.info(
                 "%s %s: its recent squared error is %.4g, the baseline's %.4g",
                 self.model.name,

@@ -205,9 +205,7 @@ class RecurrentForecaster:
 
     def _reads_returns(self, kinds: np.ndarray) -> NDArray[np.bool_]:
         """Which rows are prices read as log returns (with `returns` on)."""
-        if not self.returns:
-            return np.zeros(len(kinds), dtype=bool)
-        flags: NDArray[np.bool_] = kinds == "price"
+        flags: NDArray[np.bool_] = (kinds == "price") & self.returns
         return flags
 
     def _inputs(self, scaled: torch.Tensor, times_ns: NDArray[np.int64]) -> torch.Tensor:
@@ -303,6 +301,34 @@ class RecurrentForecaster:
         window = job.snapshot.windows.shape[1]
         steps = self.trained_steps + candidate.windows * (window - burn_in)
         self.adopt(candidate.net, self.version + 1, steps, candidate.optimiser)
+
+    def weights(self) -> dict[str, Any]:
+        """The serving weights and version, as plain tensors (`adopt_weights`)."""
+        net = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+        shape = (self.cell, self.num_layers, self.hidden_size, self._horizon)
+        more = {"trained_steps": self.trained_steps, "optimiser": self.optimiser_state}
+        return {"net": net, "version": self.version, "shape": shape} | more
+
+    def adopt_weights(self, weights: dict[str, Any]) -> None:
+        """Serve weights another replica published, rebuilding every series' state."""
+        shape = (self.cell, self.num_layers, self.hidden_size, self._horizon)
+        if tuple(weights["shape"]) != shape:
+            raise ValueError(
+                f"published weights of (cell, layers, hidden, horizon) {weights['shape']}; "
+                f"this replica's model is {shape}: every replica of a group needs the same "
+                "model settings"
+            )
+        self.net.load_state_dict(weights["net"])
+        w = weights
+        self.adopt(self.net, int(w["version"]), int(w["trained_steps"]), w["optimiser"])
+
+    def take_shared(self) -> Any:
+        """Own training windows since the last call (`ReplayBuffer.take_shared`)."""
+        return None if self.replay is None else self.replay.take_shared()
+
+    def add_shared(self, windows: Any) -> None:
+        if self.replay is not None and windows is not None:
+            self.replay.add_shared(windows)
 
     def adopt(
         self, net: RecurrentNet, version: int, trained_steps: int, optimiser: dict[str, Any]

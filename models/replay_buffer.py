@@ -81,6 +81,8 @@ class ReplayBuffer:
         self.store_returns = np.zeros(self.capacity, dtype=bool)
         self.archived = 0  # windows stored in all; the next one goes to archived % capacity
         self.recorded = 0  # steps recorded in all
+        self.sharing = False  # a replica of a group: own windows are handed on too
+        self.outbox: list[tuple[F32, I64, Mask]] = []  # own windows not handed on yet
 
     def record(
         self,
@@ -141,11 +143,44 @@ class ReplayBuffer:
         return ordered
 
     def _archive(self, slots: I64) -> None:
-        at = (self.archived + np.arange(len(slots))) % self.capacity
-        self.store[at] = self._ordered(slots)
-        self.store_first[at] = self.last_step[slots] - (self.window - 1)
-        self.store_returns[at] = self.slot_returns[slots]
-        self.archived += len(slots)
+        windows = self._ordered(slots)
+        first, returns = self.last_step[slots] - (self.window - 1), self.slot_returns[slots]
+        self._store(windows, first, returns)
+        if self.sharing:
+            self.outbox.append((windows, first, returns))
+            while sum(len(w) for w, _, _ in self.outbox) > self.capacity:
+                self.outbox.pop(0)
+
+    def _store(self, windows: F32, first: I64, returns: Mask) -> None:
+        at = (self.archived + np.arange(len(windows))) % self.capacity
+        self.store[at], self.store_first[at], self.store_returns[at] = windows, first, returns
+        self.archived += len(windows)
+
+    # --- windows shared between replicas (one model lineage) --------------------------
+
+    def take_shared(self) -> Snapshot:
+        """The windows of this buffer's own series archived since the last call (at most
+        `capacity`), for the other replicas to train on too; the first call starts
+        keeping them."""
+        self.sharing = True
+        parts, self.outbox = self.outbox, []
+        if not parts:
+            empty = np.zeros((0, self.window, CHANNELS), dtype=np.float32)
+            return Snapshot(empty, np.zeros(0, np.int64), np.zeros(0, bool), self.step_ns)
+        windows, first, returns = (np.concatenate(column) for column in zip(*parts, strict=True))
+        return Snapshot(windows, first, returns, self.step_ns)
+
+    def add_shared(self, windows: Snapshot) -> None:
+        """Store windows another replica archived (of the same window length)."""
+        if windows.windows.shape[1:] != self.store.shape[1:]:
+            raise ValueError(
+                f"windows of {windows.windows.shape[1]} steps from another replica; this "
+                f"one's are {self.window}: every replica of a group needs the same retrain "
+                "settings"
+            )
+        self.step_ns = self.step_ns or windows.step_ns
+        keep = slice(max(0, len(windows) - self.capacity), None)
+        self._store(windows.windows[keep], windows.first_steps[keep], windows.returns[keep])
 
     def snapshot(self) -> Snapshot:
         """A copy of the stored windows, oldest first."""

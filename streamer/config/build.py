@@ -14,6 +14,7 @@ from streamer.config.drift import build_drift
 from streamer.config.edges import (
     build_changelog,
     build_dead_letter,
+    build_lineage,
     build_sinks,
     build_sources,
 )
@@ -22,8 +23,9 @@ from streamer.config.schema import StreamerConfig
 from streamer.core.durations import parse_duration
 from streamer.core.records import NS_PER_S
 from streamer.engine.checkpoint import CheckpointStore
+from streamer.engine.lineage import Lineage
 from streamer.engine.partitions import PartitionStates
-from streamer.engine.pipeline import Pipeline, PipelineSettings, SinkObserver
+from streamer.engine.pipeline import Pipeline, PipelineSettings, RetrainHook, SinkObserver
 from streamer.engine.retrain import Retrainer
 from streamer.engine.series_state import SeriesStates
 from streamer.engine.window import WindowBuffer
@@ -107,7 +109,7 @@ def build(
         sources=sources,
         window=buffer,
         forecaster=forecaster,
-        retrainer=retrainer,
+        retrainer=_lineage(config, retrainer),
         outcomes=Outcomes(config.model.horizon, config.intervals.coverage, config.intervals.window),
         drift=drift,
         on_drift=on_drift,
@@ -119,6 +121,13 @@ def build(
         partitions=_partitions(config, sources[0][0]),
     )
     return Built(pipeline, retrainer)
+
+
+def _lineage(config: StreamerConfig, retrainer: Retrainer | None) -> RetrainHook | None:
+    """In a group of replicas: one model lineage (the elected replica trains)."""
+    if retrainer is None or not config.group.enabled:
+        return retrainer
+    return Lineage(retrainer, build_lineage(config))
 
 
 def _partitions(

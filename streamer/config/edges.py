@@ -13,6 +13,7 @@ from connectors.file_sink import FileSink
 from connectors.influx_sink import InfluxSink
 from connectors.kafka_changelog import KafkaChangelog
 from connectors.kafka_client import client_settings
+from connectors.kafka_lineage import KafkaLineage
 from connectors.kafka_sink import KafkaDeadLetter, KafkaSink
 from connectors.kafka_source import KafkaSource
 from connectors.mqtt_source import MqttSource
@@ -179,6 +180,20 @@ def build_changelog(config: StreamerConfig) -> KafkaChangelog:
         group_id=section.group_id,
         instance=config.instance,
         settings=kafka_settings(section),
+        replication_factor=config.group.replication_factor,
+    )
+
+
+def build_lineage(config: StreamerConfig) -> KafkaLineage:
+    """The model lineage of a group's replicas (group.enabled: one Kafka source)."""
+    section = config.sources[0]
+    assert isinstance(section, edges.KafkaSource)
+    assert section.group_id is not None
+    return KafkaLineage(
+        group_id=section.group_id,
+        instance=config.instance,
+        settings=kafka_settings(section),
+        session_timeout_ms=round(config.group.session_timeout.total_seconds() * 1000),
         replication_factor=config.group.replication_factor,
     )
 

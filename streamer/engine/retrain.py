@@ -128,6 +128,8 @@ class Retrainer:
         self._stopping = threading.Event()
         self._recorded_at_last = 0
         self._scheduler: Any = None
+        # In a group of replicas: whether this one trains now (`streamer.engine.lineage`).
+        self.allowed: Callable[[], bool] = lambda: True
 
     # --- asking for a retrain: any thread ----------------------------------------------
 
@@ -218,6 +220,9 @@ class Retrainer:
         with self._lock:
             if self._requested is None or model.recorded < self._not_before:
                 return None
+            if not self.allowed():
+                self._requested = None  # another replica trains the group's model
+                return None
             reason, self._requested = self._requested, None
             fresh_from = self._fresh_from
         new_steps = model.recorded - self._recorded_at_last
@@ -271,6 +276,9 @@ class Retrainer:
     def _finish(self, job: _Job, result: Candidate | BaseException) -> Attempt | None:
         seconds = self.clock() - job.started
         if self._stopping.is_set():
+            return None
+        if not self.allowed():
+            log.info("retrain (%s) dropped: another replica trains the model now", job.reason)
             return None
         if isinstance(result, BaseException):
             self.outcomes["failed"] += 1

@@ -210,3 +210,92 @@ def assert_equal_points(reference: dict[PointKey, object], got: dict[PointKey, o
         f"{len(lost)} lost (e.g. {lost[:3]}), {len(extra)} extra (e.g. {extra[:3]}), "
         f"{len(differing)} differ (e.g. {sorted(differing)[:3]}) of {len(reference)}"
     )
+
+
+def test_one_replica_trains_all_serve_its_versions_and_another_takes_over_when_it_dies(
+    services: Services,
+    make_topic: Any,
+    influx_client: InfluxDBClient,
+    influx_bucket: str,
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(PARTITIONS)
+    run = uuid.uuid4().hex[:6]
+    env = {"TEST_INFLUX_TOKEN": services.influx_token}
+
+    def config(name: str) -> dict[str, Any]:
+        section = replica_config(
+            services, topic, f"lineage-{run}", influx_bucket, f"{name}-{run}", tmp_path
+        )
+        section["retrain"] = {
+            "schedule": "4s",
+            "min_new_steps": 20,
+            "window": 24,
+            "burn_in": 8,
+            "promote": "always",  # every retrain makes a version: the lineage is visible
+            "max_duration": "20s",
+        }
+        return section
+
+    replicas = {name: start(config(name), tmp_path, env) for name in ("r1", "r2", "r3")}
+    producer = Producer(services, [topic], start_time())
+    producer.start()
+
+    def trainers() -> list[str]:
+        return [n for n, d in replicas.items() if d.running() and trains(d.log())]
+
+    try:
+        wait_until(lambda: len(trainers()) == 1, 60, "a trainer elected", replicas["r1"])
+        first = trainers()[0]
+        wait_until(
+            lambda: "published version 2 " in replicas[first].log(),
+            120,
+            "the trainer's second version",
+            replicas[first],
+        )
+        followers = [n for n in replicas if n != first]
+        for name in followers:  # every replica serves what the trainer published
+            follower = replicas[name]
+            wait_until(
+                lambda: "serving version 2 of the group's model" in follower.log(),  # noqa: B023
+                60,
+                f"{name} serving version 2",
+                follower,
+            )
+            assert "published version" not in follower.log()
+        replicas[first].kill()  # the trainer dies: another takes training over
+        died = time.monotonic()
+        wait_until(lambda: len(trainers()) == 1, 60, "a new trainer", replicas[followers[0]])
+        took_over = time.monotonic() - died
+        second = trainers()[0]
+        assert took_over < 6 + 10, f"training taken over after {took_over:.1f} s"
+        wait_until(
+            lambda: any(f"published version {v} " in replicas[second].log() for v in range(3, 50)),
+            120,
+            "a version published by the new trainer",
+            replicas[second],
+        )
+        producer.join(timeout=STEPS * PACE + 120)
+        for name in followers:
+            assert replicas[name].stop(timeout=60) == 0, replicas[name].log()[-3000:]
+        versions = forecast_versions(influx_client, influx_bucket)
+        assert max(versions) >= 3, versions
+    finally:
+        for daemon in replicas.values():
+            if daemon.running():
+                daemon.kill()
+
+
+def trains(log: str) -> bool:
+    """Whether the replica's latest word on the matter is that it trains."""
+    said = [line for line in log.splitlines() if "the group's model" in line and "trains" in line]
+    return bool(said) and "no longer" not in said[-1]
+
+
+def forecast_versions(client: InfluxDBClient, bucket: str) -> set[int]:
+    tables = client.query_api().query(
+        f'from(bucket: "{bucket}") |> range(start: 0) '
+        '|> filter(fn: (r) => r._measurement == "forecast" and r._field == "version") '
+        "|> group() |> distinct()"
+    )
+    return {int(r.get_value()) for t in tables for r in t.records}
