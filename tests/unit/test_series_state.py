@@ -132,3 +132,14 @@ def test_series_moved_to_another_pipeline_write_what_one_pipeline_writes(
     )
     # The second pipeline wrote the moved series, and only those.
     assert {key[1] for key in points(second_sink.outputs) if key[0] == "forecast"} == set(move)
+
+
+def test_a_record_from_a_replica_with_other_settings_is_refused() -> None:
+    events = payloads(["S0"], range(0, 10))
+    first = pipeline("lstm", "page_hinkley", MemorySink(), events)
+    first.run(threading.Event())
+    records = first.series.take(["S0"], first.idle_clock)
+    other = pipeline("seasonal_naive", "page_hinkley", MemorySink(), [])
+    with pytest.raises(ValueError, match="other model, window, interval or drift settings"):
+        other.series.put(["S0"], records, other.idle_clock)
+    assert other.window.live_series == 0
