@@ -75,7 +75,9 @@ class KafkaChangelog:
             self.producer = KafkaProducer(
                 transactional_id=self.transactional_id,
                 max_request_size=MAX_RECORD_BYTES,
-                linger_ms=5,
+                # A checkpoint sends every changed series at once: big batches.
+                batch_size=1024 * 1024,
+                linger_ms=20,
                 **settings,
             )
             self.producer.init_transactions()

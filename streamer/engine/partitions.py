@@ -26,6 +26,7 @@ from streamer.core.errors import ChangelogFencedError, SourceError
 from streamer.core.records import NOT_KEYED, Rejection
 from streamer.engine.decoding import Decoded
 from streamer.engine.series_state import SeriesStates
+from streamer.engine.snapshot import GroupStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class PartitionStates:
         self.suspended: dict[str, int] = {}  # revoked, still held: changelog end then
         self.restored_series = 0  # in all, for the metrics
         self.restore_seconds = 0.0
+        self.commits = 0
         self._refusal_logged = False
         source.on_assign = self._assigned
         source.on_lost = self._lost
@@ -177,4 +179,16 @@ class PartitionStates:
             log.warning("%s", exc)  # the changes stay marked: the next commit has them
             return False
         self.dirty.clear()
+        self.commits += 1
         return True
+
+    def status(self, trainer: bool | None) -> GroupStatus:
+        return GroupStatus(
+            owned=tuple(sorted(self.owned)),
+            restoring=tuple(self.restoring),
+            restored_series=self.restored_series,
+            restore_seconds=self.restore_seconds,
+            changelog_pending=len(self.dirty),
+            changelog_commits=self.commits,
+            trainer=trainer,
+        )

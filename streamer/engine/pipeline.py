@@ -58,6 +58,11 @@ class RetrainHook(Protocol):
         """Retrain attempts so far, by outcome (promoted, rejected, skipped, failed)."""
         ...
 
+    @property
+    def trainer(self) -> bool:
+        """Whether this process trains the model (in a group, only the elected one)."""
+        ...
+
 
 class SinkObserver(Protocol):
     """Told of each sink write and retry, on the sink writer's thread (the metrics)."""
@@ -285,7 +290,11 @@ class Pipeline:
             model_version=self._model_version,
             retrains=dict(self.retrainer.outcomes) if self.retrainer else None,
             drifts=dict(self.drift.detections) if self.drift else None,
+            group=None if self.partitions is None else self.partitions.status(self._trainer()),
         )
+
+    def _trainer(self) -> bool | None:
+        return None if self.retrainer is None else self.retrainer.trainer
 
     def _poll(self) -> Polled:
         """Records from each source (with the decoder for them), up to max_batch in all."""

@@ -127,6 +127,10 @@ class Reporter:
             "live_series": live_series,
             "lag": sum(lag.values()),
         }
+        owned = sorted(p for partitions in self.partitions.values() for p in partitions)
+        if owned:  # which instance reads what: in a group of replicas, it moves
+            fields["partitions"] = len(owned)
+            fields["partitions_owned"] = ",".join(owned)
         seconds, writes = take_latency()
         if writes:
             fields["latency_ms"] = 1000.0 * seconds / writes

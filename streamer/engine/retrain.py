@@ -173,6 +173,10 @@ class Retrainer:
             self._thread.join()
 
     @property
+    def trainer(self) -> bool:
+        return self.allowed()
+
+    @property
     def running(self) -> bool:
         return self._thread is not None
 

@@ -24,6 +24,19 @@ class SourceStatus:
 
 
 @dataclass(frozen=True)
+class GroupStatus:
+    """This replica's share of a group of replicas (scale-out)."""
+
+    owned: tuple[str, ...] = ()  # partitions restored and being read
+    restoring: tuple[str, ...] = ()  # assigned, their series' state not restored yet
+    restored_series: int = 0  # in all, since start
+    restore_seconds: float = 0.0
+    changelog_pending: int = 0  # series changed since the last changelog commit
+    changelog_commits: int = 0
+    trainer: bool | None = None  # trains the group's model now (None: nothing to train)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The pipeline at the end of its last micro-batch."""
 
@@ -39,6 +52,7 @@ class Snapshot:
     model_version: int | None = None  # of the weights behind the latest forecasts
     retrains: Mapping[str, int] | None = None  # by outcome; None: the model does not retrain
     drifts: Mapping[str, int] | None = None  # by detector; None: drift is not monitored
+    group: GroupStatus | None = None  # None: a single replica
 
 
 @dataclass(frozen=True)

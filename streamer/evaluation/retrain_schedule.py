@@ -49,5 +49,9 @@ class EventTimeSchedule:
     def outcomes(self) -> Mapping[str, int]:
         return self.retrainer.outcomes
 
+    @property
+    def trainer(self) -> bool:
+        return True
+
     def stop(self) -> None:
         pass

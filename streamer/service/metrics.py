@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from streamer.engine.snapshot import Snapshot
+from streamer.engine.snapshot import GroupStatus, Snapshot
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -67,6 +67,43 @@ class _SnapshotCollector(Collector):
             for detector, n in sorted(s.drifts.items()):
                 drifts.add_metric([detector], n)
             yield drifts
+        if s.group is not None:
+            yield from _group(s.group)
+
+
+def _group(g: GroupStatus) -> Iterator[Metric]:
+    """This replica's share of its group: what it reads, restores and commits."""
+    owned = GaugeMetricFamily(
+        "streamer_partition_owned",
+        "1 for each input partition this replica reads (restored).",
+        labels=["partition"],
+    )
+    for partition in g.owned:
+        owned.add_metric([partition], 1)
+    yield owned
+    yield _gauge(
+        "streamer_partitions_restoring",
+        "Partitions assigned whose series' state is not restored yet.",
+        len(g.restoring),
+    )
+    yield _counter(
+        "streamer_restored_series", "Series restored from the changelog.", g.restored_series
+    )
+    yield _counter(
+        "streamer_restore_seconds", "Time spent restoring partitions.", g.restore_seconds
+    )
+    yield _gauge(
+        "streamer_changelog_pending",
+        "Series whose state changed since the last changelog commit (the changelog lag).",
+        g.changelog_pending,
+    )
+    yield _counter(
+        "streamer_changelog_commits", "Changelog transactions committed.", g.changelog_commits
+    )
+    if g.trainer is not None:
+        yield _gauge(
+            "streamer_trainer", "1 while this replica trains the group's model.", g.trainer
+        )
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:

@@ -242,3 +242,34 @@ def test_a_fenced_commit_drops_the_state_to_be_restored_again() -> None:
     assert pipeline.window.live_series == 0
     assert pipeline.partitions is not None
     assert not pipeline.partitions.owned
+
+
+def test_metrics_show_the_partitions_owned_restores_and_the_changelog_lag() -> None:
+    from prometheus_client import generate_latest
+
+    from streamer.service.metrics import Metrics
+
+    group = Group({"t/0": ticks(["A", "B"], range(0, 10)), "t/1": ticks(["C"], range(0, 10))})
+    first, member = replica(group, MemorySink())
+    member.assign(["t/0", "t/1"])
+    drain(first, member)
+    first.checkpoint()
+    second, newcomer = replica(group, MemorySink())
+    member.revoke(["t/1"])
+    newcomer.assign(["t/1"])
+    second.step()
+    group.records["t/0"] += ticks(["A", "B"], range(10, 12))
+    drain(first, member)
+
+    def metrics(pipeline: Pipeline) -> str:
+        return generate_latest(Metrics().collect_from(lambda: pipeline.snapshot).registry).decode()
+
+    text = metrics(first)
+    assert 'streamer_partition_owned{partition="t/0"} 1.0' in text
+    assert 'partition="t/1"' not in text
+    assert "streamer_changelog_pending 2.0" in text  # A and B changed since the commit
+    assert "streamer_changelog_commits_total 2.0" in text  # the checkpoint, the revoke
+    text = metrics(second)
+    assert 'streamer_partition_owned{partition="t/1"} 1.0' in text
+    assert "streamer_restored_series_total 1.0" in text  # C
+    assert "streamer_partitions_restoring 0.0" in text
