@@ -1,5 +1,5 @@
-"""The `streamer` command: `run`, `evaluate`, `demo-produce`, `config validate` and
-`config show`.
+"""The `streamer` command: `run`, `evaluate`, `demo-produce`, `bridge`, `config validate`
+and `config show`.
 
 Exit status: 0 when all is well, 1 when a source or sink cannot be used, 2 for a config
 (or command line) that cannot be used, 130 when stopped at once by a second signal.
@@ -17,9 +17,10 @@ from importlib.metadata import version
 
 import yaml
 
-from streamer.core.errors import ConfigError, SinkUnusableError, SourceError
+from streamer.core.errors import ConfigError, SinkError, SinkUnusableError, SourceError
 from streamer.service import logs
 from streamer.service.cli_common import (
+    EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_run(commands)
     add_evaluate(commands)
     add_demo(commands)
+    _add_bridge(commands)
     _add_config(commands)
     return parser
 
@@ -62,6 +64,46 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help=f"config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG}: the demo replay)",
     )
     run.set_defaults(handler=_run)
+
+
+def _add_bridge(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bridge = commands.add_parser(
+        "bridge",
+        help="forward the config's MQTT sources to its Kafka sink's topic, keyed by series "
+        "(one instance, for a group of replicas: docs/scaling.md)",
+    )
+    bridge.add_argument("-c", "--config", required=True, metavar="FILE", help="config file")
+    bridge.set_defaults(handler=_bridge)
+
+
+def _bridge(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from streamer.service.bridge import bridge_target, run_bridge
+
+    config = load(args.config)
+    if isinstance(config, int):
+        return config
+    logs.configure(config.logging.level, config.logging.format)
+    try:
+        bridge_target(config)
+    except ValueError as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        counters = run_bridge(config, stop)
+    except (SourceError, SinkError) as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"done: {counters.messages} messages, {counters.forwarded} values forwarded, "
+        f"{counters.rejected} rejected"
+    )
+    return EXIT_OK
 
 
 def _add_config(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -333,3 +333,45 @@ def test_training_windows_must_be_longer_than_burn_in_plus_horizon() -> None:
         "retrain.window (64) must be more than retrain.burn_in (16) + model.horizon (48)" in p
         for p in found.values()
     ), found
+
+
+GROUP_SOURCE = """
+instance: {instance}
+group: {{enabled: true}}
+sources:
+  - type: kafka
+    topics: [readings]
+    bootstrap_servers: [127.0.0.1:9092]
+    {group_id}
+sinks:
+  - type: file
+    path: out.lp
+"""
+
+
+def test_a_group_of_replicas_needs_a_shared_group_id_and_an_instance_each() -> None:
+    ok = GROUP_SOURCE.format(instance="r1", group_id="group_id: readers")
+    config = parse_config(textwrap.dedent(ok), "test.yaml", {})
+    assert config.group.enabled
+    (message,) = problems(GROUP_SOURCE.format(instance="r1", group_id="")).values()
+    assert "set sources[0].group_id, the same in every replica" in message
+    no_instance = "\n".join(line for line in ok.splitlines() if not line.startswith("instance"))
+    (message,) = problems(no_instance).values()
+    assert "set `instance`, unique per replica" in message
+
+
+def test_an_mqtt_source_in_a_group_is_refused_pointing_to_the_bridge() -> None:
+    text = """
+    instance: r1
+    group: {enabled: true}
+    sources:
+      - type: mqtt
+        name: plant
+        topics: [plant/#]
+    sinks:
+      - type: file
+        path: out.lp
+    """
+    (message,) = problems(text).values()
+    assert "MQTT source(s) ['plant'] cannot be shared out among replicas" in message
+    assert "`streamer bridge`" in message
