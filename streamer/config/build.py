@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from connectors.base import Source
+from connectors.base import Changelog, PartitionedSource, Source
 from connectors.kafka_source import KafkaSource
 from models.base import Forecaster
 from models.outcomes import Outcomes
@@ -118,7 +118,7 @@ def build(
         checkpoints=checkpoints,
         settings=settings,
         observer=observer,
-        partitions=_partitions(config, sources[0][0]),
+        partitions=_partitions(config, [source for source, _ in sources]),
     )
     return Built(pipeline, retrainer)
 
@@ -131,11 +131,13 @@ def _lineage(config: StreamerConfig, retrainer: Retrainer | None) -> RetrainHook
 
 
 def _partitions(
-    config: StreamerConfig, source: Source
+    config: StreamerConfig, sources: list[Source]
 ) -> Callable[[SeriesStates], PartitionStates] | None:
     """In a group of replicas: the state of the partitions this one reads."""
     if not config.group.enabled:
         return None
-    assert isinstance(source, KafkaSource)  # the schema allows nothing else in a group
-    changelog = build_changelog(config)
-    return lambda series: PartitionStates(source, changelog, series)
+    grouped: list[tuple[PartitionedSource, Changelog]] = []
+    for i, source in enumerate(sources):
+        assert isinstance(source, KafkaSource)  # the schema allows nothing else in a group
+        grouped.append((source, build_changelog(config, i)))
+    return lambda series: PartitionStates(grouped, series)

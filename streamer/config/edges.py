@@ -171,9 +171,9 @@ def build_sources(config: StreamerConfig) -> list[tuple[Source, Decoder]]:
     return built
 
 
-def build_changelog(config: StreamerConfig) -> KafkaChangelog:
-    """The changelog of a group's partitions (group.enabled: one Kafka source)."""
-    section = config.sources[0]
+def build_changelog(config: StreamerConfig, index: int) -> KafkaChangelog:
+    """The changelog of one grouped Kafka source's partitions (group.enabled)."""
+    section = config.sources[index]
     assert isinstance(section, edges.KafkaSource)
     assert section.group_id is not None
     return KafkaChangelog(
@@ -185,7 +185,8 @@ def build_changelog(config: StreamerConfig) -> KafkaChangelog:
 
 
 def build_lineage(config: StreamerConfig) -> KafkaLineage:
-    """The model lineage of a group's replicas (group.enabled: one Kafka source)."""
+    """The model lineage of a group's replicas (group.enabled), named after the first
+    source's consumer group."""
     section = config.sources[0]
     assert isinstance(section, edges.KafkaSource)
     assert section.group_id is not None

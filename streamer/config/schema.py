@@ -191,8 +191,8 @@ class GroupConfig(Section):
     """Run as one of several replicas that share the Kafka source's consumer group
     (scale-out): each reads some of the input's partitions and holds the state of their
     series, kept in compacted changelog topics (`<group_id>-<topic>-changelog`) and
-    restored by whichever replica reads a partition next. Needs one Kafka source with
-    its own `group_id` shared by the replicas, input keyed by series, and a unique
+    restored by whichever replica reads a partition next. Needs Kafka sources only,
+    each with a `group_id` shared by the replicas, input keyed by series, and a unique
     `instance` per replica (docs/scaling.md)."""
 
     enabled: bool = False
@@ -263,7 +263,7 @@ class StreamerConfig(Section):
         return sources
 
     @model_validator(mode="after")
-    def _a_group_reads_one_kafka_source(self) -> StreamerConfig:
+    def _a_group_reads_kafka_sources(self) -> StreamerConfig:
         if not self.group.enabled:
             return self
         mqtt = [source_name(s, i) for i, s in enumerate(self.sources) if s.type == "mqtt"]
@@ -274,15 +274,22 @@ class StreamerConfig(Section):
                 "across replicas). Run one `streamer bridge` that forwards MQTT to a Kafka "
                 "topic keyed by series, and read that topic here"
             )
-        if len(self.sources) != 1 or self.sources[0].type != "kafka":
+        others = [s.type for s in self.sources if s.type != "kafka"]
+        if others:
             raise ValueError(
-                "group.enabled needs exactly one source, of type kafka (its consumer group "
-                f"shares the partitions out); got {[s.type for s in self.sources]}"
+                "group.enabled: every source must be of type kafka (its consumer group "
+                f"shares the partitions out); got {others}"
             )
-        if self.sources[0].group_id is None:
+        unnamed = [
+            source_name(s, i)
+            for i, s in enumerate(self.sources)
+            if isinstance(s, KafkaSource) and s.group_id is None
+        ]
+        if unnamed:
             raise ValueError(
-                "group.enabled: set sources[0].group_id, the same in every replica (it "
-                "defaults to <instance>-<name>, which differs from replica to replica)"
+                f"group.enabled: set group_id on source(s) {unnamed}, the same in every "
+                "replica (it defaults to <instance>-<name>, which differs from replica to "
+                "replica)"
             )
         if "instance" not in self.model_fields_set:
             raise ValueError(

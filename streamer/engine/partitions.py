@@ -1,7 +1,8 @@
 """The series state of the partitions this replica owns, kept in a changelog (scale-out).
 
-Replicas of a group share the input's partitions (a Kafka consumer group). A series is
-keyed to one partition, so its state lives where that partition is read:
+Replicas of a group share the input's partitions (a Kafka consumer group per source,
+each with its changelog). A series is keyed to one partition, so its state lives where
+that partition is read:
 
 - each series is claimed by the partition it first came on; records that name it on
   another partition (input not keyed by series) are refused (`not_keyed_by_series`),
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from functools import partial
 
 from connectors.base import Changelog, PartitionedSource
 from streamer.core.errors import ChangelogFencedError, SourceError
@@ -31,45 +34,57 @@ from streamer.engine.snapshot import GroupStatus
 log = logging.getLogger(__name__)
 
 
+Key = tuple[str, str]  # (source name, partition)
+
+
 class PartitionStates:
-    """What this replica holds, by input partition (see module doc)."""
+    """What this replica holds, by (source, input partition) (see module doc)."""
 
     def __init__(
-        self, source: PartitionedSource, changelog: Changelog, series: SeriesStates
+        self, sources: list[tuple[PartitionedSource, Changelog]], series: SeriesStates
     ) -> None:
-        self.source = source
-        self.changelog = changelog
+        self.sources = {source.name: (source, changelog) for source, changelog in sources}
         self.series = series
-        self.owner: dict[str, str] = {}  # series -> its partition
-        self.members: dict[str, set[str]] = {}  # partition -> its series
+        self.owner: dict[str, Key] = {}  # series -> its partition
+        self.members: dict[Key, set[str]] = {}  # partition -> its series
         self.dirty: set[str] = set()  # series changed since the last commit
-        self.owned: set[str] = set()  # assigned and restored: being read
-        self.restoring: list[str] = []  # assigned, paused until restored
-        self.suspended: dict[str, int] = {}  # revoked, still held: changelog end then
+        self.owned: set[Key] = set()  # assigned and restored: being read
+        self.restoring: list[Key] = []  # assigned, paused until restored
+        self.suspended: dict[Key, int] = {}  # revoked, still held: changelog end then
         self.restored_series = 0  # in all, for the metrics
         self.restore_seconds = 0.0
         self.commits = 0
         self._refusal_logged = False
-        source.on_assign = self._assigned
-        source.on_lost = self._lost
+        for source, _ in sources:
+            source.on_assign = partial(self._assigned, source.name)
+            source.on_lost = partial(self._lost, source.name)
+
+    def holds(self, source: str) -> bool:
+        """Whether this source's partitions are shared out (its offsets committed here)."""
+        return source in self.sources
+
+    def _changelog(self, key: Key) -> Changelog:
+        return self.sources[key[0]][1]
 
     # --- the group's calls (on the client's thread, while the loop waits in poll) -----
 
-    def _assigned(self, partitions: list[str]) -> None:
-        self.restoring.extend(p for p in partitions if p not in self.restoring)
+    def _assigned(self, source: str, partitions: list[str]) -> None:
+        self.restoring.extend(
+            k for k in ((source, p) for p in partitions) if k not in self.restoring
+        )
 
-    def revoked(self, partitions: list[str]) -> None:
+    def revoked(self, source: str, partitions: list[str]) -> None:
         """After the pipeline's checkpoint committed them: let these partitions go."""
-        for p in partitions:
-            if p in self.restoring:
-                self.restoring.remove(p)  # never read: nothing of it is held
-            if p in self.owned:
-                self.owned.discard(p)
-                self.suspended[p] = self.changelog.end(p)
+        for key in ((source, p) for p in partitions):
+            if key in self.restoring:
+                self.restoring.remove(key)  # never read: nothing of it is held
+            if key in self.owned:
+                self.owned.discard(key)
+                self.suspended[key] = self._changelog(key).end(key[1])
 
-    def _lost(self, partitions: list[str]) -> None:
+    def _lost(self, source: str, partitions: list[str]) -> None:
         for p in partitions:
-            self._drop(p)
+            self._drop((source, p))
 
     # --- on the loop's thread ---------------------------------------------------------
 
@@ -77,43 +92,44 @@ class PartitionStates:
         """Restore the partitions assigned since the last call, then let them be read;
         let go of the revoked ones that did not come back."""
         pending, self.restoring = self.restoring, []
-        for p in [p for p in self.suspended if p not in pending]:
-            self._drop(p)
-        ready = []
-        for p in pending:
+        for key in [k for k in self.suspended if k not in pending]:
+            self._drop(key)
+        ready: dict[str, list[str]] = {}
+        for key in pending:
+            source, p = key
             try:
-                held = self.suspended.pop(p, None)
-                if held is not None and held == self.changelog.end(p):
-                    kept = len(self.members.get(p, ()))
+                held = self.suspended.pop(key, None)
+                if held is not None and held == self._changelog(key).end(p):
+                    kept = len(self.members.get(key, ()))
                     log.info("partition %s is back, unchanged: its %d series carry on", p, kept)
                 else:
-                    self._drop(p)
-                    self._restore(p, now)
+                    self._drop(key)
+                    self._restore(key, now)
             except SourceError as exc:  # Kafka is away: try again at the next batch
                 log.warning("partition %s not restored yet: %s", p, exc)
-                self.restoring.append(p)
+                self.restoring.append(key)
                 continue
-            self.owned.add(p)
-            ready.append(p)
-        if ready:
-            self.source.resume(ready)
+            self.owned.add(key)
+            ready.setdefault(source, []).append(p)
+        for source, partitions in ready.items():
+            self.sources[source][0].resume(partitions)
 
-    def _restore(self, partition: str, now: float) -> None:
+    def _restore(self, key: Key, now: float) -> None:
         started = time.monotonic()
-        records = self.changelog.restore(partition)
+        records = self._changelog(key).restore(key[1])
         names = list(records)
         self.series.put(names, [records[name] for name in names], now)
-        self.owner.update(dict.fromkeys(names, partition))
-        self.members[partition] = set(names)
+        self.owner.update(dict.fromkeys(names, key))
+        self.members[key] = set(names)
         seconds = time.monotonic() - started
         self.restored_series += len(names)
         self.restore_seconds += seconds
-        log.info("restored partition %s: %d series in %.2f s", partition, len(names), seconds)
+        log.info("restored partition %s: %d series in %.2f s", key[1], len(names), seconds)
 
-    def _drop(self, partition: str) -> None:
-        self.suspended.pop(partition, None)
-        self.owned.discard(partition)
-        names = list(self.members.pop(partition, ()))
+    def _drop(self, key: Key) -> None:
+        self.suspended.pop(key, None)
+        self.owned.discard(key)
+        names = list(self.members.pop(key, ()))
         self.series.drop(names)
         for name in names:
             self.owner.pop(name, None)
@@ -125,24 +141,26 @@ class PartitionStates:
         owner, members = self.owner, self.members
         refused = []
         for i, (name, record) in enumerate(zip(decoded.series, decoded.origin, strict=True)):
-            partition = record.position.partition
+            key = (record.position.source, record.position.partition)
             held = owner.get(name)
             if held is None:
-                owner[name] = partition
-                members.setdefault(partition, set()).add(name)
-            elif held != partition:
+                owner[name] = key
+                members.setdefault(key, set()).add(name)
+            elif held != key:
                 refused.append(i)
         if not refused:
             return
         for i in refused:
             name, record = decoded.series[i], decoded.origin[i]
+            where = record.position
             detail = (
-                f"series {name!r} came on partition {record.position.partition}, but it is "
-                f"read from partition {owner[name]}: in a scaled group each series must keep "
-                "to one partition. Key the input records by series (the Kafka key), or run "
+                f"series {name!r} came on partition {where.partition} of source "
+                f"{where.source!r}, but it is read from partition {owner[name][1]} of "
+                f"source {owner[name][0]!r}: in a scaled group each series must keep to "
+                "one partition. Key the input records by series (the Kafka key), or run "
                 "a single replica"
             )
-            decoded.rejections.append(Rejection(NOT_KEYED, detail, record.payload, record.position))
+            decoded.rejections.append(Rejection(NOT_KEYED, detail, record.payload, where))
         if not self._refusal_logged:
             self._refusal_logged = True
             log.error("input not keyed by series: %s", decoded.rejections[-1].detail)
@@ -155,40 +173,49 @@ class PartitionStates:
     def touched(self, names: list[str]) -> None:
         self.dirty.update(names)
 
-    def commit(self, positions: dict[str, int], now: float) -> bool:
-        """Write the changed series' state and the owned partitions' positions as one
-        transaction; False (everything dropped, to be restored again) when fenced."""
+    def commit(self, positions: Mapping[str, Mapping[str, int]], now: float) -> None:
+        """For each source: the changed series' state and the owned partitions'
+        positions as one transaction. A fenced source's partitions are dropped, to be
+        restored when they come back; a failed one is tried again at the next commit."""
         live = self.series.window.slot_of
         names = [name for name in self.dirty if name in live]  # evicted: its last stands
-        changes: dict[str, dict[str, bytes | None]] = {p: {} for p in self.owned}
+        changes: dict[Key, dict[str, bytes | None]] = {k: {} for k in self.owned}
         for name, record in zip(names, self.series.take(names, now), strict=True):
-            partition = self.owner[name]
-            if partition in changes:
-                changes[partition][name] = record
-        owned = {p: o for p, o in positions.items() if p in self.owned}
-        try:
-            self.changelog.commit(
-                {p: c for p, c in changes.items() if c}, owned, self.source.group_metadata()
-            )
-        except ChangelogFencedError as exc:
-            log.error("%s; dropping the state of %d partition(s)", exc, len(self.members))
-            for p in list(self.members) + list(self.suspended):
-                self._drop(p)
-            return False
-        except SourceError as exc:
-            log.warning("%s", exc)  # the changes stay marked: the next commit has them
-            return False
-        self.dirty.clear()
-        self.commits += 1
-        return True
+            key = self.owner.get(name)
+            if key in changes:
+                changes[key][name] = record
+        committed = set()
+        for name, (source, changelog) in self.sources.items():
+            mine = {p: c for (s, p), c in changes.items() if s == name and c}
+            offsets = {p: o for p, o in positions.get(name, {}).items() if (name, p) in self.owned}
+            try:
+                changelog.commit(mine, offsets, source.group_metadata())
+            except ChangelogFencedError as exc:
+                held = [k for k in (*self.members, *self.suspended) if k[0] == name]
+                log.error("%s; dropping the state of %d partition(s)", exc, len(held))
+                for key in held:
+                    self._drop(key)
+                continue
+            except SourceError as exc:
+                log.warning("%s", exc)  # the changes stay marked: the next commit has them
+                continue
+            committed.add(name)
+            self.commits += 1
+        self.dirty = {
+            n for n in self.dirty if n in self.owner and self.owner[n][0] not in committed
+        }
 
     def status(self, trainer: bool | None) -> GroupStatus:
         return GroupStatus(
-            owned=tuple(sorted(self.owned)),
-            restoring=tuple(self.restoring),
+            owned=tuple(sorted(p for _, p in self.owned)),
+            restoring=tuple(p for _, p in self.restoring),
             restored_series=self.restored_series,
             restore_seconds=self.restore_seconds,
             changelog_pending=len(self.dirty),
             changelog_commits=self.commits,
             trainer=trainer,
         )
+
+    def close(self) -> None:
+        for _, changelog in self.sources.values():
+            changelog.close()

@@ -11,6 +11,7 @@ the same steps and overwrite the same points.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -133,7 +134,8 @@ class Pipeline:
             on_retry=observer.retried if observer else None,
         )
         for source, _ in sources:
-            source.on_revoke = self._revoke  # a rebalance commits what was read first
+            # A rebalance commits what was read first.
+            source.on_revoke = functools.partial(self._revoke, source.name)
         self.counters = Counters()
         self.rejections = Rejections(self.counters, dead_letter, settings.rejected_log_every)
         self.reporter = Reporter(
@@ -221,7 +223,7 @@ class Pipeline:
         if self.checkpoints:
             self.checkpoints.close()
         if self.partitions is not None:
-            self.partitions.changelog.close()
+            self.partitions.close()
 
     # --- one micro-batch ----------------------------------------------------------------
 
@@ -360,18 +362,18 @@ class Pipeline:
         if self.checkpoints:
             self.checkpoints.save(self.state_dict())
             self.counters.checkpoints += 1
+        if self.partitions is not None:
+            self.partitions.commit(self.positions, self.idle_clock)
         for source, _ in self.sources:
             positions = self.positions[source.name]
-            if self.partitions is not None and source is self.partitions.source:
-                self.partitions.commit(positions, self.idle_clock)
-            elif positions:
+            if positions and not (self.partitions and self.partitions.holds(source.name)):
                 source.commit(positions)
         self._last_checkpoint = self.clock()
 
-    def _revoke(self, partitions: list[str]) -> None:
+    def _revoke(self, source: str, partitions: list[str]) -> None:
         self.checkpoint()
         if self.partitions is not None:
-            self.partitions.revoked(partitions)
+            self.partitions.revoked(source, partitions)
 
     def state_dict(self) -> dict[str, Any]:
         return {

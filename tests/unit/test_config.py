@@ -354,7 +354,7 @@ def test_a_group_of_replicas_needs_a_shared_group_id_and_an_instance_each() -> N
     config = parse_config(textwrap.dedent(ok), "test.yaml", {})
     assert config.group.enabled
     (message,) = problems(GROUP_SOURCE.format(instance="r1", group_id="")).values()
-    assert "set sources[0].group_id, the same in every replica" in message
+    assert "set group_id on source(s) ['kafka-0'], the same in every replica" in message
     no_instance = "\n".join(line for line in ok.splitlines() if not line.startswith("instance"))
     (message,) = problems(no_instance).values()
     assert "set `instance`, unique per replica" in message

@@ -45,8 +45,8 @@ class Group:
 class Member(StreamSource):
     """A consumer-group member whose assignment the test moves."""
 
-    def __init__(self, group: Group) -> None:
-        self.name = "ticks"
+    def __init__(self, group: Group, name: str = "ticks") -> None:
+        self.name = name
         self.group = group
         self.assigned: list[str] = []
         self.paused: set[str] = set()
@@ -137,7 +137,7 @@ class Changelog:
         pass
 
 
-def ticks(symbols: list[str], seconds: range) -> list[bytes]:
+def ticks_of(symbols: list[str], seconds: range) -> list[bytes]:
     """One tick a second per symbol; the same second gives the same prices, whatever
     range it is asked with."""
     out = []
@@ -165,7 +165,7 @@ def replica(group: Group, sink: MemorySink) -> tuple[Pipeline, Member]:
         sinks=[sink],
         settings=PipelineSettings(max_batch=5, max_wait=0, checkpoint_every=None, stop_at_end=True),
         clock=lambda: float(T0 + 10_000),
-        partitions=lambda series: PartitionStates(member, Changelog(group), series),
+        partitions=lambda series: PartitionStates([(member, Changelog(group))], series),
     )
     return pipeline, member
 
@@ -178,14 +178,14 @@ def drain(pipeline: Pipeline, member: Member) -> None:
 def test_a_partition_that_moves_carries_on_where_it_stood() -> None:
     symbols = ["A", "B", "C", "D"]
     parts = {"t/0": symbols[:2], "t/1": symbols[2:]}
-    both = {p: ticks(s, range(0, 40)) for p, s in parts.items()}
+    both = {p: ticks_of(s, range(0, 40)) for p, s in parts.items()}
 
     alone = MemorySink()
     single, member = replica(Group({p: list(r) for p, r in both.items()}), alone)
     member.assign(["t/0", "t/1"])
     single.run(threading.Event())
 
-    first_half = {p: ticks(s, range(0, 20)) for p, s in parts.items()}
+    first_half = {p: ticks_of(s, range(0, 20)) for p, s in parts.items()}
     group = Group(first_half)
     sink_a, sink_b = MemorySink(), MemorySink()
     a, member_a = replica(group, sink_a)
@@ -196,7 +196,7 @@ def test_a_partition_that_moves_carries_on_where_it_stood() -> None:
     member_b.assign(["t/1"])
     assert b.window.live_series == 0  # restored only when the loop next runs
     for p, s in parts.items():
-        group.records[p] += ticks(s, range(20, 40))
+        group.records[p] += ticks_of(s, range(20, 40))
     b.step()
     assert b.window.live_series == 2  # C and D, from the changelog, before their records
     drain(a, member_a)
@@ -214,7 +214,7 @@ def test_a_partition_that_moves_carries_on_where_it_stood() -> None:
 
 
 def test_a_series_on_two_partitions_is_refused_where_it_does_not_live() -> None:
-    group = Group({"t/0": ticks(["A"], range(0, 5)), "t/1": ticks(["A", "B"], range(0, 5))})
+    group = Group({"t/0": ticks_of(["A"], range(0, 5)), "t/1": ticks_of(["A", "B"], range(0, 5))})
     sink = MemorySink()
     pipeline, member = replica(group, sink)
     member.assign(["t/0"])
@@ -227,7 +227,7 @@ def test_a_series_on_two_partitions_is_refused_where_it_does_not_live() -> None:
 
 
 def test_a_fenced_commit_drops_the_state_to_be_restored_again() -> None:
-    group = Group({"t/0": ticks(["A", "B"], range(0, 10))})
+    group = Group({"t/0": ticks_of(["A", "B"], range(0, 10))})
     pipeline, member = replica(group, MemorySink())
     member.assign(["t/0"])
     drain(pipeline, member)
@@ -235,7 +235,7 @@ def test_a_fenced_commit_drops_the_state_to_be_restored_again() -> None:
     committed = dict(group.committed)
     group.generation += 1  # the group moved on without this member (it stalled)
     for _ in range(3):
-        group.records["t/0"] += ticks(["A", "B"], range(10, 11))
+        group.records["t/0"] += ticks_of(["A", "B"], range(10, 11))
     drain(pipeline, member)
     pipeline.checkpoint()
     assert group.committed == committed  # refused
@@ -249,7 +249,7 @@ def test_metrics_show_the_partitions_owned_restores_and_the_changelog_lag() -> N
 
     from streamer.service.metrics import Metrics
 
-    group = Group({"t/0": ticks(["A", "B"], range(0, 10)), "t/1": ticks(["C"], range(0, 10))})
+    group = Group({"t/0": ticks_of(["A", "B"], range(0, 10)), "t/1": ticks_of(["C"], range(0, 10))})
     first, member = replica(group, MemorySink())
     member.assign(["t/0", "t/1"])
     drain(first, member)
@@ -258,7 +258,7 @@ def test_metrics_show_the_partitions_owned_restores_and_the_changelog_lag() -> N
     member.revoke(["t/1"])
     newcomer.assign(["t/1"])
     second.step()
-    group.records["t/0"] += ticks(["A", "B"], range(10, 12))
+    group.records["t/0"] += ticks_of(["A", "B"], range(10, 12))
     drain(first, member)
 
     def metrics(pipeline: Pipeline) -> str:
@@ -273,3 +273,44 @@ def test_metrics_show_the_partitions_owned_restores_and_the_changelog_lag() -> N
     assert 'streamer_partition_owned{partition="t/1"} 1.0' in text
     assert "streamer_restored_series_total 1.0" in text  # C
     assert "streamer_partitions_restoring 0.0" in text
+
+
+def test_two_grouped_sources_keep_their_partitions_and_changelogs_apart() -> None:
+    """The same partition name in two sources' topics is two partitions."""
+    ticks = Group({"t/0": ticks_of(["A", "B"], range(0, 10))})
+    more = Group({"t/0": ticks_of(["C"], range(0, 10))})
+    first_ticks, first_more = Member(ticks, "ticks"), Member(more, "more")
+    decoder = Decoder(kind="price", series_field="symbol", value_field="price")
+
+    def build(a: Member, b: Member, sink: MemorySink) -> Pipeline:
+        return Pipeline(
+            sources=[(a, decoder), (b, decoder)],
+            window=WindowBuffer(step_ns=NS_PER_S, max_series=100),
+            forecaster=SeasonalNaive(horizon=H, season_length=4),
+            sinks=[sink],
+            settings=PipelineSettings(max_batch=5, max_wait=0, checkpoint_every=None),
+            clock=lambda: float(T0 + 10_000),
+            partitions=lambda series: PartitionStates(
+                [(a, Changelog(a.group)), (b, Changelog(b.group))], series
+            ),
+        )
+
+    first = build(first_ticks, first_more, MemorySink())
+    first_ticks.assign(["t/0"])
+    first_more.assign(["t/0"])
+    for _ in range(10):
+        first.step()
+    first.checkpoint()
+    assert {k for k, _ in ticks.changelog["t/0"]} == {"A", "B"}
+    assert {k for k, _ in more.changelog["t/0"]} == {"C"}
+    assert ticks.committed == {"t/0": 20}
+    assert more.committed == {"t/0": 10}
+
+    second_ticks, second_more = Member(ticks, "ticks"), Member(more, "more")
+    second = build(second_ticks, second_more, MemorySink())
+    first_more.revoke(["t/0"])  # only the second source's partition moves
+    second_more.assign(["t/0"])
+    second.step()
+    first.step()
+    assert sorted(second.window.slot_of) == ["C"]
+    assert sorted(first.window.slot_of) == ["A", "B"]
