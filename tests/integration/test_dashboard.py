@@ -321,6 +321,7 @@ def test_every_dashboard_query_returns_what_its_panel_draws(
         "timeseries": _check_timeseries,
         "stat": _check_stat,
         "barchart": _check_barchart,
+        "table": _check_table,
     }[query.kind]
     check(query, tables)
 
@@ -372,6 +373,21 @@ def _check_timeseries(query: Query, tables: list[FluxTable]) -> None:
 def _check_stat(query: Query, tables: list[FluxTable]) -> None:
     values = [r.get_value() for t in tables for r in t.records]
     assert all(isinstance(v, int | float) for v in values), values
+
+
+def _check_table(query: Query, tables: list[FluxTable]) -> None:
+    """One table, a row per instance with its numbers (and, where the instance reads
+    partitioned sources, the partitions it reads)."""
+    assert len(tables) == 1, f"{query.where}: {len(tables)} tables, a table panel draws one"
+    (table,) = tables
+    instances = [r["instance"] for r in table.records]
+    assert instances
+    assert len(set(instances)) == len(instances), "one row per instance"
+    for record in table.records:
+        assert isinstance(record["live_series"], int | float)
+        assert isinstance(record["events_in"], int | float)
+        owned = record.values.get("partitions_owned")
+        assert owned is None or isinstance(owned, str)
 
 
 def _check_barchart(query: Query, tables: list[FluxTable]) -> None:

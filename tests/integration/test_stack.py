@@ -1,10 +1,12 @@
-"""The compose stack's daemon and demo producer, run as compose would run them but on
-this machine's real Kafka, Mosquitto and InfluxDB.
+"""The compose stack's daemon replicas, bridge and demo producer, run as compose would
+run them but on this machine's real Kafka, Mosquitto and InfluxDB.
 
-The daemon reads config/container.yaml with the streamer service's environment from the
-resolved docker-compose.yml; the producer gets the producer service's flags. What only a
-container has is replaced: compose's host names by where the services run here, the
-image's state volume by a temporary directory, and the fixed topics by this test's own.
+Two replicas read config/container.yaml with the streamer service's environment from
+the resolved docker-compose.yml (as `docker compose up --scale streamer=2` runs them,
+each with its own container host name); the bridge reads config/bridge.yaml, the
+producer gets the producer service's flags. What only a container has is replaced:
+compose's host names by where the services run here, the image's state volume by a
+temporary directory, and the fixed topics and consumer groups by this test's own.
 Steps are shortened (200 ms instead of 1 s, and an earlier first training) so that the
 LSTM serves within the test.
 """
@@ -12,6 +14,8 @@ LSTM serves within the test.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -25,6 +29,8 @@ from tests import dockerfile
 from tests.compose import flags, mounts, service
 from tests.integration.conftest import Services
 from tests.integration.daemon import REPO, Daemon, free_port, wait_until
+
+DASHBOARD = json.loads((REPO / "config/grafana/dashboards/streamer-forecasts.json").read_text())
 
 
 def _series_by_model(client: InfluxDBClient, bucket: str) -> dict[str, set[str]]:
@@ -48,7 +54,7 @@ def healthcheck(port: int) -> int:
     return subprocess.run(command, capture_output=True, timeout=30, check=False).returncode
 
 
-def test_the_stacks_producer_feeds_the_stacks_daemon_into_influxdb(
+def test_the_stacks_replicas_bridge_and_producer_feed_influxdb_together(
     services: Services,
     make_topic: Callable[[int], str],
     mqtt_prefix: str,
@@ -56,50 +62,71 @@ def test_the_stacks_producer_feeds_the_stacks_daemon_into_influxdb(
     influx_bucket: str,
     tmp_path: Path,
 ) -> None:
-    ticks = make_topic(4)
-    mqtt = f"{services.mqtt_host}:{services.mqtt_port}"
+    ticks, readings = make_topic(4), make_topic(4)
     config_file = Path(mounts("streamer")["/etc/streamer/streamer.yaml"])
     config = yaml.safe_load(config_file.read_text())
-    kafka_source, mqtt_source = config["sources"]
+    bridge_file = Path(mounts("bridge")["/etc/streamer/bridge.yaml"])
+    (mqtt_source,) = yaml.safe_load(bridge_file.read_text())["sources"]
     produced = flags("producer")
-    # The daemon subscribes to what the producer publishes under its prefix.
+    # The bridge subscribes to what the producer publishes under its prefix.
     (sensor_topic,) = mqtt_source["topics"]
     assert sensor_topic.startswith(produced["mqtt-prefix"] + "/")
-    port = free_port()
-    state = tmp_path / "state"
-    env = {
-        **service("streamer")["environment"],
-        "INFLUX_ORG": services.influx_org,
-        "INFLUX_BUCKET": influx_bucket,
-        "INFLUX_TOKEN": services.influx_token,
-        # Compose's DNS names, the image's volume and the topics, as they are here.
-        "STREAMER__SOURCES__0__BOOTSTRAP_SERVERS": f"[{services.kafka_bootstrap}]",
-        "STREAMER__SOURCES__0__TOPICS": f"[{ticks}]",
-        "STREAMER__SOURCES__1__HOST": services.mqtt_host,
-        "STREAMER__SOURCES__1__PORT": str(services.mqtt_port),
-        "STREAMER__SOURCES__1__TOPICS": json.dumps(
-            [mqtt_prefix + sensor_topic.removeprefix(produced["mqtt-prefix"])]
-        ),
-        "STREAMER__SINKS__0__URL": services.influx_url,
-        "STREAMER__CHECKPOINT__PATH": str(state / "checkpoint.db"),
-        "STREAMER__PIPELINE__DEAD_LETTER__PATH": str(state / "dead-letter.jsonl"),
-        "STREAMER__HTTP__BIND": f"127.0.0.1:{port}",
-        # Shorter steps and an earlier first training: the LSTM serves within the test.
-        "STREAMER__WINDOW__STEP": "200ms",
-        "STREAMER__MODEL__MIN_TRAIN_STEPS": "300",
-        "STREAMER__MODEL__SERVE_IF": "trained",
-        "STREAMER__RETRAIN__SCHEDULE": "3s",
-        "STREAMER__RETRAIN__MIN_NEW_STEPS": "200",
-        "STREAMER__STATS__EVERY": "1s",
-    }
-    assert kafka_source["topics"] == [produced["ticks-topic"]]
-    daemon = Daemon(config, tmp_path, env=env).start()
+    run = tmp_path.name[-12:]
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "bridge", "-c", str(bridge_file)],
+        cwd=REPO,
+        stdout=(tmp_path / "bridge.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        env={
+            **os.environ,
+            "STREAMER__SOURCES__0__HOST": services.mqtt_host,
+            "STREAMER__SOURCES__0__PORT": str(services.mqtt_port),
+            "STREAMER__SOURCES__0__TOPICS": json.dumps(
+                [mqtt_prefix + sensor_topic.removeprefix(produced["mqtt-prefix"])]
+            ),
+            "STREAMER__SOURCES__0__CLIENT_ID": f"{mqtt_prefix}-bridge",
+            "STREAMER__SINKS__0__TOPIC": readings,
+            "STREAMER__SINKS__0__BOOTSTRAP_SERVERS": f"[{services.kafka_bootstrap}]",
+        },
+    )
 
+    def replica(name: str) -> tuple[Daemon, int]:
+        port = free_port()
+        state = tmp_path / name
+        env = {
+            **service("streamer")["environment"],
+            "HOSTNAME": f"{name}-{run}",  # Docker's: each container its own
+            "INFLUX_ORG": services.influx_org,
+            "INFLUX_BUCKET": influx_bucket,
+            "INFLUX_TOKEN": services.influx_token,
+            # Compose's DNS names, the image's volume, the topics and groups, as here.
+            "STREAMER__SOURCES__0__BOOTSTRAP_SERVERS": f"[{services.kafka_bootstrap}]",
+            "STREAMER__SOURCES__0__TOPICS": f"[{ticks}]",
+            "STREAMER__SOURCES__0__GROUP_ID": f"stack-ticks-{run}",
+            "STREAMER__SOURCES__1__BOOTSTRAP_SERVERS": f"[{services.kafka_bootstrap}]",
+            "STREAMER__SOURCES__1__TOPICS": f"[{readings}]",
+            "STREAMER__SOURCES__1__GROUP_ID": f"stack-readings-{run}",
+            "STREAMER__SINKS__0__URL": services.influx_url,
+            "STREAMER__CHECKPOINT__PATH": str(state / "checkpoint.db"),
+            "STREAMER__PIPELINE__DEAD_LETTER__PATH": str(state / "dead-letter.jsonl"),
+            "STREAMER__HTTP__BIND": f"127.0.0.1:{port}",
+            "STREAMER__GROUP__SESSION_TIMEOUT": "10s",
+            # Shorter steps and an earlier first training: the LSTM serves in the test.
+            "STREAMER__WINDOW__STEP": "200ms",
+            "STREAMER__MODEL__MIN_TRAIN_STEPS": "300",
+            "STREAMER__MODEL__SERVE_IF": "trained",
+            "STREAMER__RETRAIN__SCHEDULE": "3s",
+            "STREAMER__RETRAIN__MIN_NEW_STEPS": "200",
+            "STREAMER__STATS__EVERY": "1s",
+        }
+        return Daemon(config, tmp_path, name, env=env).start(), port
+
+    replicas = [replica("streamer-1"), replica("streamer-2")]
     here = {
         "kafka": services.kafka_bootstrap,
         "kafka-streams": produced["kafka-streams"],
         "ticks-topic": ticks,
-        "mqtt": mqtt,
+        "mqtt": f"{services.mqtt_host}:{services.mqtt_port}",
         "mqtt-streams": produced["mqtt-streams"],
         "mqtt-prefix": mqtt_prefix,
         "symbols": "3",
@@ -120,23 +147,54 @@ def test_the_stacks_producer_feeds_the_stacks_daemon_into_influxdb(
 
         def lstm_serves_both_streams() -> bool:
             lstm = _series_by_model(influx_client, influx_bucket).get("lstm", set())
-            return bool(lstm & symbols) and bool(lstm & sensors)
+            return symbols | sensors <= lstm
 
-        wait_until(lstm_serves_both_streams, 90, "LSTM forecasts of ticks and readings", daemon)
-        for path in ("/healthz", "/readyz"):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
-                assert answer.status == 200
-        assert healthcheck(port) == 0, "the image's HEALTHCHECK fails on a healthy daemon"
+        wait_until(lstm_serves_both_streams, 150, "LSTM forecasts of every series", None)
+        owned: dict[str, set[str]] = {}
+        for daemon, port in replicas:
+            assert daemon.running(), daemon.log()[-3000:]
+            for path in ("/healthz", "/readyz"):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as got:
+                    assert got.status == 200
+                    if path == "/readyz":
+                        body = json.loads(got.read())
+                        owned[daemon.config_path.stem] = {
+                            p for s in body["sources"] for p in s["partitions"]
+                        }
+            assert healthcheck(port) == 0, "the image's HEALTHCHECK fails on a healthy daemon"
+        every = {f"{t}/{p}" for t in (ticks, readings) for p in range(4)}
+        assert set().union(*owned.values()) == every, owned  # between them, every partition
+        assert not set.intersection(*owned.values()), owned  # each read by one replica
+        shown = _instances_panel(influx_client, influx_bucket)
+        assert set(shown) == {f"streamer-{i}-{run}" for i in (1, 2)}, shown
+        assert set().union(*shown.values()) == every, shown
     finally:
         producer.kill()
         _, errors = producer.communicate(timeout=30)
-    assert daemon.stop() == 0, daemon.log()[-3000:]
-    assert healthcheck(port) != 0, "the image's HEALTHCHECK passes with no daemon"
+        bridge.send_signal(signal.SIGTERM)
+    assert bridge.wait(30) == 0, (tmp_path / "bridge.log").read_text()[-3000:]
+    for daemon, port in replicas:
+        assert daemon.stop() == 0, daemon.log()[-3000:]
+        assert healthcheck(port) != 0, "the image's HEALTHCHECK passes with no daemon"
+        log = daemon.log()
+        assert services.influx_token not in log
+        assert all(json.loads(line)["level"] for line in log.splitlines()), "not JSON a line"
     seen = set().union(*_series_by_model(influx_client, influx_bucket).values())
-    assert symbols <= seen, seen
-    assert sensors <= seen, seen
-    assert (state / "checkpoint.db").exists()
-    log = daemon.log()
-    assert services.influx_token not in log
-    assert all(json.loads(line)["level"] for line in log.splitlines()), "not one JSON a line"
+    assert symbols | sensors <= seen, seen
+    assert (tmp_path / "streamer-1" / "checkpoint.db").exists()
     assert b"Traceback" not in errors
+
+
+def _instances_panel(client: InfluxDBClient, bucket: str) -> dict[str, set[str]]:
+    """The dashboard's Instances panel, as Grafana would run it over the last hour:
+    each instance and the partitions it read at its last report."""
+    (panel,) = [p for p in DASHBOARD["panels"] if p["title"] == "Instances"]
+    flux = panel["targets"][0]["query"]
+    for macro, value in {
+        "v.defaultBucket": json.dumps(bucket),
+        "v.timeRangeStart": "-1h",
+        "v.timeRangeStop": "now()",
+    }.items():
+        flux = flux.replace(macro, value)
+    rows = [r.values for t in client.query_api().query(flux) for r in t.records]
+    return {str(r["instance"]): set(str(r["partitions_owned"]).split(",")) for r in rows}

@@ -14,12 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 import yaml
 
 from streamer.config.file import load_config
 from streamer.config.schema import StreamerConfig
-from streamer.config.schema_edges import InfluxSink, KafkaSource, MqttSource
+from streamer.config.schema_edges import InfluxSink, KafkaSink, KafkaSource, MqttSource
 from streamer.core.durations import parse_duration
 from tests.compose import compose, env_example, flags, mounts, service, stack
 from tests.dockerfile import env, instructions
@@ -29,10 +28,22 @@ CONFIG_IN_IMAGE = "/etc/streamer/streamer.yaml"
 STATE_IN_IMAGE = "/var/lib/streamer"
 
 
-def container_config() -> StreamerConfig:
-    """config/container.yaml as the streamer service's environment resolves it."""
+# What Docker sets in every container besides compose's environment: the host name is
+# the container's id, a different one for each replica.
+DOCKER_ENV = {"HOSTNAME": "3f2a9c1d7e5b"}
+
+
+def container_config(hostname: str = DOCKER_ENV["HOSTNAME"]) -> StreamerConfig:
+    """config/container.yaml as one streamer container's environment resolves it."""
     source = Path(mounts("streamer")[CONFIG_IN_IMAGE])
-    return load_config(source, environ=service("streamer")["environment"])
+    environ = {**service("streamer")["environment"], **DOCKER_ENV, "HOSTNAME": hostname}
+    return load_config(source, environ=environ)
+
+
+def bridge_config() -> StreamerConfig:
+    """config/bridge.yaml as the bridge service's environment resolves it."""
+    source = Path(mounts("bridge")["/etc/streamer/bridge.yaml"])
+    return load_config(source, environ={**service("bridge").get("environment", {}), **DOCKER_ENV})
 
 
 def test_compose_file_resolves_with_the_example_env_and_has_the_whole_stack() -> None:
@@ -43,6 +54,7 @@ def test_compose_file_resolves_with_the_example_env_and_has_the_whole_stack() ->
         "mosquitto",
         "grafana",
         "streamer",
+        "bridge",
         "producer",
     }
     assert service("influxdb")["image"].startswith("influxdb:2.7")
@@ -65,6 +77,7 @@ def test_a_missing_secret_is_named_when_the_stack_is_resolved(tmp_path: Path) ->
 def test_every_secret_and_setting_the_stack_reads_is_in_the_example_env() -> None:
     used = set(re.findall(r"\$\{(\w+)", (REPO / "docker-compose.yml").read_text()))
     used |= set(re.findall(r"\$\{(\w+)", (REPO / "config/container.yaml").read_text()))
+    used -= set(DOCKER_ENV)
     assert used <= set(env_example()), f"not in .env.example: {used - set(env_example())}"
 
 
@@ -82,26 +95,32 @@ def test_the_container_config_reaches_the_stacks_services() -> None:
     topics_made = " ".join(service("kafka-topics")["command"])
     producer = flags("producer")
     kafka_env = service("kafka")["environment"]
+    (forwarded,) = [s for s in bridge_config().sinks if isinstance(s, KafkaSink)]
     for source in config.sources:
-        if isinstance(source, KafkaSource):
-            for server in source.bootstrap_servers:
-                assert f"PLAINTEXT://{server}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
-                assert server.split(":")[0] in names
-            assert source.kind == "price"
+        assert isinstance(source, KafkaSource), f"a {source.type} source cannot be scaled out"
+        for server in source.bootstrap_servers:
+            assert f"PLAINTEXT://{server}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+            assert server.split(":")[0] in names
+        (topic,) = source.topics
+        assert topic in topics_made.split(), f"the topic {topic} is not created"
+        if source.kind == "price":
             assert "ticks" in producer["kafka-streams"].split(",")
-            assert source.topics == [producer["ticks-topic"]]
-            assert producer["ticks-topic"] in topics_made.split(), "the topic is not created"
-        elif isinstance(source, MqttSource):
-            assert source.kind == "sensor"
-            assert "readings" in producer["mqtt-streams"].split(",")
-            assert source.host == "mosquitto"
-            assert producer["mqtt"] == f"{source.host}:{source.port}"
-            listener = re.search(r"^listener (\d+)", _mosquitto_conf(), re.M)
-            assert listener
-            assert int(listener.group(1)) == source.port
-            assert source.topics == [f"{producer['mqtt-prefix']}/sensors/+"]
-        else:
-            pytest.fail(f"the container reads a {source.type} source: a file it does not have")
+            assert topic == producer["ticks-topic"]
+        else:  # the sensor readings, through the bridge
+            assert topic == forwarded.topic
+            assert forwarded.bootstrap_servers == source.bootstrap_servers
+            assert (source.fields.series, source.fields.value) == ("series", "value")
+            assert (source.fields.time, source.fields.time_unit) == ("time", "ns")
+    (mqtt,) = bridge_config().sources
+    assert isinstance(mqtt, MqttSource)
+    assert mqtt.kind == "sensor"
+    assert "readings" in producer["mqtt-streams"].split(",")
+    assert mqtt.host == "mosquitto"
+    assert producer["mqtt"] == f"{mqtt.host}:{mqtt.port}"
+    listener = re.search(r"^listener (\d+)", _mosquitto_conf(), re.M)
+    assert listener
+    assert int(listener.group(1)) == mqtt.port
+    assert mqtt.topics == [f"{producer['mqtt-prefix']}/sensors/+"]
     assert producer["kafka"] in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
 
 
@@ -218,11 +237,22 @@ def test_the_container_config_is_a_valid_config_with_the_stacks_environment() ->
     assert config.shutdown_timeout == timedelta(seconds=30)
 
 
-def test_the_instance_name_of_the_env_file_reaches_the_daemon_and_its_kafka_membership() -> None:
-    example = env_example()
-    assert service("streamer")["environment"]["STREAMER_INSTANCE"] == example["STREAMER_INSTANCE"]
-    config = container_config()
-    assert config.instance == example["STREAMER_INSTANCE"]
-    kafka_sources = [s for s in config.sources if isinstance(s, KafkaSource)]
-    assert kafka_sources
-    assert all(s.static_membership for s in kafka_sources)
+def test_the_streamer_service_scales_out_as_replicas_of_one_group() -> None:
+    """`docker compose up --scale streamer=3`: no fixed name or host port, and each
+    replica's config names it after its own container while sharing the groups."""
+    streamer = service("streamer")
+    assert "container_name" not in streamer
+    (port,) = streamer["ports"]
+    assert port["target"] == 8000
+    first, last = map(int, port["published"].split("-"))
+    assert last - first + 1 >= 3, "a host port for each of three replicas"
+    one, other = container_config("3f2a9c1d7e5b"), container_config("8b1e0d4c2a6f")
+    assert one.group.enabled
+    assert (one.instance, other.instance) == ("3f2a9c1d7e5b", "8b1e0d4c2a6f")
+    for a, b in zip(one.sources, other.sources, strict=True):
+        assert isinstance(a, KafkaSource)
+        assert isinstance(b, KafkaSource)
+        assert a.group_id == b.group_id is not None  # one group per source, shared
+        assert not a.static_membership  # a recreated container has a new host name
+    assert service("bridge")["entrypoint"][:2] == ["streamer", "bridge"]
+    assert "ports" not in service("bridge")  # one instance: nothing to scale
