@@ -184,6 +184,8 @@ class KafkaChangelog:
         group: Any,
     ) -> None:
         """One transaction: the records, then the offsets (see module doc)."""
+        if not any(changes.values()) and not positions:
+            return  # nothing read, nothing changed: no transaction to make
         producer = self.producer
         try:
             producer.begin_transaction()
