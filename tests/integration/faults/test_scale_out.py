@@ -23,7 +23,15 @@ from kafka import KafkaProducer
 
 from tests.integration.conftest import Services
 from tests.integration.daemon import Daemon, free_port, wait_until
-from tests.integration.faults.scenario import PointKey, forecast_count, read_bucket, start_time
+from tests.integration.faults.scenario import (
+    OUTCOMES,
+    MemorySampler,
+    Outcome,
+    PointKey,
+    forecast_count,
+    read_bucket,
+    start_time,
+)
 
 PARTITIONS = 6
 SERIES = 36
@@ -156,6 +164,11 @@ def test_replicas_that_die_join_and_leave_write_what_one_replica_writes(
 
     solo = start(config("solo", solo_topic, solo_bucket.name), tmp_path, env)
     replicas = {name: start(config(name), tmp_path, env) for name in ("r1", "r2", "r3")}
+    first = replicas["r1"].process
+    assert first is not None
+    sampler = MemorySampler(first.pid)  # a replica that lives through every rebalance
+    sampler.active.set()
+    sampler.start()
     producer = Producer(services, [topic, solo_topic], start_time())
     producer.start()
     try:
@@ -180,20 +193,38 @@ def test_replicas_that_die_join_and_leave_write_what_one_replica_writes(
 
         reference = read_bucket(influx_client, solo_bucket.name)
         got = read_bucket(influx_client, influx_bucket)
-        assert_equal_points(reference, got)
+        dead = [p for p in tmp_path.glob("*-dead.jsonl") if p.read_text().strip()]
+        lost, extra, differing = compare_points(reference, got)
+        OUTCOMES.append(
+            Outcome(
+                "3 replicas of 6 partitions: one killed, one added, one stopped",
+                len(reference),
+                len(lost),
+                len(extra),
+                len(differing),
+                sum(len(p.read_text().splitlines()) for p in dead),
+                sampler.peak_kib / 1024,
+            )
+        )
+        assert (len(lost), len(extra), len(differing)) == (0, 0, 0), (
+            f"{len(lost)} lost (e.g. {lost[:3]}), {len(extra)} extra (e.g. {extra[:3]}), "
+            f"{len(differing)} differ (e.g. {sorted(differing)[:3]}) of {len(reference)}"
+        )
         forecasts = [k for k in reference if k[0] == "forecast" and k[3] == "yhat"]
         assert len(forecasts) == expected
-        dead = [p for p in tmp_path.glob("*-dead.jsonl") if p.read_text().strip()]
         assert not dead, dead[0].read_text()[:2000]
         logs = "".join(d.log() for d in replicas.values())
         assert "restored partition" in logs
     finally:
+        sampler.done.set()
         influx_client.buckets_api().delete_bucket(solo_bucket)
 
 
-def assert_equal_points(reference: dict[PointKey, object], got: dict[PointKey, object]) -> None:
-    """The same points, floats to 1e-6 relative (batched float32 maths may differ in the
-    last bits with a batch's composition)."""
+def compare_points(
+    reference: dict[PointKey, object], got: dict[PointKey, object]
+) -> tuple[list[PointKey], list[PointKey], list[str]]:
+    """Points lost, extra, and differing: floats to 1e-6 relative (batched float32 maths
+    may differ in the last bits with a batch's composition)."""
     lost = sorted(reference.keys() - got.keys())
     extra = sorted(got.keys() - reference.keys())
     differing = []
@@ -206,10 +237,7 @@ def assert_equal_points(reference: dict[PointKey, object], got: dict[PointKey, o
         )
         if not same:
             differing.append(f"{key}: {b!r}, not {a!r}")
-    assert (len(lost), len(extra), len(differing)) == (0, 0, 0), (
-        f"{len(lost)} lost (e.g. {lost[:3]}), {len(extra)} extra (e.g. {extra[:3]}), "
-        f"{len(differing)} differ (e.g. {sorted(differing)[:3]}) of {len(reference)}"
-    )
+    return lost, extra, differing
 
 
 def test_one_replica_trains_all_serve_its_versions_and_another_takes_over_when_it_dies(
