@@ -42,6 +42,7 @@ FENCED = (
     FencedInstanceIdError,
 )
 READ_TIMEOUT_MS = 30_000  # one restore's wait for the broker, before it is an outage
+PROGRESS_EVERY = 5.0  # seconds between progress lines of a long restore
 MAX_RECORD_BYTES = 8 * 1024 * 1024  # a series' state is a few KB; this is the ceiling
 
 
@@ -157,13 +158,22 @@ class KafkaChangelog:
         self.reader.assign([tp])
         self.reader.seek_to_beginning(tp)
         state: dict[str, bytes] = {}
-        deadline = time.monotonic() + READ_TIMEOUT_MS / 1000
-        while self.reader.position(tp) < end:
-            if time.monotonic() > deadline:
+        start = moved = self.reader.position(tp)
+        deadline = said = time.monotonic()
+        deadline += READ_TIMEOUT_MS / 1000
+        while (at := self.reader.position(tp)) < end:
+            now = time.monotonic()
+            if at > moved:  # reading on: not an outage
+                moved, deadline = at, now + READ_TIMEOUT_MS / 1000
+            if now - said >= PROGRESS_EVERY:
+                said, done = now, (at - start) / max(1, end - start)
+                log.info(
+                    "restoring %s: %.0f%%, %d series so far", partition, 100 * done, len(state)
+                )
+            if now > deadline:
                 raise SourceError(
-                    f"changelog {tp.topic}[{tp.partition}]: read to offset "
-                    f"{self.reader.position(tp)} of {end} in {READ_TIMEOUT_MS / 1000:.0f} s; "
-                    "Kafka is not answering"
+                    f"changelog {tp.topic}[{tp.partition}]: read to offset {at} of {end}, "
+                    f"then nothing for {READ_TIMEOUT_MS / 1000:.0f} s; Kafka is not answering"
                 )
             for records in self.reader.poll(timeout_ms=500).values():
                 for record in records:
