@@ -18,9 +18,11 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from influxdb_client import InfluxDBClient
@@ -72,23 +74,24 @@ def test_the_stacks_replicas_bridge_and_producer_feed_influxdb_together(
     (sensor_topic,) = mqtt_source["topics"]
     assert sensor_topic.startswith(produced["mqtt-prefix"] + "/")
     run = tmp_path.name[-12:]
-    bridge = subprocess.Popen(
-        [sys.executable, "-m", "streamer", "bridge", "-c", str(bridge_file)],
-        cwd=REPO,
-        stdout=(tmp_path / "bridge.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        env={
-            **os.environ,
-            "STREAMER__SOURCES__0__HOST": services.mqtt_host,
-            "STREAMER__SOURCES__0__PORT": str(services.mqtt_port),
-            "STREAMER__SOURCES__0__TOPICS": json.dumps(
-                [mqtt_prefix + sensor_topic.removeprefix(produced["mqtt-prefix"])]
-            ),
-            "STREAMER__SOURCES__0__CLIENT_ID": f"{mqtt_prefix}-bridge",
-            "STREAMER__SINKS__0__TOPIC": readings,
-            "STREAMER__SINKS__0__BOOTSTRAP_SERVERS": f"[{services.kafka_bootstrap}]",
-        },
-    )
+    with (tmp_path / "bridge.log").open("wb") as bridge_log:  # the child keeps its own
+        bridge = subprocess.Popen(
+            [sys.executable, "-m", "streamer", "bridge", "-c", str(bridge_file)],
+            cwd=REPO,
+            stdout=bridge_log,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "STREAMER__SOURCES__0__HOST": services.mqtt_host,
+                "STREAMER__SOURCES__0__PORT": str(services.mqtt_port),
+                "STREAMER__SOURCES__0__TOPICS": json.dumps(
+                    [mqtt_prefix + sensor_topic.removeprefix(produced["mqtt-prefix"])]
+                ),
+                "STREAMER__SOURCES__0__CLIENT_ID": f"{mqtt_prefix}-bridge",
+                "STREAMER__SINKS__0__TOPIC": readings,
+                "STREAMER__SINKS__0__BOOTSTRAP_SERVERS": f"[{services.kafka_bootstrap}]",
+            },
+        )
 
     def replica(name: str) -> tuple[Daemon, int]:
         port = free_port()
@@ -150,19 +153,23 @@ def test_the_stacks_replicas_bridge_and_producer_feed_influxdb_together(
             return symbols | sensors <= lstm
 
         wait_until(lstm_serves_both_streams, 150, "LSTM forecasts of every series", None)
-        owned: dict[str, set[str]] = {}
+        every = {f"{t}/{p}" for t in (ticks, readings) for p in range(4)}
+
+        def settled() -> bool:
+            """Both ready, and between them reading every partition (after the
+            rebalances of their joining)."""
+            answers = [_readyz(port) for _, port in replicas]
+            read = [_partitions(body) for _, body in answers]
+            return all(status == 200 for status, _ in answers) and set().union(*read) == every
+
+        wait_until(settled, 60, "both replicas ready, every partition read", None)
+        owned = {}
         for daemon, port in replicas:
             assert daemon.running(), daemon.log()[-3000:]
-            for path in ("/healthz", "/readyz"):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as got:
-                    assert got.status == 200
-                    if path == "/readyz":
-                        body = json.loads(got.read())
-                        owned[daemon.config_path.stem] = {
-                            p for s in body["sources"] for p in s["partitions"]
-                        }
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as got:
+                assert got.status == 200
+            owned[daemon.config_path.stem] = _partitions(_readyz(port)[1])
             assert healthcheck(port) == 0, "the image's HEALTHCHECK fails on a healthy daemon"
-        every = {f"{t}/{p}" for t in (ticks, readings) for p in range(4)}
         assert set().union(*owned.values()) == every, owned  # between them, every partition
         assert not set.intersection(*owned.values()), owned  # each read by one replica
         shown = _instances_panel(influx_client, influx_bucket)
@@ -183,6 +190,19 @@ def test_the_stacks_replicas_bridge_and_producer_feed_influxdb_together(
     assert symbols | sensors <= seen, seen
     assert (tmp_path / "streamer-1" / "checkpoint.db").exists()
     assert b"Traceback" not in errors
+
+
+def _readyz(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as got:
+            return got.status, json.loads(got.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _partitions(readyz: dict[str, Any]) -> set[str]:
+    """The partitions a replica's /readyz says its sources read."""
+    return {p for read in readyz.get("partitions", {}).values() for p in read}
 
 
 def _instances_panel(client: InfluxDBClient, bucket: str) -> dict[str, set[str]]:
