@@ -101,6 +101,11 @@ class PartitionedSource(Source, Protocol):
 
     def resume(self, partitions: list[str]) -> None: ...
 
+    def pause(self, partitions: list[str]) -> None:
+        """Read nothing more of these until they are assigned anew (fenced: another
+        member owns them now)."""
+        ...
+
     def group_metadata(self) -> Any:
         """What fences a stale member's commits (the consumer's group metadata)."""
         ...

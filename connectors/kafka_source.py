@@ -293,6 +293,12 @@ class KafkaSource(StreamSource):
     def resume(self, partitions: list[str]) -> None:
         self.consumer.resume(*map(parse_partition_key, partitions))
 
+    def pause(self, partitions: list[str]) -> None:
+        assigned = self.consumer.assignment()
+        held = [tp for tp in map(parse_partition_key, partitions) if tp in assigned]
+        if held:
+            self.consumer.pause(*held)
+
     def group_metadata(self) -> Any:
         return self.consumer.group_metadata()
 

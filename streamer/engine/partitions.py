@@ -191,10 +191,14 @@ class PartitionStates:
             try:
                 changelog.commit(mine, offsets, source.group_metadata())
             except ChangelogFencedError as exc:
-                held = [k for k in (*self.members, *self.suspended) if k[0] == name]
+                held = [k for k in {*self.members, *self.suspended, *self.owned} if k[0] == name]
                 log.error("%s; dropping the state of %d partition(s)", exc, len(held))
                 for key in held:
                     self._drop(key)
+                # Nothing more of them is read here until the group assigns them anew
+                # (then restored from the changelog): without its state, a series would
+                # start afresh and overwrite what the new owner writes.
+                source.pause([p for _, p in held])
                 continue
             except SourceError as exc:
                 log.warning("%s", exc)  # the changes stay marked: the next commit has them

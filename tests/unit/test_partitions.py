@@ -86,6 +86,9 @@ class Member(StreamSource):
     def resume(self, partitions: list[str]) -> None:
         self.paused -= set(partitions)
 
+    def pause(self, partitions: list[str]) -> None:
+        self.paused |= set(partitions) & set(self.assigned)
+
     def group_metadata(self) -> Any:
         return self.generation
 
@@ -242,6 +245,11 @@ def test_a_fenced_commit_drops_the_state_to_be_restored_again() -> None:
     assert pipeline.window.live_series == 0
     assert pipeline.partitions is not None
     assert not pipeline.partitions.owned
+    # Until the group assigns it anew, nothing more of it is read: without their state,
+    # its series would start afresh and overwrite what the new owner writes.
+    group.records["t/0"] += ticks_of(["A", "B"], range(11, 12))
+    assert pipeline.step() == 0
+    assert pipeline.window.live_series == 0
 
 
 def test_metrics_show_the_partitions_owned_restores_and_the_changelog_lag() -> None:

@@ -1,6 +1,7 @@
-"""Replicas of one group share a 6-partition topic while members die, join and leave;
-the series' state moves with their partitions, so InfluxDB ends up holding what a
-single replica writes for the same input, point by point.
+"""Replicas of one group share a 6-partition topic while members die, join, leave and
+stall past their session (a zombie that wakes up holding stale partitions); the
+series' state moves with their partitions, so InfluxDB ends up holding what a single
+replica writes for the same input, point by point.
 
 The model is the LSTM, served from its first step with retraining off: its forecasts
 depend on each series' hidden state, scale, intervals and pending forecasts, so a
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import threading
 import time
 import uuid
@@ -182,6 +184,12 @@ def test_replicas_that_die_join_and_leave_write_what_one_replica_writes(
         replicas["r4"] = start(config("r4"), tmp_path, env)  # a fourth joins
         at(90)
         assert replicas["r3"].stop(timeout=60) == 0  # a graceful stop
+        at(110)
+        zombie = replicas["r4"].process
+        assert zombie is not None
+        zombie.send_signal(signal.SIGSTOP)  # stalls past its session: the group moves on
+        time.sleep(14)
+        zombie.send_signal(signal.SIGCONT)  # and it wakes up holding stale partitions
         producer.join(timeout=STEPS * PACE + 120)
         assert producer.error is None, producer.error
         live = [d for d in (*replicas.values(), solo) if d.running()]
@@ -197,7 +205,7 @@ def test_replicas_that_die_join_and_leave_write_what_one_replica_writes(
         lost, extra, differing = compare_points(reference, got)
         OUTCOMES.append(
             Outcome(
-                "3 replicas of 6 partitions: one killed, one added, one stopped",
+                "3 replicas of 6 partitions: one killed, one added, one stopped, one stalled",
                 len(reference),
                 len(lost),
                 len(extra),
@@ -215,6 +223,9 @@ def test_replicas_that_die_join_and_leave_write_what_one_replica_writes(
         assert not dead, dead[0].read_text()[:2000]
         logs = "".join(d.log() for d in replicas.values())
         assert "restored partition" in logs
+        woke = replicas["r4"].log()
+        # It learnt it was out (its partitions lost, or its commit refused) and let go.
+        assert "partitions lost" in woke or "dropping the state" in woke, woke[-3000:]
     finally:
         sampler.done.set()
         influx_client.buckets_api().delete_bucket(solo_bucket)
