@@ -90,6 +90,20 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         source._ask_ends = True
 
 
+def _group_settings(group_mode: bool, session_timeout_ms: int | None) -> dict[str, Any]:
+    """Consumer settings for a member of a group of replicas: only partitions that move
+    are revoked in a rebalance (KIP-429), and offsets committed in a changelog
+    transaction are waited for."""
+    group: dict[str, Any] = {}
+    if group_mode:
+        group["partition_assignment_strategy"] = (CooperativeStickyAssignor,)
+        group["isolation_level"] = "read_committed"
+    if session_timeout_ms is not None:
+        group["session_timeout_ms"] = session_timeout_ms
+        group["heartbeat_interval_ms"] = max(500, session_timeout_ms // 5)
+    return group
+
+
 class KafkaSource(StreamSource):
     """A consumer-group member reading raw records from topics."""
 
@@ -124,15 +138,7 @@ class KafkaSource(StreamSource):
         # an outage, after an assignment; until the fetches report newer high watermarks.
         self._ends: dict[TopicPartition, int] = {}
         self._ask_ends = True
-        group: dict[str, Any] = {}
-        if group_mode:
-            # Replicas of a group: only partitions that move are revoked in a rebalance
-            # (KIP-429), and offsets committed in a changelog transaction are waited for.
-            group["partition_assignment_strategy"] = (CooperativeStickyAssignor,)
-            group["isolation_level"] = "read_committed"
-        if session_timeout_ms is not None:
-            group["session_timeout_ms"] = session_timeout_ms
-            group["heartbeat_interval_ms"] = max(500, session_timeout_ms // 5)
+        group = _group_settings(group_mode, session_timeout_ms)
         try:
             self.consumer = KafkaConsumer(
                 group_id=group_id,

@@ -125,16 +125,11 @@ class Pipeline:
         self.series = SeriesStates(window, forecaster, outcomes, drift)  # to move series
         # In a group of replicas: the state of this one's partitions, in a changelog.
         self.partitions = partitions(self.series) if partitions else None
+        told = (observer.written, observer.retried) if observer else (None, None)
         self.writer = SinkWriter(
-            sinks,
-            settings.max_in_flight,
-            settings.sink_retry_wait,
-            clock,
-            on_written=observer.written if observer else None,
-            on_retry=observer.retried if observer else None,
+            sinks, settings.max_in_flight, settings.sink_retry_wait, clock, *told
         )
-        for source, _ in sources:
-            # A rebalance commits what was read first.
+        for source, _ in sources:  # a rebalance commits what was read first
             source.on_revoke = functools.partial(self._revoke, source.name)
         self.counters = Counters()
         self.rejections = Rejections(self.counters, dead_letter, settings.rejected_log_every)
