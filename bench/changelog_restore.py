@@ -124,10 +124,10 @@ def measure(series: int, partitions: int, steps: int) -> dict[str, Any]:
     restored = 0
     for partition in by_partition:
         started = time.perf_counter()
-        state = changelog.restore(partition)
+        state, _ = changelog.restore(partition)
         read += time.perf_counter() - started
         started = time.perf_counter()
-        target.put(list(state), list(state.values()), 0.0)
+        target.put(list(state), [r for r in state.values() if r is not None], 0.0)
         put += time.perf_counter() - started
         restored += len(state)
     changelog.close()

@@ -115,8 +115,10 @@ class Changelog(Protocol):
     """Where the series state of each input partition is kept, so that a partition can
     move to another replica: one record per series, the newest one standing."""
 
-    def restore(self, partition: str) -> dict[str, bytes]:
-        """The newest record of every series of this input partition."""
+    def restore(self, partition: str, since: int = 0) -> tuple[dict[str, bytes | None], int]:
+        """The newest record of every series of this input partition written at or after
+        changelog offset `since` (None: the series was removed there), and the offset
+        read to: a local copy taken at `since` plus these is the whole state."""
         ...
 
     def end(self, partition: str) -> int:

@@ -145,19 +145,23 @@ class KafkaChangelog:
         except KafkaError as exc:
             raise SourceError(f"changelog of {partition}: {type(exc).__name__}: {exc}") from None
 
-    def restore(self, partition: str) -> dict[str, bytes]:
-        """The newest committed record of each series in the input partition's changelog."""
+    def restore(self, partition: str, since: int = 0) -> tuple[dict[str, bytes | None], int]:
+        """The newest committed record of each series of the input partition written at
+        changelog offset `since` or later (None: removed there), and the offset read to."""
         try:
-            return self._read(partition)
+            return self._read(partition, since)
         except KafkaError as exc:
             raise SourceError(f"changelog of {partition}: {type(exc).__name__}: {exc}") from None
 
-    def _read(self, partition: str) -> dict[str, bytes]:
+    def _read(self, partition: str, since: int) -> tuple[dict[str, bytes | None], int]:
         tp = self._changelog_of(partition)
         end = self.end(partition)
         self.reader.assign([tp])
-        self.reader.seek_to_beginning(tp)
-        state: dict[str, bytes] = {}
+        if since:
+            self.reader.seek(tp, since)
+        else:
+            self.reader.seek_to_beginning(tp)
+        state: dict[str, bytes | None] = {}
         start = moved = self.reader.position(tp)
         deadline = said = time.monotonic()
         deadline += READ_TIMEOUT_MS / 1000
@@ -177,13 +181,9 @@ class KafkaChangelog:
                 )
             for records in self.reader.poll(timeout_ms=500).values():
                 for record in records:
-                    key = record.key.decode()
-                    if record.value is None:
-                        state.pop(key, None)
-                    else:
-                        state[key] = record.value
+                    state[record.key.decode()] = record.value
         self.reader.assign([])
-        return state
+        return state, end
 
     # --- writing ----------------------------------------------------------------------
 

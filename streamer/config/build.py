@@ -118,7 +118,7 @@ def build(
         checkpoints=checkpoints,
         settings=settings,
         observer=observer,
-        partitions=_partitions(config, [source for source, _ in sources]),
+        partitions=_partitions(config, [source for source, _ in sources], checkpoints),
     )
     return Built(pipeline, retrainer)
 
@@ -131,7 +131,7 @@ def _lineage(config: StreamerConfig, retrainer: Retrainer | None) -> RetrainHook
 
 
 def _partitions(
-    config: StreamerConfig, sources: list[Source]
+    config: StreamerConfig, sources: list[Source], checkpoints: CheckpointStore | None
 ) -> Callable[[SeriesStates], PartitionStates] | None:
     """In a group of replicas: the state of the partitions this one reads."""
     if not config.group.enabled:
@@ -140,4 +140,4 @@ def _partitions(
     for i, source in enumerate(sources):
         assert isinstance(source, KafkaSource)  # the schema allows nothing else in a group
         grouped.append((source, build_changelog(config, i)))
-    return lambda series: PartitionStates(grouped, series)
+    return lambda series: PartitionStates(grouped, series, checkpoints)

@@ -1,4 +1,5 @@
-"""Checkpoints and the spill of evicted series, in one SQLite file.
+"""Checkpoints, the spill of evicted series and, in a group of replicas, a local copy of
+the changelog of the partitions last held, in one SQLite file.
 
 A checkpoint is the daemon's whole state (window, model, sinks, source positions) as one
 row with its SHA-256. Evicted series' window state is spilled to the same database in
@@ -50,6 +51,10 @@ CREATE TABLE IF NOT EXISTS checkpoint (
     state BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS spill (series TEXT PRIMARY KEY, state BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS held (
+    source TEXT NOT NULL, partition TEXT NOT NULL, since INTEGER NOT NULL, records BLOB NOT NULL,
+    PRIMARY KEY (source, partition)
+);
 """
 
 
@@ -112,6 +117,25 @@ class CheckpointStore:
         self._db.execute("DELETE FROM spill WHERE series = ?", (series,))
         state: dict[str, Any] = loads(row[0])
         return state
+
+    # A local copy of partitions' changelogs (a group of replicas): the records of every
+    # series as they stood at changelog offset `since`, so that a restore reads only the
+    # changelog's tail from there. Correct however old: the tail brings what came after.
+
+    def keep_partition(self, source: str, partition: str, since: int, records: Any) -> None:
+        blob = pickle.dumps(records, protocol=5)
+        self._db.execute(
+            "INSERT OR REPLACE INTO held (source, partition, since, records) VALUES (?, ?, ?, ?)",
+            (source, partition, since, blob),
+        )
+        self._db.commit()
+
+    def held_partition(self, source: str, partition: str) -> tuple[int, Any] | None:
+        row = self._db.execute(
+            "SELECT since, records FROM held WHERE source = ? AND partition = ?",
+            (source, partition),
+        ).fetchone()
+        return None if row is None else (int(row[0]), loads(row[1]))
 
     def close(self) -> None:
         """Close without committing: what was not saved is what a crash would lose."""

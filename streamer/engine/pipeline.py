@@ -195,6 +195,8 @@ class Pipeline:
         self._emit(self.window.empty(), self._stats_events)
         self._stats_events = []
         self.checkpoint()
+        if self.partitions is not None:
+            self.partitions.keep_local(self.idle_clock)  # for a faster restore after this
         self.reporter.progress(self.clock(), self.counters, self.window.live_series, force=True)
         return self.counters
 

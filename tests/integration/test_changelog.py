@@ -28,10 +28,14 @@ def test_the_newest_committed_record_of_each_series_is_restored(
     try:
         log.commit({f"{topic}/1": {"a": b"a1", "b": b"b1"}}, {}, None)
         log.commit({f"{topic}/1": {"a": b"a2", "b": None}, f"{topic}/2": {"c": b"c1"}}, {}, None)
-        assert log.restore(f"{topic}/1") == {"a": b"a2"}  # b removed by its tombstone
-        assert log.restore(f"{topic}/2") == {"c": b"c1"}
-        assert log.restore(f"{topic}/0") == {}
-        assert log.end(f"{topic}/1") > 0
+        state, end = log.restore(f"{topic}/1")
+        assert state == {"a": b"a2", "b": None}  # b removed by its tombstone
+        assert end == log.end(f"{topic}/1") > 0
+        assert log.restore(f"{topic}/2")[0] == {"c": b"c1"}
+        assert log.restore(f"{topic}/0")[0] == {}
+        # From an offset on: what a local copy taken there lacks.
+        log.commit({f"{topic}/1": {"d": b"d1"}}, {}, None)
+        assert log.restore(f"{topic}/1", since=end)[0] == {"d": b"d1"}
     finally:
         log.close()
     admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
@@ -54,7 +58,7 @@ def test_an_aborted_transaction_is_never_restored(
         )
         log.producer.flush()
         log.producer.abort_transaction()
-        assert log.restore(f"{topic}/0") == {"a": b"kept"}
+        assert log.restore(f"{topic}/0")[0] == {"a": b"kept"}
     finally:
         log.close()
 
@@ -88,7 +92,7 @@ def test_a_second_replica_with_the_same_instance_name_is_named_as_the_cause(
         with pytest.raises(SourceError, match="two replicas run with the same instance name"):
             first.commit({f"{topic}/0": {"a": b"x"}}, {}, None)
         second.commit({f"{topic}/0": {"a": b"y"}}, {}, None)
-        assert second.restore(f"{topic}/0") == {"a": b"y"}
+        assert second.restore(f"{topic}/0")[0] == {"a": b"y"}
     finally:
         first.close()
         second.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from streamer.config.drift import make_detector
 from streamer.config.schema import PageHinkleyDetector
 from streamer.core.errors import ChangelogFencedError
 from streamer.core.records import NOT_KEYED, NS_PER_S, Position
+from streamer.engine.checkpoint import CheckpointStore
 from streamer.engine.drift import DriftMonitor
 from streamer.engine.partitions import PartitionStates
 from streamer.engine.pipeline import Pipeline, PipelineSettings
@@ -110,15 +112,12 @@ class Changelog:
     def __init__(self, group: Group) -> None:
         self.group = group
         self.commits = 0
+        self.read_from: list[int] = []
 
-    def restore(self, partition: str) -> dict[str, bytes]:
-        state: dict[str, bytes] = {}
-        for key, value in self.group.changelog[partition]:
-            if value is None:
-                state.pop(key, None)
-            else:
-                state[key] = value
-        return state
+    def restore(self, partition: str, since: int = 0) -> tuple[dict[str, bytes | None], int]:
+        self.read_from.append(since)
+        log = self.group.changelog[partition]
+        return dict(log[since:]), len(log)
 
     def end(self, partition: str) -> int:
         return len(self.group.changelog[partition])
@@ -152,7 +151,9 @@ def ticks_of(symbols: list[str], seconds: range) -> list[bytes]:
     return out
 
 
-def replica(group: Group, sink: MemorySink) -> tuple[Pipeline, Member]:
+def replica(
+    group: Group, sink: MemorySink, copy: CheckpointStore | None = None
+) -> tuple[Pipeline, Member]:
     member = Member(group)
     pipeline = Pipeline(
         sources=[(member, Decoder(kind="price", series_field="symbol", value_field="price"))],
@@ -168,7 +169,7 @@ def replica(group: Group, sink: MemorySink) -> tuple[Pipeline, Member]:
         sinks=[sink],
         settings=PipelineSettings(max_batch=5, max_wait=0, checkpoint_every=None, stop_at_end=True),
         clock=lambda: float(T0 + 10_000),
-        partitions=lambda series: PartitionStates([(member, Changelog(group))], series),
+        partitions=lambda series: PartitionStates([(member, Changelog(group))], series, copy),
     )
     return pipeline, member
 
@@ -322,3 +323,35 @@ def test_two_grouped_sources_keep_their_partitions_and_changelogs_apart() -> Non
     first.step()
     assert sorted(second.window.slot_of) == ["C"]
     assert sorted(first.window.slot_of) == ["A", "B"]
+
+
+def test_a_replica_restarted_reads_its_local_copy_and_only_the_changelog_after_it(
+    tmp_path: Path,
+) -> None:
+    group = Group({"t/0": ticks_of(["A", "B"], range(0, 20))})
+    store = CheckpointStore(tmp_path / "checkpoint.db")
+    first, member = replica(group, MemorySink(), store)
+    member.assign(["t/0"])
+    drain(first, member)
+    stopped = threading.Event()
+    stopped.set()
+    first.run(stopped)  # stops: its last checkpoint, then a local copy of t/0
+    kept_at = len(group.changelog["t/0"])
+
+    # Meanwhile another replica reads t/0 on, and commits more of its state.
+    group.records["t/0"] += ticks_of(["A", "B", "C"], range(20, 30))
+    other, taker = replica(group, MemorySink())
+    taker.assign(["t/0"])
+    drain(other, taker)
+    other.checkpoint()
+    expected = dict(zip(["A", "B", "C"], other.series.take(["A", "B", "C"], 0.0), strict=True))
+
+    back, member = replica(group, MemorySink(), CheckpointStore(tmp_path / "checkpoint.db"))
+    member.assign(["t/0"])
+    back.step()
+    assert back.partitions is not None
+    (changelog,) = [c for _, c in back.partitions.sources.values()]
+    assert isinstance(changelog, Changelog)
+    assert changelog.read_from == [kept_at]  # only the tail after the copy
+    restored = dict(zip(["A", "B", "C"], back.series.take(["A", "B", "C"], 0.0), strict=True))
+    assert restored == expected
