@@ -94,6 +94,9 @@ class PartitionStates:
                 self.restoring.remove(key)  # never read: nothing of it is held
             if key in self.owned:
                 self.owned.discard(key)
+                # Read right after the commit, the end may not count it yet (its markers
+                # are written a moment later): then the partition, if it comes back, is
+                # read again rather than kept. Never the other way round.
                 self.suspended[key] = self._changelog(key).end(key[1])
 
     def _lost(self, source: str, partitions: list[str]) -> None:
@@ -176,7 +179,7 @@ class PartitionStates:
             names = sorted(self.members.get(key, ()))
             if any(name not in live for name in names):
                 continue
-            try:
+            try:  # (an end that lags the last commit only makes the tail read longer)
                 since = self._changelog(key).end(key[1])
             except SourceError as exc:
                 log.warning("partition %s: no local copy kept: %s", key[1], exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -33,8 +34,13 @@ def test_the_newest_committed_record_of_each_series_is_restored(
         assert end == log.end(f"{topic}/1") > 0
         assert log.restore(f"{topic}/2")[0] == {"c": b"c1"}
         assert log.restore(f"{topic}/0")[0] == {}
-        # From an offset on: what a local copy taken there lacks.
+        # From an offset on: what a local copy taken there lacks. (The end a reader of
+        # committed records sees moves once the transaction's markers are written, a
+        # moment after the commit returns.)
         log.commit({f"{topic}/1": {"d": b"d1"}}, {}, None)
+        deadline = time.monotonic() + 10
+        while log.end(f"{topic}/1") == end and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert log.restore(f"{topic}/1", since=end)[0] == {"d": b"d1"}
     finally:
         log.close()
