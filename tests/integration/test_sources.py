@@ -64,6 +64,47 @@ def test_kafka_source_commits_before_its_partitions_are_revoked(
     assert committed == positions
 
 
+def test_in_a_group_a_joining_replica_takes_only_the_partitions_that_move(
+    services: Services, kafka_topic: str
+) -> None:
+    """Cooperative rebalancing: the member already there gives up only what moves to the
+    newcomer and keeps reading the rest; the newcomer's partitions wait, paused, until
+    its pipeline restored them."""
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    settings = client_settings(bootstrap_servers=[services.kafka_bootstrap], client_id="test")
+
+    def member(name: str) -> tuple[KafkaSource, list[list[str]], list[list[str]]]:
+        source = KafkaSource(
+            name, topics=[kafka_topic], group_id=group, group_mode=True, settings=settings
+        )
+        revoked: list[list[str]] = []
+        assigned: list[list[str]] = []
+        source.on_revoke = revoked.append
+        source.on_assign = assigned.append
+        return source, revoked, assigned
+
+    first, first_revoked, first_assigned = member("first")
+    deadline = time.monotonic() + 60
+    while not first_assigned and time.monotonic() < deadline:
+        first.poll(100, 0.2)
+    assert len(first_assigned[0]) == 4  # all of them, to the only member
+    first.resume(first_assigned[0])
+    second, second_revoked, second_assigned = member("second")
+    deadline = time.monotonic() + 60
+    while not second_assigned and time.monotonic() < deadline:
+        first.poll(100, 0.2)
+        second.poll(100, 0.2)
+    assert second_assigned, "the newcomer got nothing"
+    (moved,) = second_assigned
+    assert first_revoked == [moved]  # only what moved, not all four
+    kept = set(first_assigned[0]) - set(moved)
+    assert len(kept) == 2
+    assert {f"{kafka_topic}/{tp.partition}" for tp in first.consumer.assignment()} == kept
+    assert not second_revoked
+    second.close()
+    first.close()
+
+
 @pytest.fixture
 def proxy(services: Services) -> Iterator[CuttableProxy]:
     p = CuttableProxy(services.mqtt_port)
