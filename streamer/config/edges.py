@@ -107,9 +107,7 @@ def _kafka(section: edges.KafkaSource, at: SourceContext) -> Source:
             (section.group_instance_id or default_id) if section.static_membership else None
         ),
         group_mode=at.group is not None,
-        session_timeout_ms=(
-            None if at.group is None else round(at.group.session_timeout.total_seconds() * 1000)
-        ),
+        session_timeout_ms=None if at.group is None else at.group.session_timeout_ms,
         settings=kafka_settings(section),
     )
 
@@ -171,13 +169,19 @@ def build_sources(config: StreamerConfig) -> list[tuple[Source, Decoder]]:
     return built
 
 
-def build_changelog(config: StreamerConfig, index: int) -> KafkaChangelog:
-    """The changelog of one grouped Kafka source's partitions (group.enabled)."""
+def _grouped(config: StreamerConfig, index: int) -> tuple[edges.KafkaSource, str]:
+    """A grouped source's section and its group id (the schema makes sure of both)."""
     section = config.sources[index]
     assert isinstance(section, edges.KafkaSource)
     assert section.group_id is not None
+    return section, section.group_id
+
+
+def build_changelog(config: StreamerConfig, index: int) -> KafkaChangelog:
+    """The changelog of one grouped Kafka source's partitions (group.enabled)."""
+    section, group_id = _grouped(config, index)
     return KafkaChangelog(
-        group_id=section.group_id,
+        group_id=group_id,
         instance=config.instance,
         settings=kafka_settings(section),
         replication_factor=config.group.replication_factor,
@@ -187,14 +191,12 @@ def build_changelog(config: StreamerConfig, index: int) -> KafkaChangelog:
 def build_lineage(config: StreamerConfig) -> KafkaLineage:
     """The model lineage of a group's replicas (group.enabled), named after the first
     source's consumer group."""
-    section = config.sources[0]
-    assert isinstance(section, edges.KafkaSource)
-    assert section.group_id is not None
+    section, group_id = _grouped(config, 0)
     return KafkaLineage(
-        group_id=section.group_id,
+        group_id=group_id,
         instance=config.instance,
         settings=kafka_settings(section),
-        session_timeout_ms=round(config.group.session_timeout.total_seconds() * 1000),
+        session_timeout_ms=config.group.session_timeout_ms,
         replication_factor=config.group.replication_factor,
     )
 

@@ -201,6 +201,10 @@ class GroupConfig(Section):
     session_timeout: PositiveDuration = timedelta(seconds=45)
     replication_factor: Annotated[int, Field(ge=1)] | None = None  # None: the broker's default
 
+    @property
+    def session_timeout_ms(self) -> int:
+        return round(self.session_timeout.total_seconds() * 1000)
+
 
 class HttpConfig(Section):
     """The health and metrics endpoint."""
