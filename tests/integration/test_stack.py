@@ -158,6 +158,8 @@ def test_the_stacks_replicas_bridge_and_producer_feed_influxdb_together(
         def settled() -> bool:
             """Both ready, and between them reading every partition (after the
             rebalances of their joining)."""
+            for daemon, _ in replicas:
+                assert daemon.running(), daemon.log()[-3000:]
             answers = [_readyz(port) for _, port in replicas]
             read = [_partitions(body) for _, body in answers]
             return all(status == 200 for status, _ in answers) and set().union(*read) == every

@@ -36,9 +36,11 @@ def test_the_demo_replays_the_bundled_data_and_prints_a_summary(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     summary, errors = done.stdout.strip().splitlines()[-2:]
     assert summary.startswith("done: 12570 events read, 0 rejected")
-    # The LSTM runs, retrains as the replay goes, takes over from its baseline, and the
-    # last word compares its error with the last value's.
-    assert "takes over from the baseline" in done.stderr
+    # The LSTM runs and retrains as the replay goes, and the last word compares its error
+    # with the last value's. (Whether it takes over is left open: on daily prices, close
+    # to a random walk, it is about as good as the last value, and retrains run on the
+    # wall clock, so which one is ahead when the replay ends varies from run to run.)
+    assert re.search(r"retrain \(schedule\): held-out loss [\d.]+ -> [\d.]+ on", done.stderr)
     assert re.fullmatch(
         r"forecast error over the run \(MSE, all series and horizons\): "
         r"lstm [\d.]+ \([\d.]+x last_value\), last_value [\d.]+",
