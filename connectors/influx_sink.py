@@ -1,4 +1,10 @@
-"""Outputs to InfluxDB 2.x: one synchronous, gzipped write per micro-batch.
+"""Outputs to InfluxDB 2.x: each micro-batch's points in requests of `batch_points`,
+`requests` of them in flight at once, acknowledged when all are written.
+
+Requests in flight together let the server parse one while it syncs another to its
+write-ahead log, and this process format while both wait: on the development host,
+pre-serialised 5,000-point requests reach about 80,000 points/s one at a time and
+103,000 two at a time (bench/end_to_end.py has the daemon's figures).
 
 The body is compressed here at gzip level 1: the client library would use level 9,
 which costs about 17x the CPU for a body a little smaller, and on a small host that CPU
@@ -22,6 +28,7 @@ import gzip as gzip_module
 import json
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import urllib3
 from influxdb_client import InfluxDBClient, WriteService
@@ -59,8 +66,16 @@ class InfluxSink(AcknowledgedSink):
         max_retries: int = 5,
         retry_backoff: float = 0.5,
         max_backoff: float = 30.0,
+        batch_points: int = 5_000,
+        requests: int = 2,
     ) -> None:
         self.url, self.org, self.bucket = url, org, bucket
+        self.batch_points = batch_points
+        self._pool = (
+            ThreadPoolExecutor(requests, thread_name_prefix="influx-write")
+            if requests > 1
+            else None
+        )
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.max_backoff = max_backoff
@@ -103,8 +118,24 @@ class InfluxSink(AcknowledgedSink):
     def write_lines(self, body: list[str]) -> None:
         """Write line-protocol lines, retrying what may succeed later; lines the server
         refuses are isolated and raised, after every other line is written."""
-        refused: list[tuple[str, str]] = []
-        self._write_isolating(body, refused)
+        chunks = [body[i : i + self.batch_points] for i in range(0, len(body), self.batch_points)]
+        refusals: list[list[tuple[str, str]]] = [[] for _ in chunks]
+        if self._pool is None or len(chunks) == 1:
+            for chunk, chunk_refused in zip(chunks, refusals, strict=True):
+                self._write_isolating(chunk, chunk_refused)
+        else:
+            # Every request runs to its end before a failure is raised: what the others
+            # wrote is written, and writing it again on the retry overwrites it.
+            done = [
+                self._pool.submit(self._write_isolating, c, r)
+                for c, r in zip(chunks, refusals, strict=True)
+            ]
+            failures = [e for e in (f.exception() for f in done) if e is not None]
+            # An unusable sink (the token, the bucket) says more than an outage.
+            failures.sort(key=lambda e: not isinstance(e, SinkUnusableError))
+            if failures:
+                raise failures[0]
+        refused = [r for chunk_refused in refusals for r in chunk_refused]
         if refused:
             first = refused[0][1]
             more = f" (and {len(refused) - 1} more line(s))" if len(refused) > 1 else ""
@@ -162,6 +193,8 @@ class InfluxSink(AcknowledgedSink):
             pause(wait, self.heartbeat)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
         self._client.close()
 
 

@@ -140,6 +140,8 @@ def _influx(section: edges.InfluxSink) -> Sink:
         max_retries=section.max_retries,
         retry_backoff=section.retry_backoff.total_seconds(),
         max_backoff=section.max_backoff.total_seconds(),
+        batch_points=section.batch_points,
+        requests=section.requests,
     )
 
 

@@ -247,6 +247,8 @@ class InfluxSink(Section):
     max_retries: Annotated[int, Field(ge=0)] = 5
     retry_backoff: PositiveDuration = timedelta(milliseconds=500)
     max_backoff: PositiveDuration = timedelta(seconds=30)
+    batch_points: Annotated[int, Field(ge=1)] = 5_000
+    requests: Annotated[int, Field(ge=1, le=64)] = 2
 
     def describe(self) -> str:
         """`influxdb http://127.0.0.1:8086`: the type and where it writes, for a person."""

@@ -8,7 +8,7 @@ import pytest
 from influxdb_client import InfluxDBClient
 
 from connectors.influx_sink import InfluxSink
-from streamer.core.errors import SinkError, SinkRejectedError
+from streamer.core.errors import SinkError, SinkRejectedError, SinkUnusableError
 from tests.helpers import STEP, T, output
 from tests.integration.conftest import Services
 from tests.integration.daemon import epoch_ns, forecast_points
@@ -54,10 +54,18 @@ def test_a_write_the_server_refuses_raises_with_its_message_and_the_lines(
     assert refused.value.lines == conflicting
 
 
+@pytest.mark.parametrize(
+    ("batch_points", "requests"),
+    [(5_000, 1), (700, 3)],  # one request at a time; five requests, three in flight
+)
 def test_bad_lines_are_isolated_good_lines_around_them_are_written(
-    services: Services, influx_client: InfluxDBClient, influx_bucket: str
+    services: Services,
+    influx_client: InfluxDBClient,
+    influx_bucket: str,
+    batch_points: int,
+    requests: int,
 ) -> None:
-    writer = sink(services, influx_bucket)
+    writer = sink(services, influx_bucket, batch_points=batch_points, requests=requests)
     writer.write_lines(["forecast,series=X yhat=1.0 1790000000000000000"])
     good = [
         f"forecast,series=S{i % 7} yhat={i}.5 {1790000000000000000 + i * 1000}" for i in range(3000)
@@ -99,4 +107,21 @@ def test_an_unreachable_server_is_retried_then_reported(services: Services) -> N
     )
     with pytest.raises(SinkError, match=r"unreachable.*gave up after 2 retries"):
         writer.write_lines(["m v=1 1"])
+    writer.close()
+
+
+def test_a_wrong_token_is_reported_as_such_with_requests_in_flight(
+    services: Services, influx_bucket: str
+) -> None:
+    writer = InfluxSink(
+        url=services.influx_url,
+        org=services.influx_org,
+        bucket=influx_bucket,
+        token="not-the-token",
+        batch_points=10,
+        requests=4,
+    )
+    lines = [f"forecast,series=S yhat={i}.0 {1790000000000000000 + i}" for i in range(100)]
+    with pytest.raises(SinkUnusableError, match=r"401 .*the token is not valid"):
+        writer.write_lines(lines)
     writer.close()
