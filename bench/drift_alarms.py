@@ -1,7 +1,8 @@
 """How often the default drift detector fires, and how soon after a real change.
 
     .venv/bin/python bench/drift_alarms.py [--series 50] [--steps 20000] [--data DIR]
-        [--kinds gaussian,ar0.8,sine24] [--seed 1] [--no-tuning] [--before] [--output FILE]
+        [--rows 14400] [--kinds gaussian,ar0.8,sine24] [--seed 1] [--no-tuning] [--before]
+        [--output FILE]
 
 Everything runs through `DriftMonitor.update` as the pipeline calls it: the input signal
 is the step's value; the error signal is the horizon-1 error of a forecaster scored by
@@ -165,9 +166,9 @@ def delays(fired: Alarms, change: int) -> dict[str, Any]:
     }
 
 
-def load(path: Path) -> np.ndarray:
-    """[7, ROWS]: the value columns, z-scored with their first REFERENCE_ROWS rows."""
-    a = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=range(1, 8), max_rows=ROWS)
+def load(path: Path, rows: int = ROWS) -> np.ndarray:
+    """[7, rows]: the value columns, z-scored with their first REFERENCE_ROWS rows."""
+    a = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=range(1, 8), max_rows=rows)
     reference = a[:REFERENCE_ROWS]
     return np.asarray(((a - reference.mean(0)) / reference.std(0)).T)
 
@@ -232,6 +233,13 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=50)
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=ROWS,
+        help=f"first rows of each ETT file (default {ROWS:,}; with fewer than "
+        f"{REFERENCE_ROWS:,}, a quick check, the z-score uses all of them)",
+    )
     parser.add_argument("--kinds", default="gaussian,ar0.8,sine24", help="synthetic noises")
     parser.add_argument("--seed", type=int, default=1, help="of the synthetic noises")
     parser.add_argument("--no-tuning", action="store_true", help="skip the ETT files")
@@ -246,7 +254,7 @@ def main() -> None:
 
     print("\nalarms per 10,000 steps per series (mean over series; max; per series)")
     for name, season in () if args.no_tuning else (("ETTh1", 24), ("ETTm2", 96)):
-        values = load(args.data / f"{name}.csv")
+        values = load(args.data / f"{name}.csv", args.rows)
         for signal, how, run in signals(season, args.before):
             rate = per_10k(run(values), values.shape[1])
             results["tuning"][f"{name} {signal} ({how})"] = rate

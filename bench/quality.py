@@ -1,6 +1,7 @@
 """Forecast quality on the tuning sets: every model through `streamer evaluate`.
 
     .venv/bin/python bench/quality.py [--sets ETTh1,ETTm2] [--models lstm,ensemble,...]
+        [--rows 14400]
 
 The protocol of `../shared/data/README.md` (as FSNet / OneNet use it): the first 14,400
 rows, all 7 columns each a series, z-scored with the mean and std of rows [0, 2880);
@@ -42,7 +43,7 @@ def progress(p: Progress) -> None:
         print(f"  {p.model} ({p.index}/{p.models}): {p.done}/{p.rows} rows", file=sys.stderr)
 
 
-def run(name: str, data: Path, models: tuple[str, ...]) -> dict[str, object]:
+def run(name: str, data: Path, models: tuple[str, ...], rows: int = ROWS) -> dict[str, object]:
     file, minutes, season = SETS[name]
     net = NetSettings(season_length=season)
     window = fitted_retrain([net], HORIZON).window  # what evaluate picks without -c
@@ -55,7 +56,7 @@ def run(name: str, data: Path, models: tuple[str, ...]) -> dict[str, object]:
             step_ns=minutes * 60 * 1_000_000_000,
             horizon=HORIZON,
             normalize="standard",
-            rows=ROWS,
+            rows=rows,
             zscore_rows=ZSCORE_ROWS,
             season=season,
             models=models,
@@ -63,7 +64,7 @@ def run(name: str, data: Path, models: tuple[str, ...]) -> dict[str, object]:
             progress=progress,
         )
     )
-    print(f"\n{name} ({ROWS} rows, retrain window {window}, {time.monotonic() - started:.0f}s)")
+    print(f"\n{name} ({rows} rows, retrain window {window}, {time.monotonic() - started:.0f}s)")
     print(table(report))
     return {
         "window": window,
@@ -83,10 +84,17 @@ def main() -> None:
     parser.add_argument(
         "--models", default=",".join(MODELS.types()), help="from " + ", ".join(MODELS.types())
     )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=ROWS,
+        help=f"first rows of each set (default {ROWS:,}, the protocol; with fewer than "
+        f"{ZSCORE_ROWS:,}, a quick check, the z-score uses all of them)",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench/results/quality.json")
     args = parser.parse_args()
     models = tuple(args.models.split(","))
-    results = {name: run(name, args.data, models) for name in args.sets.split(",")}
+    results = {name: run(name, args.data, models, args.rows) for name in args.sets.split(",")}
     args.output.write_text(json.dumps(results, indent=2) + "\n")
 
 
