@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,9 @@ class Discard(AcknowledgedSink):
         pass
 
 
-def pipeline(series: int, steps: int, workdir: Path) -> tuple[Pipeline, Readings]:
+def pipeline(
+    series: int, steps: int, workdir: Path, every: str = "1000d"
+) -> tuple[Pipeline, Readings]:
     """The daemon's pipeline for the default LSTM configuration, fed by `Readings`."""
     source = Readings(series, int(time.time()) - 2 * steps - 3600)
     config = StreamerConfig.model_validate(
@@ -92,7 +95,7 @@ def pipeline(series: int, steps: int, workdir: Path) -> tuple[Pipeline, Readings
             "sources": [{"type": "replay", "name": "readings", "path": "/dev/null"}],
             "window": {"step": "1s", "max_series": series},
             "sinks": [{"type": "file", "path": str(workdir / "unused.lp")}],
-            "checkpoint": {"path": str(workdir / "checkpoint.db"), "every": "1000d"},
+            "checkpoint": {"path": str(workdir / "checkpoint.db"), "every": every},
             "stats": {"every": "1h"},
             "http": {"enabled": False},
         }
@@ -150,20 +153,46 @@ def memory(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def checkpoint(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    pipe, source = pipeline(args.series, max(args.at), workdir)
+    """At each step count of `--at`: the newest checkpoint's size, and how long the
+    batches took that started a checkpoint, against the median batch (checkpoints due
+    every `--every` seconds, as the daemon writes them); then one written the way a
+    shutdown writes it, the loop waiting for all of it."""
+    pipe, source = pipeline(args.series, max(args.at), workdir, args.every)
     tune_gc()
     assert pipe.checkpoints is not None
+    assert pipe.saver is not None
     out = []
     for step in args.at:
-        run_until(pipe, source, step)
+        batches: list[float] = []
+        starting: list[float] = []
+        while source.sent < step * source.count:
+            busy, started = pipe.saver.busy, time.perf_counter()
+            pipe.step()
+            took = time.perf_counter() - started
+            (starting if pipe.saver.busy and not busy else batches).append(took)
         started = time.perf_counter()
         pipe.checkpoint()
-        held = time.perf_counter() - started
+        waited = time.perf_counter() - started
         (size,) = pipe.checkpoints._db.execute(
             "SELECT length(state) FROM checkpoint ORDER BY id DESC LIMIT 1"
         ).fetchone()
-        out.append({"steps": step, "bytes": size, "stall_seconds": round(held, 3)})
-        print(f"{step} steps: checkpoint {size / 2**20:.1f} MiB, held the stream {held:.2f}s")
+        out.append(
+            {
+                "steps": step,
+                "bytes": size,
+                "median_batch_seconds": round(statistics.median(batches or [0.0]), 3),
+                "checkpoints_started": len(starting),
+                "longest_batch_starting_one_seconds": round(max(starting, default=0.0), 3),
+                "written_while_waiting_seconds": round(waited, 3),
+            }
+        )
+        print(
+            f"{step} steps: checkpoint {size / 2**20:.1f} MiB; batches: median "
+            f"{out[-1]['median_batch_seconds']}s, longest starting one of {len(starting)} "
+            f"checkpoints {out[-1]['longest_batch_starting_one_seconds']}s; "
+            f"written while the loop waits: {waited:.2f}s",
+            flush=True,
+        )
     pipe.close()
     first, last = out[0]["bytes"], out[-1]["bytes"]
     return {"series": args.series, "checkpoints": out, "growth": round(last / first - 1, 3)}
@@ -178,6 +207,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=110)
     parser.add_argument("--beyond", type=int, default=20_000)
     parser.add_argument("--at", default="100,1000")
+    parser.add_argument("--every", default="10s", help="checkpoint.every (checkpoint)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     args.at = [int(a) for a in args.at.split(",")]

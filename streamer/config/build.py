@@ -25,7 +25,8 @@ from streamer.core.records import NS_PER_S
 from streamer.engine.checkpoint import CheckpointStore
 from streamer.engine.lineage import Lineage
 from streamer.engine.partitions import PartitionStates
-from streamer.engine.pipeline import Pipeline, PipelineSettings, RetrainHook, SinkObserver
+from streamer.engine.pipeline import Pipeline
+from streamer.engine.pipeline_settings import PipelineSettings, RetrainHook, SinkObserver
 from streamer.engine.retrain import Retrainer
 from streamer.engine.series_state import SeriesStates
 from streamer.engine.window import WindowBuffer

@@ -11,12 +11,8 @@ if TYPE_CHECKING:
     from streamer.engine.checkpoint import CheckpointStore
     from streamer.engine.drift import Detection, DetectorFactory, DriftMonitor
     from streamer.engine.drift_response import DriftResponse
-    from streamer.engine.pipeline import (
-        Pipeline,
-        PipelineSettings,
-        RetrainHook,
-        SinkObserver,
-    )
+    from streamer.engine.pipeline import Pipeline
+    from streamer.engine.pipeline_settings import PipelineSettings, RetrainHook, SinkObserver
     from streamer.engine.retrain import Retrainer, RetrainSettings
     from streamer.engine.sink_writer import SinkWriter
     from streamer.engine.snapshot import Snapshot, SourceStatus, WriterStatus
@@ -25,10 +21,10 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "WindowBuffer": "streamer.engine.window",
     "Pipeline": "streamer.engine.pipeline",
-    "PipelineSettings": "streamer.engine.pipeline",
+    "PipelineSettings": "streamer.engine.pipeline_settings",
     "Counters": "streamer.engine.reporting",
-    "RetrainHook": "streamer.engine.pipeline",
-    "SinkObserver": "streamer.engine.pipeline",
+    "RetrainHook": "streamer.engine.pipeline_settings",
+    "SinkObserver": "streamer.engine.pipeline_settings",
     "SinkWriter": "streamer.engine.sink_writer",
     "CheckpointStore": "streamer.engine.checkpoint",
     "DriftMonitor": "streamer.engine.drift",

@@ -6,7 +6,8 @@ row with its SHA-256. Evicted series' window state is spilled to the same databa
 the same open transaction, and both are committed together by `save`, so after a crash
 the spill and the newest checkpoint always agree (SQLite makes the commit atomic and
 durable). `keep` generations are kept; a row whose checksum does not match is reported
-and skipped in favour of the one before it.
+and skipped in favour of the one before it. A checkpoint may be written on another
+thread (`checkpoint_writer.py`); spills made meanwhile are held until it is committed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ _MOVED = {
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         return super().find_class(_MOVED.get(module, module), name)
+
+
+def encode(state: dict[str, Any]) -> bytes:
+    """A checkpoint's state as the bytes `CheckpointStore.write` stores."""
+    return pickle.dumps(state, protocol=5)
 
 
 def loads(blob: bytes) -> Any:
@@ -70,10 +76,15 @@ class CheckpointStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._db.commit()
+        self._held: dict[str, bytes | None] | None = None  # see hold_spills
 
     def save(self, state: dict[str, Any]) -> int:
         """Write a checkpoint and commit it with every spill since the last one."""
-        blob = pickle.dumps(state, protocol=5)
+        return self.write(encode(state))
+
+    def write(self, blob: bytes) -> int:
+        """Write an encoded checkpoint and commit it with the spills before it. May run
+        on another thread while spills are held (`hold_spills`)."""
         cursor = self._db.execute(
             "INSERT INTO checkpoint (created, sha256, state) VALUES (?, ?, ?)",
             (time.time(), hashlib.sha256(blob).hexdigest(), blob),
@@ -103,20 +114,49 @@ class CheckpointStore:
         return None
 
     # SpillStore: uncommitted until the next save, so a crash rolls spills back with it.
+    # While a checkpoint is being written on another thread, spills and their returns are
+    # held in memory instead (None: gone), so that they are not committed with it: they
+    # come after its state, and go into the database for the next checkpoint.
 
     def put(self, series: str, state: dict[str, Any]) -> None:
+        blob = pickle.dumps(state, protocol=5)
+        if self._held is not None:
+            self._held[series] = blob
+            return
         self._db.execute(
-            "INSERT OR REPLACE INTO spill (series, state) VALUES (?, ?)",
-            (series, pickle.dumps(state, protocol=5)),
+            "INSERT OR REPLACE INTO spill (series, state) VALUES (?, ?)", (series, blob)
         )
 
     def pop(self, series: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT state FROM spill WHERE series = ?", (series,)).fetchone()
-        if row is None:
+        if self._held is not None and series in self._held:
+            blob = self._held[series]
+        else:
+            row = self._db.execute("SELECT state FROM spill WHERE series = ?", (series,)).fetchone()
+            blob = None if row is None else row[0]
+        if blob is None:
             return None
-        self._db.execute("DELETE FROM spill WHERE series = ?", (series,))
-        state: dict[str, Any] = loads(row[0])
+        if self._held is not None:
+            self._held[series] = None
+        else:
+            self._db.execute("DELETE FROM spill WHERE series = ?", (series,))
+        state: dict[str, Any] = loads(blob)
         return state
+
+    def hold_spills(self) -> None:
+        """From now on, keep spills in memory (a checkpoint is being written)."""
+        self._held = {}
+
+    def release_spills(self) -> None:
+        """Write the spills held since `hold_spills`, uncommitted: they are part of the
+        next checkpoint. Call once the checkpoint being written is committed."""
+        held, self._held = self._held or {}, None
+        for series, blob in held.items():
+            if blob is None:
+                self._db.execute("DELETE FROM spill WHERE series = ?", (series,))
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO spill (series, state) VALUES (?, ?)", (series, blob)
+                )
 
     # A local copy of partitions' changelogs (a group of replicas): the records of every
     # series as they stood at changelog offset `since`, so that a restore reads only the

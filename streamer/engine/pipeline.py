@@ -17,8 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -33,10 +32,13 @@ from streamer.core.records import (
     concat_batches,
 )
 from streamer.engine.checkpoint import CheckpointStore
+from streamer.engine.checkpoint_writer import CheckpointWriter
 from streamer.engine.decoding import Polled, decode
 from streamer.engine.drift import DriftMonitor
 from streamer.engine.drift_response import DriftResponse
 from streamer.engine.partitions import PartitionStates
+from streamer.engine.pipeline_settings import DEFAULT_SETTINGS, RetrainHook, SinkObserver
+from streamer.engine.pipeline_settings import PipelineSettings as PipelineSettings
 from streamer.engine.reporting import Counters, Rejections, Reporter, unrepresentable
 from streamer.engine.series_state import SeriesStates
 from streamer.engine.sink_writer import SinkWriter
@@ -44,49 +46,6 @@ from streamer.engine.snapshot import Snapshot, SourceStatus
 from streamer.engine.window import WindowBuffer
 
 log = logging.getLogger(__name__)
-
-
-class RetrainHook(Protocol):
-    """What the loop asks at each batch boundary: swap in new weights now if there are
-    any, and return the events to write (`streamer.engine.retrain.Retrainer`)."""
-
-    def poll(self, now_ns: int) -> list[Event]: ...
-
-    def stop(self) -> None: ...
-
-    @property
-    def outcomes(self) -> Mapping[str, int]:
-        """Retrain attempts so far, by outcome (promoted, rejected, skipped, failed)."""
-        ...
-
-    @property
-    def trainer(self) -> bool:
-        """Whether this process trains the model (in a group, only the elected one)."""
-        ...
-
-
-class SinkObserver(Protocol):
-    """Told of each sink write and retry, on the sink writer's thread (the metrics)."""
-
-    def written(self, sink: str, seconds: float) -> None: ...
-
-    def retried(self, sink: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class PipelineSettings:
-    """The loop's knobs, in seconds where they are times."""
-
-    max_batch: int = 5_000
-    max_wait: float = 0.2
-    max_in_flight: int = 4
-    checkpoint_every: float | None = 60.0
-    stop_at_end: bool = False
-    rejected_log_every: float = 10.0
-    progress_every: float = 5.0
-    sink_retry_wait: float = 1.0
-    stats_every: float | None = None  # a streamer_stats event this often (None: never)
-    instance: str = "streamer"
 
 
 class Pipeline:
@@ -105,7 +64,7 @@ class Pipeline:
         outcomes: Scorer | None = None,
         drift: DriftMonitor | None = None,
         on_drift: DriftResponse | None = None,
-        settings: PipelineSettings = PipelineSettings(),
+        settings: PipelineSettings = DEFAULT_SETTINGS,
         clock: Callable[[], float] = time.time,
         observer: SinkObserver | None = None,
         partitions: Callable[[SeriesStates], PartitionStates] | None = None,
@@ -125,6 +84,11 @@ class Pipeline:
         self.series = SeriesStates(window, forecaster, outcomes, drift)  # to move series
         # In a group of replicas: the state of this one's partitions, in a changelog.
         self.partitions = partitions(self.series) if partitions else None
+        # Checkpoints written in the background; in a group, the changelog's commit
+        # carries the positions, and it is made on this thread.
+        self.saver = (
+            CheckpointWriter(checkpoints) if checkpoints and self.partitions is None else None
+        )
         told = (observer.written, observer.retried) if observer else (None, None)
         self.writer = SinkWriter(
             sinks, settings.max_in_flight, settings.sink_retry_wait, clock, *told
@@ -204,10 +168,15 @@ class Pipeline:
         """Stop at once (a second signal, or shutdown_timeout passed): nothing more is
         written or saved, so the last checkpoint stands; the writer and the sources are
         left to the process's exit rather than waited for."""
-        if self.checkpoints:
-            self.checkpoints.close()
+        if self.checkpoints and not (self.saver and self.saver.busy):
+            self.checkpoints.close()  # (one being written is left to the process's exit)
 
     def close(self) -> None:
+        if self.saver is not None and self.saver.busy:
+            try:
+                self.saver.wait()  # a checkpoint being written is finished first
+            except Exception:
+                log.exception("the last checkpoint could not be written")
         if self.retrainer:
             self.retrainer.stop()
         self.writer.close()
@@ -343,29 +312,52 @@ class Pipeline:
     # --- checkpoints, commits, progress --------------------------------------------------
 
     def _maybe_checkpoint(self, now: float) -> None:
+        """A checkpoint when one is due: written in the background where it can be (a
+        previous one still being written puts the next one off)."""
+        if self.saver is not None:
+            self.saver.poll()  # commits the positions of one written since the last batch
         every = self.settings.checkpoint_every
         due = every is not None and now - self._last_checkpoint >= every
-        if due or any(s.wants_commit for s, _ in self.sources):
+        if not (due or any(s.wants_commit for s, _ in self.sources)):
+            return
+        if self.saver is None:
             self.checkpoint()
+        elif not self.saver.busy:
+            self._flush_outputs()
+            positions = {name: dict(p) for name, p in self.positions.items()}
+            self.saver.start(self.state_dict(), functools.partial(self._saved, positions))
+            self._last_checkpoint = self.clock()
 
     def checkpoint(self) -> None:
         """Flush sinks, save the state with the positions it stands for, then commit them."""
+        if self.saver is not None:
+            self.saver.wait()
+        self._flush_outputs()
+        if self.checkpoints:
+            self.checkpoints.save(self.state_dict())
+        if self.partitions is not None:
+            self.partitions.commit(self.positions, self.idle_clock)
+        self._saved(self.positions)
+        self._last_checkpoint = self.clock()
+
+    def _flush_outputs(self) -> None:
+        """Every output written and acknowledged, and the dead letter flushed: what a
+        checkpoint's positions stand for."""
         self.writer.drain()
         self.rejections.add(self.writer.take_refused(), self.clock())
         for sink in self.sinks:
             sink.flush()
         if self.dead_letter:
             self.dead_letter.flush()
-        if self.checkpoints:
-            self.checkpoints.save(self.state_dict())
+
+    def _saved(self, positions: Mapping[str, Mapping[str, int]]) -> None:
+        """A checkpoint is durable: commit the positions it stands for."""
+        if self.checkpoints is not None:
             self.counters.checkpoints += 1
-        if self.partitions is not None:
-            self.partitions.commit(self.positions, self.idle_clock)
         for source, _ in self.sources:
-            positions = self.positions[source.name]
-            if positions and not (self.partitions and self.partitions.holds(source.name)):
-                source.commit(positions)
-        self._last_checkpoint = self.clock()
+            read = positions.get(source.name)
+            if read and not (self.partitions and self.partitions.holds(source.name)):
+                source.commit(read)
 
     def _revoke(self, source: str, partitions: list[str]) -> None:
         self.checkpoint()

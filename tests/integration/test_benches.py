@@ -163,13 +163,16 @@ def test_memory_reports_growth_per_series_and_eviction(tmp_path: Path) -> None:
 
 def test_memory_checkpoint_reports_size_and_stall(tmp_path: Path) -> None:
     out = tmp_path / "checkpoint.json"
-    bench("memory", "checkpoint", "--series", "50", "--at", "5,10", "--output", out,
-          tmp=tmp_path)  # fmt: skip
+    bench("memory", "checkpoint", "--series", "50", "--at", "200,400", "--every", "1ms",
+          "--output", out, tmp=tmp_path)  # fmt: skip
     figures = read(out)
-    assert [c["steps"] for c in figures["checkpoints"]] == [5, 10]
+    assert [c["steps"] for c in figures["checkpoints"]] == [200, 400]
     for c in figures["checkpoints"]:
         assert positive(c["bytes"])
-        assert c["stall_seconds"] >= 0
+        assert positive(c["median_batch_seconds"])
+        assert c["checkpoints_started"] >= 1  # written in the background as the stream goes
+        assert positive(c["longest_batch_starting_one_seconds"])
+        assert positive(c["written_while_waiting_seconds"])
     assert "growth" in figures
 
 
