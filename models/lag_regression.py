@@ -78,7 +78,8 @@ class LagRegression:
         self.turn = 0  # which subset of a large step feeds the equations
         width = lags + 1
         self.span = lags + horizon  # steps each series keeps: lags for the oldest issue
-        self.ring = np.zeros((0, self.span, 3))  # per slot: (fed, mean, std), oldest first
+        self.ring = np.zeros((0, self.span, 3))  # per slot: (fed, mean, std), circular
+        self.head = np.zeros(0, dtype=np.int64)  # per slot: where its next step goes (oldest)
         self.count = np.zeros(0, dtype=np.int64)  # steps since the slot's reset
         self.gram = np.zeros((horizon, width, width))  # sum of x x^T per horizon
         self.moment = np.zeros((horizon, width))  # sum of x * target per horizon
@@ -89,16 +90,23 @@ class LagRegression:
         if len(slots):
             needed = int(slots.max()) + 1
             self.ring = grown(self.ring, needed)
+            self.head = grown(self.head, needed)
             self.count = grown(self.count, needed)
+
+    def _history(self, slots: I64, steps: int) -> F64:
+        """[n, steps, 3]: the last `steps` (fed, mean, std) of each slot, oldest first."""
+        at = (self.head[slots, None] + np.arange(self.span - steps, self.span)) % self.span
+        history: F64 = self.ring[slots[:, None], at]
+        return history
 
     def take_rows(self, slots: I64) -> Rows:
         """These series' recent lags (the fitted weights are shared, not per series)."""
         self._ensure(slots)
-        return series_rows.take(self, ("ring", "count"), slots)
+        return series_rows.take(self, ("ring", "head", "count"), slots)
 
     def put_rows(self, slots: I64, rows: Rows) -> None:
         self._ensure(slots)
-        series_rows.put(self, ("ring", "count"), slots, rows)
+        series_rows.put(self, ("ring", "head", "count"), slots, rows)
 
     def reset(self, slots: I64) -> None:
         self._ensure(slots)
@@ -114,9 +122,9 @@ class LagRegression:
             return
         self._ensure(slots)
         self.count[slots[reset]] = 0
-        ring = np.roll(self.ring[slots], -1, axis=1)
-        ring[:, -1] = np.stack([fed, mean, std], axis=1)
-        self.ring[slots] = ring
+        head = self.head[slots]
+        self.ring[slots, head] = np.stack([fed, mean, std], axis=1)
+        self.head[slots] = (head + 1) % self.span
         self.count[slots] += 1
         count = self.count[slots]
         learn = np.ones(len(slots), bool) if returns is None else ~returns
@@ -134,7 +142,7 @@ class LagRegression:
         # Every horizon at once: the pair of horizon h was issued h steps ago, at ring
         # position span - 1 - h, from the lags before it (clamped at the series' start).
         h = np.arange(1, self.horizon + 1)
-        rows, count = ring[learn], count[learn]
+        rows, count = self._history(slots[learn], self.span), count[learn]
         issued = self.span - 1 - h  # [H]
         back = issued[:, None] - np.arange(self.lags)[None, :]  # [H, lags], newest first
         first = np.maximum(self.span - count, 0)[:, None, None]  # oldest valid position
@@ -172,18 +180,21 @@ class LagRegression:
     def forecast(self, slots: I64, returns: Mask) -> F64:
         """[n, H] scaled changes from each slot's current value; 0 for returns."""
         self._ensure(slots)
-        x = lag_features(self.ring[slots], self.count[slots], self.lags)
+        x = lag_features(self._history(slots, self.lags), self.count[slots], self.lags)
         out: F64 = np.where(returns[:, None], 0.0, x @ self.weights)
         return out
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "ring": self.ring.copy(),
+            "head": self.head.copy(),
             "count": self.count.copy(),
             "gram": self.gram.copy(),
             "moment": self.moment.copy(),
             "pairs": self.pairs.copy(),
             "weights": self.weights.copy(),
+            "since_refit": self.since_refit,
+            "turn": self.turn,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -195,3 +206,7 @@ class LagRegression:
             )
         for name in ("ring", "count", "gram", "moment", "pairs", "weights"):
             setattr(self, name, np.array(state[name]))
+        # (Rings saved before they were circular are oldest first: their head is 0.)
+        self.head = np.array(state.get("head", np.zeros(len(self.count), dtype=np.int64)))
+        self.since_refit = int(state.get("since_refit", 0))
+        self.turn = int(state.get("turn", 0))
