@@ -176,6 +176,18 @@ def test_memory_checkpoint_reports_size_and_stall(tmp_path: Path) -> None:
     assert "growth" in figures
 
 
+def test_latency_times_live_readings_to_their_acknowledged_forecasts(
+    services: Services, tmp_path: Path
+) -> None:
+    out = tmp_path / "latency.json"
+    bench("latency", "--series", "20", "--seconds", "4", "--warmup", "3", "--output", out,
+          tmp=tmp_path)  # fmt: skip
+    figures = read(out)
+    assert figures["steps_counted"] >= 20  # every series' steps after the warm-up
+    assert 0 < figures["p50_s"] <= figures["p90_s"] <= figures["p99_s"] <= figures["max_s"]
+    assert figures["bound_s"] == 2 * (0.2 + 1.0)
+
+
 def test_per_event_compares_batched_and_per_event_step_and_daemon(
     services: Services, tmp_path: Path
 ) -> None:
