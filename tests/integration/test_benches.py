@@ -176,6 +176,19 @@ def test_memory_checkpoint_reports_size_and_stall(tmp_path: Path) -> None:
     assert "growth" in figures
 
 
+def test_influx_schema_writes_every_shape_of_the_same_steps(
+    services: Services, tmp_path: Path
+) -> None:
+    out = tmp_path / "influx_schema.json"
+    bench("influx_schema", "--series", "20", "--steps", "2", "--repeat", "1", "--output", out,
+          tmp=tmp_path)  # fmt: skip
+    figures = read(out)
+    assert figures["design"]["lines_per_step"] == 25  # 1 observed, 12 forecasts, 12 errors
+    assert figures["wide"]["lines_per_step"] == 3
+    for shape in ("design", "lean", "wide"):
+        assert all(positive(r) for r in figures[shape]["steps_per_s"])
+
+
 def test_latency_times_live_readings_to_their_acknowledged_forecasts(
     services: Services, tmp_path: Path
 ) -> None:
