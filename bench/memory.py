@@ -9,8 +9,9 @@ by readings generated as they are read (one value per series per 1 s step, so th
 input itself takes no memory) and its sink by one that makes the InfluxDB sink's line
 protocol and drops it.
 
-`memory`: resident memory (VmRSS) as every series reaches each tenth of `--steps`, and
-the bytes per series it grew by after start-up; then `--beyond` more series than
+`memory`: resident memory (VmRSS) with the pipeline built and no series yet, then as
+every series reaches each tenth of `--steps`; bytes per live series (over the empty
+process) and what it grew by after every series' first two steps; then `--beyond` more series than
 `window.max_series` (set to `--series`) arrive, each for `--steps` steps, evicting the
 least recently seen, and resident memory is read again.
 
@@ -117,6 +118,7 @@ def run_until(pipe: Pipeline, source: Readings, step: int) -> None:
 def memory(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pipe, source = pipeline(args.series, args.steps, workdir)
     tune_gc()
+    empty = rss_bytes()  # the process with its pipeline built, before any series
     run_until(pipe, source, 2)
     base = rss_bytes()
     marks = []
@@ -133,7 +135,9 @@ def memory(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         )
     result: dict[str, Any] = {
         "series": args.series,
+        "empty_rss_bytes": empty,
         "start_rss_bytes": base,
+        "bytes_per_live_series": round((marks[-1]["rss_bytes"] - empty) / args.series),
         "marks": marks,
         "bytes_per_series": round((marks[-1]["rss_bytes"] - base) / args.series),
     }

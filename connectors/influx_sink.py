@@ -2,9 +2,8 @@
 `requests` of them in flight at once, acknowledged when all are written.
 
 Requests in flight together let the server parse one while it syncs another to its
-write-ahead log, and this process format while both wait: on the development host,
-pre-serialised 5,000-point requests reach about 80,000 points/s one at a time and
-103,000 two at a time (bench/end_to_end.py has the daemon's figures).
+write-ahead log; where the server has cores to spare (not on a small host it shares
+with the daemon) that is more points a second (bench/end_to_end.py --requests 1,2).
 
 The body is compressed here at gzip level 1: the client library would use level 9,
 which costs about 17x the CPU for a body a little smaller, and on a small host that CPU
