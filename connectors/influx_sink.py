@@ -26,8 +26,9 @@ from __future__ import annotations
 import gzip as gzip_module
 import json
 import logging
+import queue
 import random
-from concurrent.futures import ThreadPoolExecutor
+import threading
 
 import urllib3
 from influxdb_client import InfluxDBClient, WriteService
@@ -70,11 +71,7 @@ class InfluxSink(AcknowledgedSink):
     ) -> None:
         self.url, self.org, self.bucket = url, org, bucket
         self.batch_points = batch_points
-        self._pool = (
-            ThreadPoolExecutor(requests, thread_name_prefix="influx-write")
-            if requests > 1
-            else None
-        )
+        self.requests = requests
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.max_backoff = max_backoff
@@ -119,21 +116,11 @@ class InfluxSink(AcknowledgedSink):
         refuses are isolated and raised, after every other line is written."""
         chunks = [body[i : i + self.batch_points] for i in range(0, len(body), self.batch_points)]
         refusals: list[list[tuple[str, str]]] = [[] for _ in chunks]
-        if self._pool is None or len(chunks) == 1:
+        if self.requests == 1 or len(chunks) == 1:
             for chunk, chunk_refused in zip(chunks, refusals, strict=True):
                 self._write_isolating(chunk, chunk_refused)
         else:
-            # Every request runs to its end before a failure is raised: what the others
-            # wrote is written, and writing it again on the retry overwrites it.
-            done = [
-                self._pool.submit(self._write_isolating, c, r)
-                for c, r in zip(chunks, refusals, strict=True)
-            ]
-            failures = [e for e in (f.exception() for f in done) if e is not None]
-            # An unusable sink (the token, the bucket) says more than an outage.
-            failures.sort(key=lambda e: not isinstance(e, SinkUnusableError))
-            if failures:
-                raise failures[0]
+            self._write_in_flight(chunks, refusals)
         refused = [r for chunk_refused in refusals for r in chunk_refused]
         if refused:
             first = refused[0][1]
@@ -141,6 +128,42 @@ class InfluxSink(AcknowledgedSink):
             raise SinkRejectedError(
                 first + more, [line for line, _ in refused], [why for _, why in refused]
             )
+
+    def _write_in_flight(
+        self, chunks: list[list[str]], refusals: list[list[tuple[str, str]]]
+    ) -> None:
+        """Write the chunks with up to `requests` of them in flight, on daemon threads (a
+        daemon stopped at once does not wait for their retries). After a failure no new
+        chunk is started; what was written stays written, and the retry of the whole
+        output overwrites it."""
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(len(chunks)):
+            todo.put(i)
+        failures: list[BaseException] = []
+
+        def work() -> None:
+            while not failures:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    self._write_isolating(chunks[i], refusals[i])
+                except BaseException as exc:  # raised below, on the writer's thread
+                    failures.append(exc)
+
+        threads = [
+            threading.Thread(target=work, name="influx-write", daemon=True)
+            for _ in range(min(self.requests, len(chunks)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # An unusable sink (the token, the bucket) says more than an outage.
+        failures.sort(key=lambda e: not isinstance(e, SinkUnusableError))
+        if failures:
+            raise failures[0]
 
     def _write_isolating(self, body: list[str], refused: list[tuple[str, str]]) -> None:
         """Write body; on a refusal, write each half on its own (a batch of n lines with
@@ -192,8 +215,6 @@ class InfluxSink(AcknowledgedSink):
             pause(wait, self.heartbeat)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
         self._client.close()
 
 
