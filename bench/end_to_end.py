@@ -39,38 +39,17 @@ from typing import Any
 
 from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
+from pipeline_throughput import bare_consumer, services
 
 from connectors.influx_sink import InfluxSink
 from streamer.config.build import build_pipeline
 from streamer.config.schema import StreamerConfig
 from streamer.service.daemon import tune_gc
 
-SERVICES_ENV = (
-    Path(
-        os.environ.get(
-            "STREAMER_SERVICES_RUN",
-            Path(
-                os.environ.get(
-                    "STREAMER_SERVICES_CACHE", Path.home() / ".cache" / "streamer-services"
-                )
-            )
-            / "run",
-        )
-    )
-    / "services.env"
-)
 WRITER_BATCH = 5_000
 TICKS_PER_STEP = 5
-
-
-def services() -> dict[str, str]:
-    if not SERVICES_ENV.exists():
-        raise SystemExit(
-            f"{SERVICES_ENV} not found: start the services with scripts/services.sh up"
-        )
-    return dict(line.split("=", 1) for line in SERVICES_ENV.read_text().splitlines() if "=" in line)
 
 
 def events(kind: str, series: int, steps: int, start_ms: int) -> Iterator[tuple[bytes, bytes]]:
@@ -109,26 +88,6 @@ def produce(bootstrap: str, topic: str, kind: str, series: int, steps: int) -> i
     producer.flush()
     producer.close()
     return n
-
-
-def bare_consumer(bootstrap: str, topic: str, total: int) -> float:
-    """Events per second of a consumer that only reads: the Kafka ceiling."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    seen, first = 0, None
-    while seen < total:
-        for records in consumer.poll(timeout_ms=500, max_records=5000).values():
-            if first is None:
-                first = time.perf_counter()
-            seen += len(records)
-    elapsed = time.perf_counter() - (first or time.perf_counter())
-    consumer.close()
-    return seen / elapsed
 
 
 def bare_writer(influx: InfluxDBClient, bucket: str, lines_file: Path) -> tuple[float, int]:

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from end_to_end import WRITER_BATCH, services
+from end_to_end import WRITER_BATCH
 from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
+from pipeline_throughput import services
 
 from connectors.base import Output
 from connectors.points import lines

@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from end_to_end import daemon_config, services
+from end_to_end import daemon_config
 from influxdb_client import InfluxDBClient
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
+from pipeline_throughput import services
 
 from connectors.base import Output
 from connectors.influx_sink import InfluxSink

@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from end_to_end import daemon_config, produce, run_daemon, services
+from end_to_end import daemon_config, produce, run_daemon
 from influxdb_client import InfluxDBClient
 from kafka.admin import KafkaAdminClient
+from pipeline_throughput import services
 from recurrent_step import step_batch
 
 from models.recurrent import RecurrentForecaster
