@@ -1,8 +1,10 @@
 """Checkpoints written on a thread of their own, so that the stream goes on meanwhile.
 
-The pipeline thread takes the state (copies of it) and encodes it; hashing the bytes
-and committing them to SQLite, most of a checkpoint's time with many series, happen on
-the writer's thread. Until that commit, spills are held in memory (they come after the
+The pipeline thread takes the state (copies of it, which nothing changes afterwards)
+and queues a barrier behind the outputs submitted before it. On the writer's thread,
+the checkpoint waits for the barrier (every output it covers written, the sinks
+flushed and their states taken), then encodes the state, hashes the bytes and commits
+them to SQLite. Until that commit, spills are held in memory (they come after the
 state being written) and the sources' positions are not committed: `poll`, on the
 pipeline thread, finds the write done and only then calls `committed`, which commits
 the positions the checkpoint stands for. A crash before that leaves the previous
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamer.engine.checkpoint import CheckpointStore, encode
+from streamer.engine.sink_writer import Barrier
 
 
 class CheckpointWriter:
@@ -32,16 +35,18 @@ class CheckpointWriter:
         """Whether a checkpoint is being written (or written and not yet polled)."""
         return self._thread is not None
 
-    def start(self, state: dict[str, Any], committed: Callable[[], None]) -> None:
-        """Encode `state` here and write it on the writer's thread; `committed` runs on
-        the caller's thread, from `poll` or `wait`, once it is durable."""
+    def start(
+        self, state: dict[str, Any], committed: Callable[[], None], sinks: Barrier | None = None
+    ) -> None:
+        """Write `state` on the writer's thread, with the sinks' states at `sinks` (as
+        `state["sinks"]`) once it is reached; `committed` runs on the caller's thread,
+        from `poll` or `wait`, once it is durable. `state` must not change meanwhile."""
         if self._thread is not None:
             raise RuntimeError("a checkpoint is already being written")
-        blob = encode(state)
         self.store.hold_spills()
         self._committed = committed
         self._thread = threading.Thread(
-            target=self._write, args=(blob,), name="checkpoint-writer", daemon=True
+            target=self._write, args=(state, sinks), name="checkpoint-writer", daemon=True
         )
         self._thread.start()
 
@@ -65,8 +70,10 @@ class CheckpointWriter:
         self._committed()
         return True
 
-    def _write(self, blob: bytes) -> None:
+    def _write(self, state: dict[str, Any], sinks: Barrier | None) -> None:
         try:
-            self.store.write(blob)
+            if sinks is not None:
+                state = {**state, "sinks": sinks.wait()}
+            self.store.write(encode(state))
         except BaseException as exc:  # raised on the pipeline thread by poll or wait
             self._failure = exc

@@ -23,14 +23,7 @@ import numpy as np
 
 from connectors.base import DeadLetter, Output, PayloadDecoder, Sink, Source
 from models.base import Forecaster, Scorer
-from streamer.core.records import (
-    LATE,
-    NS_PER_S,
-    Event,
-    Rejection,
-    StepBatch,
-    concat_batches,
-)
+from streamer.core.records import LATE, NS_PER_S, Event, Rejection, StepBatch, concat_batches
 from streamer.engine.checkpoint import CheckpointStore
 from streamer.engine.checkpoint_writer import CheckpointWriter
 from streamer.engine.decoding import Polled, decode
@@ -312,8 +305,9 @@ class Pipeline:
     # --- checkpoints, commits, progress --------------------------------------------------
 
     def _maybe_checkpoint(self, now: float) -> None:
-        """A checkpoint when one is due: written in the background where it can be (a
-        previous one still being written puts the next one off)."""
+        """A checkpoint when one is due: in the background where it can be, the sinks'
+        state taken at a barrier behind the outputs so far (a previous checkpoint still
+        being written puts the next one off)."""
         if self.saver is not None:
             self.saver.poll()  # commits the positions of one written since the last batch
         every = self.settings.checkpoint_every
@@ -323,9 +317,10 @@ class Pipeline:
         if self.saver is None:
             self.checkpoint()
         elif not self.saver.busy:
-            self._flush_outputs()
             positions = {name: dict(p) for name, p in self.positions.items()}
-            self.saver.start(self.state_dict(), functools.partial(self._saved, positions))
+            state = self.state_dict(with_sinks=False)
+            committed = functools.partial(self._saved, positions)
+            self.saver.start(state, committed, self.writer.barrier())
             self._last_checkpoint = self.clock()
 
     def checkpoint(self) -> None:
@@ -344,14 +339,20 @@ class Pipeline:
         """Every output written and acknowledged, and the dead letter flushed: what a
         checkpoint's positions stand for."""
         self.writer.drain()
-        self.rejections.add(self.writer.take_refused(), self.clock())
         for sink in self.sinks:
             sink.flush()
+        self._flush_rejections()
+
+    def _flush_rejections(self) -> None:
+        """What the sinks refused, to the dead letter, and the dead letter flushed."""
+        self.rejections.add(self.writer.take_refused(), self.clock())
         if self.dead_letter:
             self.dead_letter.flush()
 
     def _saved(self, positions: Mapping[str, Mapping[str, int]]) -> None:
-        """A checkpoint is durable: commit the positions it stands for."""
+        """A checkpoint is durable: commit the positions it stands for (for one written
+        behind the stream, after the rejections made before its barrier)."""
+        self._flush_rejections()
         if self.checkpoints is not None:
             self.counters.checkpoints += 1
         for source, _ in self.sources:
@@ -364,14 +365,15 @@ class Pipeline:
         if self.partitions is not None:
             self.partitions.revoked(source, partitions)
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, with_sinks: bool = True) -> dict[str, Any]:
+        """The whole state as copies (sinks' only `with_sinks`: see `_maybe_checkpoint`)."""
         return {
             "window": self.window.state_dict(),
             "forecaster": self.forecaster.state_dict(),
             "outcomes": None if self.outcomes is None else self.outcomes.state_dict(),
             "drift": None if self.drift is None else self.drift.state_dict(),
             "on_drift": None if self.on_drift is None else self.on_drift.state_dict(),
-            "sinks": [sink.state_dict() for sink in self.sinks],
+            "sinks": [sink.state_dict() for sink in self.sinks] if with_sinks else [],
             "positions": {name: dict(p) for name, p in self.positions.items()},
             "idle_clock": self.idle_clock,
         }

@@ -5,8 +5,10 @@ and decoding while the writer formats, compresses and waits for the server. When
 sinks fall behind, the queue is full and `submit` blocks: the pipeline stops polling
 (backpressure) instead of growing memory. A sink that fails is retried with backoff
 until it takes the output; an output a sink refuses comes back as rejections for the
-dead letter. `drain` waits until every submitted output is written: the pipeline drains
-before each checkpoint, so a checkpoint never covers an output that was not written.
+dead letter. `drain` waits until every submitted output is written; a `Barrier`, queued
+like an output, is reached once every output before it is written and the sinks are
+flushed, and holds the sinks' state then: so a checkpoint never covers an output that
+was not written, and the pipeline need not wait for it.
 `blocked_seconds` adds up the time the pipeline thread spent waiting in either: time
 held back by the sinks, which says nothing about whether a series went quiet. The
 writer's thread publishes its state as one `WriterStatus` for other threads to read.
@@ -20,6 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from connectors.base import Output, Sink, pause
 from streamer.core.errors import SinkError, SinkRejectedError, SinkUnusableError, shortened
@@ -30,6 +33,38 @@ log = logging.getLogger(__name__)
 UNUSABLE_LOG_EVERY = 60.0  # seconds between ERROR lines while a sink is unusable
 
 _WAKE = 0.25  # seconds a blocked pipeline thread waits before checking for signals
+
+
+class Barrier:
+    """A mark in the writer's queue: reached once every output queued before it is
+    written (or refused) and every sink flushed; `sink_states` are the sinks' states
+    then (what a checkpoint of the state taken when it was queued needs)."""
+
+    def __init__(self) -> None:
+        self.sink_states: list[dict[str, Any]] = []
+        self.failure: BaseException | None = None
+        self._reached = threading.Event()
+
+    def reach(self, sinks: list[Sink], failure: BaseException | None) -> None:
+        """On the writer's thread: flush the sinks and take their states, unless an
+        output before the barrier failed (`failure`)."""
+        try:
+            if failure is not None:
+                raise RuntimeError("the sink writer failed") from failure
+            for sink in sinks:
+                sink.flush()
+            self.sink_states = [sink.state_dict() for sink in sinks]
+        except BaseException as exc:  # raised where the barrier is waited for
+            self.failure = exc
+        finally:
+            self._reached.set()
+
+    def wait(self) -> list[dict[str, Any]]:
+        """Block until reached; the sinks' states, or what failed before it."""
+        self._reached.wait()
+        if self.failure is not None:
+            raise self.failure
+        return self.sink_states
 
 
 class SinkWriter:
@@ -48,7 +83,11 @@ class SinkWriter:
         self.clock = clock  # measures blocked_seconds: the pipeline's own clock
         self.retry_wait = retry_wait
         self.refused: queue.Queue[Rejection] = queue.Queue()
-        self._queue: queue.Queue[Output | None] = queue.Queue(max_in_flight)
+        # Outputs wait in the queue, at most max_in_flight (a slot each); barriers and
+        # the stop mark take no slot, so that queueing one never holds the pipeline up.
+        self.max_in_flight = max_in_flight
+        self._slots = threading.Semaphore(max_in_flight)
+        self._queue: queue.Queue[Output | Barrier | None] = queue.Queue()
         self._failure: BaseException | None = None
         # Observers of each write (sink class, seconds) and retry (sink class), called on
         # the writer's thread (the metrics' histogram and counter).
@@ -66,24 +105,26 @@ class SinkWriter:
 
     def submit(self, output: Output) -> None:
         """Queue an output for the sinks; blocks while max_in_flight are waiting."""
-        try:
-            self._queue.put_nowait(output)
+        if self._slots.acquire(blocking=False):
+            self._queue.put(output)
             return
-        except queue.Full:
-            pass
         started = self.clock()
         try:
             while True:
                 self._raise_failure()
-                try:
-                    # Waits in short slices: a signal's handler runs in the waiting thread
-                    # only when it wakes, and a stop must not wait for a sink that is down.
-                    self._queue.put(output, timeout=_WAKE)
+                # Waits in short slices: a signal's handler runs in the waiting thread
+                # only when it wakes, and a stop must not wait for a sink that is down.
+                if self._slots.acquire(timeout=_WAKE):
+                    self._queue.put(output)
                     return
-                except queue.Full:
-                    continue
         finally:
             self.blocked_seconds += self.clock() - started
+
+    def barrier(self) -> Barrier:
+        """Queue a barrier behind every output submitted so far (see `Barrier`)."""
+        mark = Barrier()
+        self._queue.put(mark)
+        return mark
 
     def drain(self) -> None:
         """Return once every submitted output has been written (or refused)."""
@@ -136,8 +177,14 @@ class SinkWriter:
             try:
                 if output is None:
                     return
-                for sink in self.sinks:
-                    self._write(sink, output)
+                if isinstance(output, Barrier):
+                    output.reach(self.sinks, self._failure)
+                    continue
+                try:
+                    for sink in self.sinks:
+                        self._write(sink, output)
+                finally:
+                    self._slots.release()
             except BaseException as exc:  # a bug: surfaced in the pipeline thread
                 self._failure = exc
             finally:
@@ -186,6 +233,6 @@ class SinkWriter:
                     type(sink).__name__,
                     exc,
                     wait,
-                    self._queue.maxsize,
+                    self.max_in_flight,
                 )
                 pause(wait, self._beat)

@@ -3,9 +3,13 @@ positions a checkpoint stands for are committed only once it is durable."""
 
 from __future__ import annotations
 
+import pickle
 import threading
 from pathlib import Path
 
+import pytest
+
+from connectors.base import Output
 from connectors.codecs import Decoder
 from connectors.memory import MemorySink, MemorySource
 from models.baseline import SeasonalNaive
@@ -15,6 +19,7 @@ from streamer.engine.checkpoint_writer import CheckpointWriter
 from streamer.engine.pipeline import Pipeline, PipelineSettings
 from streamer.engine.window import WindowBuffer
 from tests.unit.test_pipeline import Clock, points, ticks
+from tests.unit.test_series_state import FORECASTERS, payloads, pipeline
 
 
 class GatedStore(CheckpointStore):
@@ -124,3 +129,80 @@ def test_spills_after_a_checkpoints_state_are_not_committed_with_it(tmp_path: Pa
     assert after.pop("A") == {"at": 1}, "A's return was committed with a state that lacks A"
     assert after.pop("B") == {"at": 2}
     assert after.pop("C") is None
+
+
+class GatedSink(MemorySink):
+    """A sink whose writes wait while `gate` is an unset Event: a slow server."""
+
+    gate: threading.Event | None = None
+
+    def write(self, output: Output) -> None:
+        if self.gate is not None:
+            self.gate.wait(30)
+        super().write(output)
+
+
+def test_a_checkpoint_waits_for_the_sinks_behind_the_stream_not_in_it(tmp_path: Path) -> None:
+    """With a sink slow to acknowledge, the batch that starts a checkpoint does not wait
+    for it; the positions are committed only once every output the checkpoint covers is
+    written, and a restore from it continues the output exactly."""
+    payloads = ticks(n_symbols=3, seconds=30)
+    clean = MemorySink()
+    run(
+        MemorySource("ticks", payloads), clean, CheckpointStore(tmp_path / "clean.db"), Clock()
+    ).run(threading.Event())
+
+    clock, sink, source = Clock(), GatedSink(), MemorySource("ticks", payloads)
+    first = run(source, sink, CheckpointStore(tmp_path / "c.db"), clock)
+    first.restore()
+    for _ in range(4):
+        clock.now += 1
+        first.step()
+    assert first.saver is not None
+    first.saver.wait()
+    durable = dict(source.committed)
+
+    sink.gate = threading.Event()  # the sink stops acknowledging
+    clock.now += 1
+    first.step()  # starts a checkpoint behind the outputs still unwritten
+    assert first.saver.busy
+    read = first.counters.events_in
+    clock.now += 1
+    first.step()
+    assert first.counters.events_in == read + 3, "the stream waited for the sink"
+    assert not first.saver.poll()
+    assert source.committed == durable, "positions committed before their outputs were written"
+    sink.gate.set()
+    first.saver.wait()
+    assert source.committed != durable
+    written = len(sink.outputs)
+    first.writer.close()  # the process dies with what it wrote so far
+    assert first.checkpoints is not None
+    first.checkpoints.close()
+
+    second_sink = MemorySink()
+    second = run(
+        MemorySource("ticks", payloads), second_sink, CheckpointStore(tmp_path / "c.db"), Clock()
+    )
+    assert second.restore()
+    second.run(threading.Event())
+    assert written >= 1
+    assert points(sink.outputs + second_sink.outputs) == points(clean.outputs)
+
+
+@pytest.mark.parametrize("drift", ["adwin", "page_hinkley"])
+@pytest.mark.parametrize("model", sorted(FORECASTERS))
+def test_the_state_a_checkpoint_takes_does_not_change_as_the_stream_goes_on(
+    model: str, drift: str
+) -> None:
+    """The checkpoint's thread encodes the state while the pipeline steps on: what the
+    pipeline hands it must be copies, not views of what it goes on changing."""
+    symbols = [f"S{k}" for k in range(6)]
+    pipe = pipeline(model, drift, MemorySink(), payloads(symbols, range(0, 80)))
+    for _ in range(40):
+        pipe.step()
+    state = pipe.state_dict(with_sinks=False)
+    taken = pickle.dumps(state, protocol=5)
+    pipe.run(threading.Event())
+    assert pipe.counters.steps_closed > 300
+    assert pickle.dumps(state, protocol=5) == taken
