@@ -30,6 +30,7 @@ import json
 import os
 import pstats
 import statistics
+import sys
 import threading
 import time
 import uuid
@@ -46,9 +47,10 @@ from pipeline_throughput import bare_consumer, services
 from connectors.influx_sink import InfluxSink
 from streamer.config.build import build_pipeline
 from streamer.config.schema import StreamerConfig
-from streamer.service.daemon import tune_gc
+from streamer.service.daemon import tune_runtime
 
 WRITER_BATCH = 5_000
+DEFAULT_SWITCH_INTERVAL = sys.getswitchinterval()  # Python's, for the bare reader and writer
 TICKS_PER_STEP = 5
 
 
@@ -148,11 +150,16 @@ def daemon_config(
 
 
 def run_daemon(
-    config: StreamerConfig, total: int, keep_lines: Path | None = None, profile: bool = False
+    config: StreamerConfig,
+    total: int,
+    keep_lines: Path | None = None,
+    profile: bool = False,
+    switch_interval: float | None = None,
 ) -> dict[str, Any]:
     """Read `total` events through the daemon's pipeline; its rates from the first record
     read to the last output acknowledged. `keep_lines` collects what the sink posted;
-    `profile` adds the pipeline and writer threads' top functions."""
+    `profile` adds the pipeline and writer threads' top functions; `switch_interval`
+    replaces the daemon's own (Python's default is restored after)."""
     pipeline = build_pipeline(config)
     (sink,) = pipeline.sinks
     assert isinstance(sink, InfluxSink)
@@ -176,7 +183,7 @@ def run_daemon(
 
         sink.write = profiled_write  # type: ignore[method-assign]
     pipeline_profile = cProfile.Profile() if profile else None
-    tune_gc()  # as `streamer run` does
+    tune_runtime(*([] if switch_interval is None else [switch_interval]))  # as `streamer run`
     pipeline.restore()
     first = None
     try:
@@ -191,6 +198,7 @@ def run_daemon(
             pipeline_profile.disable()
     finally:
         pipeline.close()
+        sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)
         if keep is not None:
             keep.close()
     c = pipeline.counters
@@ -241,7 +249,7 @@ def bench_input(
         made.append(buckets.create_bucket(bucket_name=name, org=facts["INFLUXDB_ORG"]))
         return name
 
-    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in args.variants}
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, *_ in args.variants}
     consumer, writer = [], []
     try:
         t = time.perf_counter()
@@ -254,11 +262,11 @@ def bench_input(
         lines = workdir / "points.lp"
         for run in range(args.repeat):
             consumer.append(round(bare_consumer(bootstrap, topic, total)))
-            for n, (label, model, requests) in enumerate(args.variants):
+            for n, (label, model, requests, switch) in enumerate(args.variants):
                 state = workdir / f"{n}-{run}"
                 config = daemon_config(facts, kind, topic, bucket(), model, state, requests)
                 keep = lines if run == 0 and n == 0 else None
-                runs[label].append(run_daemon(config, total, keep_lines=keep))
+                runs[label].append(run_daemon(config, total, keep, switch_interval=switch))
             rate, points = bare_writer(influx, bucket(), lines)
             writer.append(round(rate))
             print(
@@ -289,11 +297,12 @@ def bench_input(
             },
         }
         if args.profile:
-            _, model, requests = args.variants[0]
+            _, model, requests, switch = args.variants[0]
             config = daemon_config(
                 facts, kind, topic, bucket(), model, workdir / "profile", requests
             )
-            result["profile"] = run_daemon(config, total, profile=True)["profile"]
+            profiled = run_daemon(config, total, profile=True, switch_interval=switch)
+            result["profile"] = profiled["profile"]
         return result
     finally:
         for made_bucket in made:
@@ -329,13 +338,29 @@ def main() -> None:
         help="the sink's write requests in flight, e.g. 1,2: each model runs with each "
         "(default: the sink's default)",
     )
+    parser.add_argument(
+        "--switch-intervals",
+        help="the interpreter's switch interval in seconds, e.g. 0.005,0.0005: each model "
+        "runs with each (default: the daemon's own)",
+    )
     parser.add_argument("--output", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
     requests = [int(r) for r in args.requests.split(",")] if args.requests else [None]
+    switches = (
+        [float(s) for s in args.switch_intervals.split(",")] if args.switch_intervals else [None]
+    )
     args.variants = [
-        (model if len(requests) == 1 else f"{model} requests={r}", model, r)
+        (
+            model
+            + ("" if len(requests) == 1 else f" requests={r}")
+            + ("" if len(switches) == 1 else f" switch={s}"),
+            model,
+            r,
+            s,
+        )
         for model in args.models.split(",")
         for r in requests
+        for s in switches
     ]
     facts = services()
     influx = InfluxDBClient(

@@ -40,7 +40,7 @@ from pipeline_throughput import services
 from connectors.base import Output
 from connectors.influx_sink import InfluxSink
 from streamer.config.build import build_pipeline
-from streamer.service.daemon import tune_gc
+from streamer.service.daemon import tune_runtime
 
 STEP_S = 1.0
 
@@ -100,7 +100,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     producer = threading.Thread(
         target=lambda: produce(bootstrap, topic, args.series, until, stop), daemon=True
     )
-    tune_gc()
+    tune_runtime()
     pipeline.restore()
     producer.start()
     try:

@@ -40,7 +40,7 @@ from connectors.points import lines
 from streamer.config.schema import StreamerConfig
 from streamer.core.records import Position
 from streamer.engine.pipeline import Pipeline
-from streamer.service.daemon import tune_gc
+from streamer.service.daemon import tune_runtime
 
 
 def rss_bytes() -> int:
@@ -117,7 +117,7 @@ def run_until(pipe: Pipeline, source: Readings, step: int) -> None:
 
 def memory(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pipe, source = pipeline(args.series, args.steps, workdir)
-    tune_gc()
+    tune_runtime()
     empty = rss_bytes()  # the process with its pipeline built, before any series
     run_until(pipe, source, 2)
     base = rss_bytes()
@@ -162,7 +162,7 @@ def checkpoint(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     every `--every` seconds, as the daemon writes them); then one written the way a
     shutdown writes it, the loop waiting for all of it."""
     pipe, source = pipeline(args.series, max(args.at), workdir, args.every)
-    tune_gc()
+    tune_runtime()
     assert pipe.checkpoints is not None
     assert pipe.saver is not None
     out = []

@@ -31,7 +31,7 @@ from kafka.admin import KafkaAdminClient
 
 from streamer.config.build import build_pipeline
 from streamer.config.schema import StreamerConfig
-from streamer.service.daemon import tune_gc
+from streamer.service.daemon import tune_runtime
 
 SERVICES_ENV = (
     Path(
@@ -131,7 +131,7 @@ def pipeline_rate(
         }
     )
     pipeline = build_pipeline(config)
-    tune_gc()  # as `streamer run` does
+    tune_runtime()  # as `streamer run` does
     pipeline.restore()
     first = None
     try:

@@ -6,6 +6,7 @@ import _thread
 import gc
 import logging
 import signal
+import sys
 import threading
 from dataclasses import dataclass, field
 from types import FrameType
@@ -22,18 +23,28 @@ from streamer.service.metrics import Metrics
 log = logging.getLogger(__name__)
 
 
-def tune_gc() -> None:
-    """Make the cyclic garbage collector cheap for a long-running stream processor.
+SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the interpreter when another waits
 
-    Every batch makes millions of short-lived objects (records, dicts, lines) and few
-    reference cycles; at the default thresholds the collector runs hundreds of times a
-    second and rescans every long-lived object. Freezing what start-up made and
-    collecting the youngest generation every 50,000 allocations instead of 700 gave
-    about 20% more events/s in bench/pipeline_throughput.py.
+
+def tune_runtime(switch_interval: float = SWITCH_INTERVAL) -> None:
+    """Tune the interpreter for a long-running stream processor with a few busy threads.
+
+    The cyclic garbage collector: every batch makes millions of short-lived objects
+    (records, dicts, lines) and few reference cycles; at the default thresholds the
+    collector runs hundreds of times a second and rescans every long-lived object.
+    Freezing what start-up made and collecting the youngest generation every 50,000
+    allocations instead of 700 gave about 20% more events/s in
+    bench/pipeline_throughput.py.
+
+    The switch interval: numpy lets go of the interpreter during each large array
+    operation of a batch, and at Python's default of 5 ms the pipeline thread then waits
+    up to that long to get it back from the sink writer's thread, each time. A shorter
+    interval hands it back sooner (`--switch-intervals` in bench/end_to_end.py).
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    sys.setswitchinterval(switch_interval)
 
 
 def _http(config: StreamerConfig, pipeline: Pipeline, metrics: Metrics) -> HttpEndpoint:
@@ -100,7 +111,7 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
     pipeline, retrainer = build(config, observer=metrics)
     metrics.collect_from(lambda: pipeline.snapshot)
     _stop_on_signals(stop, config.shutdown_timeout.total_seconds())
-    tune_gc()
+    tune_runtime()
     endpoint: HttpEndpoint | None = None
     at_once = False
     try:

@@ -134,12 +134,14 @@ def test_drift_policies_scores_every_policy_and_retrains(tmp_path: Path) -> None
 def test_end_to_end_runs_the_daemon_and_both_ceilings(services: Services, tmp_path: Path) -> None:
     out = tmp_path / "end_to_end.json"
     bench("end_to_end", "--inputs", "readings", "--models", "lstm,last_value", "--series", "50",
-          "--steps", "3", "--repeat", "1", "--output", out, tmp=tmp_path)  # fmt: skip
+          "--steps", "3", "--repeat", "1", "--switch-intervals", "0.005,0.0005",
+          "--output", out, tmp=tmp_path)  # fmt: skip
     readings = read(out)["inputs"]["readings"]
     assert readings["events"] == 150
     assert positive(readings["bare_consumer_events_per_s"][0])
     assert positive(readings["bare_writer_points_per_s"][0])
-    for model in ("lstm", "last_value"):
+    labels = [f"{m} switch={s}" for m in ("lstm", "last_value") for s in (0.005, 0.0005)]
+    for model in labels:
         (run,) = readings["daemon"][model]
         assert run["events"] == 150
         assert positive(run["events_per_s"])
