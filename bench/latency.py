@@ -4,7 +4,8 @@ forecast acknowledged by InfluxDB.
     .venv/bin/python bench/latency.py [--series 2000] [--seconds 60] [--warmup 20]
         [--output bench/results/latency.json]
 
-Needs the test services (scripts/services.sh up). A producer sends one reading per
+Needs the test services (scripts/services.sh up). A producer, a process of its own (as
+a real one would be), sends one reading per
 second for each of `--series` series to a fresh topic, in real time: series k's reading
 of second t at t + k / series (so readings are spread evenly through each second), with
 its send time as event time. The daemon (the default LSTM configuration, as in
@@ -22,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -45,8 +46,10 @@ from streamer.service.daemon import tune_runtime
 STEP_S = 1.0
 
 
-def produce(bootstrap: str, topic: str, series: int, until: float, stop: threading.Event) -> int:
-    """Readings in real time until `until` (time.time()): series k's at t + k / series."""
+def produce(bootstrap: str, topic: str, series: int, until: float, stop: Any) -> int:
+    """Readings in real time until `until` (time.time()) or `stop` is set: series k's at
+    t + k / series. Runs in a process of its own, as a real producer would, so that it
+    takes none of the daemon's interpreter time."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     sent, second = 0, int(time.time()) + 1
     while second < until and not stop.is_set():
@@ -95,10 +98,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         latencies.extend((now - sent[sent >= counted_from]).tolist())
 
     sink.write = acknowledged  # type: ignore[method-assign]
-    stop = threading.Event()
+    processes = multiprocessing.get_context("spawn")
+    stop = processes.Event()
     until = start + args.warmup + args.seconds
-    producer = threading.Thread(
-        target=lambda: produce(bootstrap, topic, args.series, until, stop), daemon=True
+    producer = processes.Process(
+        target=produce, args=(bootstrap, topic, args.series, until, stop), daemon=True
     )
     tune_runtime()
     pipeline.restore()

@@ -15,8 +15,10 @@ process) and what it grew by after every series' first two steps; then `--beyond
 `window.max_series` (set to `--series`) arrive, each for `--steps` steps, evicting the
 least recently seen, and resident memory is read again.
 
-`checkpoint`: at each step count of `--at`, one checkpoint: its size (the state row
-in SQLite) and how long `Pipeline.checkpoint` held the stream.
+`checkpoint`: checkpoints written in the background every `--every`, as the daemon
+writes them; the batches that started one against the others (median and longest); at
+each step count of `--at`, one more written the way a shutdown writes it: its size (the
+state row in SQLite) and how long `Pipeline.checkpoint` held the stream.
 """
 
 from __future__ import annotations
@@ -185,15 +187,19 @@ def checkpoint(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "steps": step,
                 "bytes": size,
                 "median_batch_seconds": round(statistics.median(batches or [0.0]), 3),
+                "longest_batch_seconds": round(max(batches, default=0.0), 3),
                 "checkpoints_started": len(starting),
+                "median_batch_starting_one_seconds": round(statistics.median(starting or [0.0]), 3),
                 "longest_batch_starting_one_seconds": round(max(starting, default=0.0), 3),
                 "written_while_waiting_seconds": round(waited, 3),
             }
         )
         print(
             f"{step} steps: checkpoint {size / 2**20:.1f} MiB; batches: median "
-            f"{out[-1]['median_batch_seconds']}s, longest starting one of {len(starting)} "
-            f"checkpoints {out[-1]['longest_batch_starting_one_seconds']}s; "
+            f"{out[-1]['median_batch_seconds']}s, longest {out[-1]['longest_batch_seconds']}s; "
+            f"starting one of {len(starting)} checkpoints: median "
+            f"{out[-1]['median_batch_starting_one_seconds']}s, longest "
+            f"{out[-1]['longest_batch_starting_one_seconds']}s; "
             f"written while the loop waits: {waited:.2f}s",
             flush=True,
         )
