@@ -6,8 +6,8 @@
 The protocol of `../shared/data/README.md` (as FSNet / OneNet use it): the first 14,400
 rows, all 7 columns each a series, z-scored with the mean and std of rows [0, 2880);
 the first 25% of the rows are warm-up (learnt from, not scored); horizon 48, one forecast
-per step, leak-free (each model runs through the daemon's own path, one row per
-micro-batch). For each set it prints MSE for h=1 and the means over 1..24 and 1..48,
+per step, leak-free (each model runs through the daemon's own path, as
+`streamer evaluate` runs it). For each set it prints MSE for h=1 and the means over 1..24 and 1..48,
 with the ratios to last value and to seasonal naive (a season is a day: 24 steps for
 ETTh1, 96 for ETTm2), and the seconds each model took; the figures go to
 bench/results/quality.json. Models and the net run with their defaults, except the

@@ -159,9 +159,9 @@ class RecurrentForecaster:
         yhat = np.empty((len(batch), self._horizon))
         if len(batch):
             self._ensure_capacity(int(batch.slots.max()) + 1)
-        if self.linear is not None:
-            self.linear.refit_if_due()
         for rows in rank_groups(batch.slots):
+            if self.linear is not None:  # before each rank: where batches are cut is moot
+                self.linear.refit_if_due()
             slots = batch.slots[rows]
             index = torch.as_tensor(slots, device=self.device)
             reset = batch.reset[rows]

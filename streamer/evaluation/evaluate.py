@@ -2,10 +2,13 @@
 
 Each model runs through the daemon's own path: a replay of the file, the decoder, the
 window, the forecaster (built from the same table as the daemon's, `streamer.config.models`),
-the pipeline and a sink that keeps what it is given. One file row (a time and one value
-per target column) is one micro-batch, so every model sees the data exactly as live,
-one step at a time: a forecast issued at step t is made before step t+1 is read, and is
-scored against values read later. A model with a net trains on the first
+the pipeline and a sink that keeps what it is given. A micro-batch holds up to
+`ROWS_PER_BATCH` file rows (a time and one value per target column), and every model
+sees the data exactly as live, one step at a time: the models step through a batch rank
+by rank, so a forecast issued at step t is made from the values up to t only, and is
+scored against values read later. A batch ends where a retrain is due (and a model that
+retrains on drift gets one row a batch), so that retrains come at the same rows as with
+one row a batch, and every forecast is the same. A model with a net trains on the first
 `warmup_fraction` of the rows when the replay reaches their end, then retrains on a
 schedule counted in event time, each time only on what the replay has delivered; its
 linear highway learns from every step as it arrives, as it does live.
@@ -64,6 +67,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+ROWS_PER_BATCH = 256  # file rows a micro-batch holds at most
 
 
 def model_section(name: str, options: EvaluateOptions) -> cfg.ModelBase:
@@ -150,8 +155,11 @@ def _pipeline(
     drift: tuple[DriftMonitor, DriftResponse | None],
     sink: MemorySink,
 ) -> Pipeline:
-    """The daemon's pipeline over one replay, a step per file row, in event time only."""
+    """The daemon's pipeline over one replay, a step per file row, in event time only:
+    up to ROWS_PER_BATCH rows a batch, one where drift may ask for a retrain (a batch
+    boundary is where it would run)."""
     monitor, on_drift = drift
+    rows = 1 if on_drift is not None else ROWS_PER_BATCH
     return Pipeline(
         sources=[source],
         window=window,
@@ -162,7 +170,7 @@ def _pipeline(
         drift=monitor,
         on_drift=on_drift,
         settings=PipelineSettings(
-            max_batch=len(options.targets),
+            max_batch=len(options.targets) * rows,
             max_wait=0.0,
             checkpoint_every=None,
             stop_at_end=True,
@@ -187,7 +195,13 @@ def _run_model(
     drift = _drift(name, options, forecaster, schedule)
     sink = MemorySink()
     replay = ReplaySource(f"evaluate-{name}", options.data)
-    source = (WideReplay(replay, options, facts, on_row), decoder)
+
+    def step_of(time: Any) -> int | None:
+        at = decoder.event_time_ns({"time": time})
+        return None if at is None else at // options.step_ns
+
+    cut = (lambda: schedule.due_step) if schedule is not None else (lambda: None)
+    source = (WideReplay(replay, options, facts, on_row, step_of, cut), decoder)
     pipeline = _pipeline(options, source, window, forecaster, schedule, drift, sink)
     try:
         counters = pipeline.run(threading.Event())

@@ -27,6 +27,11 @@ class EventTimeSchedule:
         self.next_due: int | None = None
         self.events: list[Event] = []
 
+    @property
+    def due_step(self) -> int:
+        """The step whose close makes a retrain due (the warm-up's, then the next one)."""
+        return self.warmup_step - 1 if self.next_due is None else self.next_due
+
     def poll(self, now_ns: int) -> list[Event]:
         seen, self.seen = self.seen, int(self.window.last_closed.max(initial=-1))
         attempt = self.retrainer.run_pending() if self.next_due is not None else None  # drift

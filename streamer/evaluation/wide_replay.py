@@ -89,7 +89,12 @@ def _float(text: Any) -> float | None:
 
 class WideReplay(StreamSource):
     """A replay of a wide file's first `facts.rows` rows: each row becomes one event per
-    target column, named by the column, with the value standardised if asked."""
+    target column, named by the column, with the value standardised if asked.
+
+    A poll returns as many rows as the pipeline asks for, but stops after the first row
+    of a step later than `cut()` (when that is not None): the step at which the model
+    is due to retrain, so that the retrain comes at the same row as it would with one
+    row a poll, and every forecast is the same."""
 
     def __init__(
         self,
@@ -97,12 +102,16 @@ class WideReplay(StreamSource):
         options: EvaluateOptions,
         facts: FileFacts,
         on_row: Callable[[int], None],
+        step_of: Callable[[Any], int | None] = lambda time: None,
+        cut: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.name = replay.name
         self.replay = replay
         self.options = options
         self.facts = facts
         self.on_row = on_row
+        self.step_of = step_of  # a row's time column -> its step (None: not a time)
+        self.cut = cut
         self.done = 0
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
@@ -110,7 +119,12 @@ class WideReplay(StreamSource):
         targets = self.options.targets
         standard = self.options.normalize == "standard"
         wanted = min(max(1, max_records // len(targets)), self.facts.rows - self.done)
-        for record in self.replay.poll(wanted, timeout) if wanted > 0 else []:
+        cut = self.cut()
+        for _ in range(wanted):
+            polled = self.replay.poll(1, timeout)
+            if not polled:
+                break
+            record = polled[0]
             fields = record.fields or {}
             for target in targets:
                 value: Any = fields.get(target)
@@ -125,6 +139,10 @@ class WideReplay(StreamSource):
                 out.append(RawRecord(record.payload, record.position, fields=event))
             self.done += 1
             self.on_row(self.done)
+            if cut is not None:
+                step = self.step_of(fields.get(self.options.time_col))
+                if step is None or step > cut:
+                    break
         return out
 
     def commit(self, positions: Mapping[str, int]) -> None:

@@ -7,8 +7,9 @@ arguments, and check that it exits cleanly and reports the figures it is there f
 each one present and of the right sign. They say nothing about speed.
 
 The benchmarks that talk to Kafka or InfluxDB take the `services` fixture, so that
-they fail, rather than skip, when the test services are down. quality.py and
-drift_alarms.py read the ETT files from `../shared/data` beside the repository.
+they fail, rather than skip, when the test services are down. quality.py,
+evaluate_speed.py and drift_alarms.py read the ETT files from `../shared/data` beside
+the repository.
 """
 
 from __future__ import annotations
@@ -252,6 +253,21 @@ def test_quality_scores_models_by_horizon_bucket(tmp_path: Path) -> None:
         assert set(model["buckets"]) == {"h=1", "1..24", "1..48"}
         assert all(positive(b["mse"]) for b in model["buckets"].values())
         assert positive(sum(model["served_by"].values()))
+
+
+def test_evaluate_speed_times_both_ways_and_counts_differing_forecasts(tmp_path: Path) -> None:
+    out = tmp_path / "evaluate_speed.json"
+    bench("evaluate_speed", "--data", DATA, "--rows", "400", "--models", "lstm,last_value",
+          "--output", out, tmp=tmp_path)  # fmt: skip
+    figures = read(out)
+    assert figures["rows"] == 400
+    for model in ("lstm", "last_value"):
+        run = figures["models"][model]
+        assert positive(run["rows_per_s_one_row_a_batch"])
+        assert positive(run["speed_up"])
+        assert positive(run["forecasts"])
+        assert run["forecasts_differing"] == 0
+    assert positive(figures["models"]["lstm"]["retrains"])
 
 
 def test_recurrent_step_reports_speed_and_memory_per_series(tmp_path: Path) -> None:
