@@ -11,7 +11,8 @@ per batch for the seasonal baseline, the forecast scoring and intervals (Outcome
 the ensemble of last value and seasonal naive, and the cold start of a small LSTM over
 last value, each the best of several batches.
 
-Also quoted: `DriftMonitor.update` with the default detector (Page-Hinkley) on both
+Also quoted: `DriftMonitor.update` with the default detector (Page-Hinkley, on arrays)
+and with river's ADWIN and KSWIN (one detector per series and signal) on both
 signals (price inputs, whose log returns it watches, and the horizon-1 errors), its
 references already learnt, at the same batch shapes and on one batch of `--wide`
 series with one step each; the errors are scored before the clock starts. `--only`
@@ -36,12 +37,19 @@ from models.ensemble import Ensemble
 from models.outcomes import Outcomes
 from models.recurrent import RecurrentForecaster
 from streamer.config.drift import make_detector
-from streamer.config.schema import DriftConfig
+from streamer.config.schema import AdwinDetector, DriftConfig, KswinDetector
+from streamer.config.schema_drift import Detector
 from streamer.core.records import ForecastErrors, StepBatch
 from streamer.engine.drift import DriftMonitor
 
 H = 12
-DRIFT = "drift_page_hinkley"  # DriftMonitor.update, its own timing (see timed_drift)
+# DriftMonitor.update with each detector, their own timing (see timed_drift): the
+# default Page-Hinkley on arrays, and river's ADWIN and KSWIN, one detector per feed.
+DRIFTS: dict[str, Callable[[], Detector]] = {
+    "drift_page_hinkley": lambda: DriftConfig().detector,
+    "drift_adwin": lambda: AdwinDetector(type="adwin"),
+    "drift_kswin": lambda: KswinDetector(type="kswin"),
+}
 
 
 def batch_of(
@@ -76,11 +84,12 @@ def timed(run: Callable[[StepBatch], object], rows: int, rank: int, repeats: int
     return 1000 * best
 
 
-def timed_drift(rows: int, rank: int, repeats: int = 5) -> float:
-    """Best milliseconds of `DriftMonitor.update` per batch, after one batch of enough
-    steps per series that every (signal, series) has learnt its reference."""
+def timed_drift(name: str, rows: int, rank: int, repeats: int = 5) -> float:
+    """Best milliseconds of `DriftMonitor.update` (detector `name` of DRIFTS) per
+    batch, after one batch of enough steps per series that every (signal, series) has
+    learnt its reference."""
     rng = np.random.default_rng(0)
-    detector = DriftConfig().detector
+    detector = DRIFTS[name]()
     monitor = DriftMonitor(make_detector(detector), detector.type, ("error", "input"))
     model, scorer = LastValue(1), Outcomes(1)
 
@@ -90,7 +99,7 @@ def timed_drift(rows: int, rank: int, repeats: int = 5) -> float:
     # Priming: the inputs' log returns as a sensor's values, so that a monitor that
     # takes each price row on its own is primed in seconds; then one price step each,
     # so that the first timed batch has a last price for every series.
-    series, prime = max(1, rows // rank), detector.warmup + 8
+    series, prime = max(1, rows // rank), getattr(detector, "warmup", 0) + 8
     batch, errors = scored(batch_of(series * prime, prime, 0, rng, "price"))
     returns = np.full((series, prime), np.nan)
     returns[:, 1:] = np.diff(np.log(batch.target.reshape(series, prime)), axis=1)
@@ -132,23 +141,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 8, 64, 500])
-    parser.add_argument("--only", nargs="+", metavar="NAME", choices=[*subjects(), DRIFT])
+    parser.add_argument("--only", nargs="+", metavar="NAME", choices=[*subjects(), *DRIFTS])
     parser.add_argument("--wide", type=int, default=10_000, help="series in the wide batch")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
     results: dict[str, dict[str, float]] = {}
     wide: dict[str, float] = {}
-    for name, make in [*subjects().items(), (DRIFT, None)]:
+    drifts: list[tuple[str, Callable[[], Callable[[StepBatch], object]] | None]]
+    drifts = [(name, None) for name in DRIFTS]
+    for name, make in [*subjects().items(), *drifts]:
         if args.only and name not in args.only:
             continue
         results[name] = {}
         for rank in args.ranks:
-            ms = timed_drift(args.rows, rank) if make is None else timed(make(), args.rows, rank)
+            ms = (
+                timed_drift(name, args.rows, rank)
+                if make is None
+                else timed(make(), args.rows, rank)
+            )
             results[name][str(rank)] = round(ms, 2)
             print(f"{name:18s} R={rank:4d}: {ms:9.2f} ms per {args.rows}-row batch", flush=True)
         if make is None and args.wide:
-            ms = wide[name] = round(timed_drift(args.wide, 1), 2)
+            ms = wide[name] = round(timed_drift(name, args.wide, 1), 2)
             print(f"{name:18s} R=   1: {ms:9.2f} ms per {args.wide}-row batch", flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

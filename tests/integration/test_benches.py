@@ -70,12 +70,15 @@ def test_batch_ranks_reports_ms_per_batch_for_every_subject(tmp_path: Path) -> N
         "ensemble",
         "cold_start_lstm",
         "drift_page_hinkley",
+        "drift_adwin",
+        "drift_kswin",
     }
     for ms in subjects.values():
         assert set(ms) == {"1", "2"}
         assert all(positive(v) for v in ms.values()), ms
     assert figures["wide"]["series"] == 10
-    assert positive(figures["wide"]["ms_per_batch"]["drift_page_hinkley"])
+    for drift in ("drift_page_hinkley", "drift_adwin", "drift_kswin"):
+        assert positive(figures["wide"]["ms_per_batch"][drift])
 
 
 def test_changelog_restore_commits_and_restores_every_series(
