@@ -4,6 +4,7 @@ the table of outcomes at the end of the test run."""
 from __future__ import annotations
 
 import gc
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -50,13 +51,14 @@ def reference(
     """What InfluxDB holds after the stream ran without a fault."""
     workdir = tmp_path_factory.mktemp("reference")
     admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
-    topic = f"fault-reference-{workdir.name}"
+    # Unique names: a run stopped before its clean-up leaves its topic and bucket behind.
+    topic = f"fault-reference-{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(topic, 4, 1)])
     with InfluxDBClient(
         url=services.influx_url, token=services.influx_token, org=services.influx_org
     ) as client:
         buckets = client.buckets_api()
-        bucket = buckets.create_bucket(bucket_name=f"fault-reference-{workdir.name}")
+        bucket = buckets.create_bucket(bucket_name=topic)
         try:
             env = {"TEST_INFLUX_TOKEN": services.influx_token}
             run_stream(services, topic, bucket.name, client, workdir, stream_start, env=env)
