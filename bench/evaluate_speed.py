@@ -24,31 +24,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quality import COLUMNS, HORIZON, SETS, ZSCORE_ROWS  # noqa: E402
+from quality import COLUMNS, SETS, protocol  # noqa: E402
 
 import streamer.evaluation.evaluate as evaluation  # noqa: E402
-from streamer.config.schema import NetSettings  # noqa: E402
-from streamer.evaluation.options import EvaluateOptions, ModelRun  # noqa: E402
+from streamer.evaluation.options import ModelRun  # noqa: E402
 
 BATCHED = evaluation.ROWS_PER_BATCH
-
-
-def options(name: str, data: Path, models: tuple[str, ...], rows: int) -> EvaluateOptions:
-    file, minutes, season = SETS[name]
-    net = NetSettings(season_length=season)
-    return EvaluateOptions(
-        data=data / file,
-        time_col="date",
-        targets=COLUMNS,
-        step_ns=minutes * 60 * 1_000_000_000,
-        horizon=HORIZON,
-        normalize="standard",
-        rows=rows,
-        zscore_rows=min(ZSCORE_ROWS, rows // 2),
-        models=models,
-        season=season,
-        model=net,
-    )
 
 
 def keyed(run: ModelRun) -> dict[tuple[str, int], Any]:
@@ -65,7 +46,7 @@ def differing(one: ModelRun, other: ModelRun) -> int:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    asked = options(args.set, args.data, tuple(args.models.split(",")), args.rows)
+    asked = protocol(args.set, args.data, tuple(args.models.split(",")), args.rows)
     runs = {}
     for rows_per_batch in (1, BATCHED):
         evaluation.ROWS_PER_BATCH = rows_per_batch

@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,27 +44,29 @@ def progress(p: Progress) -> None:
         print(f"  {p.model} ({p.index}/{p.models}): {p.done}/{p.rows} rows", file=sys.stderr)
 
 
-def run(name: str, data: Path, models: tuple[str, ...], rows: int = ROWS) -> dict[str, object]:
+def protocol(name: str, data: Path, models: tuple[str, ...], rows: int = ROWS) -> EvaluateOptions:
+    """The options of this protocol for set `name` (also `evaluate_speed.py`'s)."""
     file, minutes, season = SETS[name]
-    net = NetSettings(season_length=season)
-    window = fitted_retrain([net], HORIZON).window  # what evaluate picks without -c
-    started = time.monotonic()
-    report = evaluate(
-        EvaluateOptions(
-            data=data / file,
-            time_col="date",
-            targets=COLUMNS,
-            step_ns=minutes * 60 * 1_000_000_000,
-            horizon=HORIZON,
-            normalize="standard",
-            rows=rows,
-            zscore_rows=ZSCORE_ROWS,
-            season=season,
-            models=models,
-            model=net,
-            progress=progress,
-        )
+    return EvaluateOptions(
+        data=data / file,
+        time_col="date",
+        targets=COLUMNS,
+        step_ns=minutes * 60 * 1_000_000_000,
+        horizon=HORIZON,
+        normalize="standard",
+        rows=rows,
+        zscore_rows=ZSCORE_ROWS,
+        season=season,
+        models=models,
+        model=NetSettings(season_length=season),
     )
+
+
+def run(name: str, data: Path, models: tuple[str, ...], rows: int = ROWS) -> dict[str, object]:
+    asked = replace(protocol(name, data, models, rows), progress=progress)
+    window = fitted_retrain([NetSettings(season_length=asked.season)], HORIZON).window
+    started = time.monotonic()
+    report = evaluate(asked)
     print(f"\n{name} ({rows} rows, retrain window {window}, {time.monotonic() - started:.0f}s)")
     print(table(report))
     return {
