@@ -11,9 +11,10 @@ per batch for the seasonal baseline, the forecast scoring and intervals (Outcome
 the ensemble of last value and seasonal naive, and the cold start of a small LSTM over
 last value, each the best of several batches.
 
-Also quoted: `DriftMonitor.update` with the default detector (Page-Hinkley, on arrays)
-and with river's ADWIN and KSWIN (one detector per series and signal) on both
-signals (price inputs, whose log returns it watches, and the horizon-1 errors), its
+Also quoted: `DriftMonitor.update` with the default detector (Page-Hinkley, on arrays),
+KSWIN on arrays, and river's ADWIN and KSWIN (one detector per series and signal, as
+KSWIN ran before it ran on arrays) on both signals (price inputs, whose log returns it
+watches, and the horizon-1 errors), its
 references already learnt, at the same batch shapes and on one batch of `--wide`
 series with one step each; the errors are scored before the clock starts. `--only`
 runs the named subjects; `--out` updates their entries in FILE and keeps the rest.
@@ -44,12 +45,15 @@ from streamer.engine.drift import DriftMonitor
 
 H = 12
 # DriftMonitor.update with each detector, their own timing (see timed_drift): the
-# default Page-Hinkley on arrays, and river's ADWIN and KSWIN, one detector per feed.
+# default Page-Hinkley and KSWIN on arrays, and river's ADWIN and KSWIN, one detector
+# per feed (PER_VALUE).
 DRIFTS: dict[str, Callable[[], Detector]] = {
     "drift_page_hinkley": lambda: DriftConfig().detector,
-    "drift_adwin": lambda: AdwinDetector(type="adwin"),
     "drift_kswin": lambda: KswinDetector(type="kswin"),
+    "drift_adwin": lambda: AdwinDetector(type="adwin"),
+    "drift_kswin_river": lambda: KswinDetector(type="kswin"),
 }
+PER_VALUE = {"drift_kswin_river"}
 
 
 def batch_of(
@@ -90,7 +94,10 @@ def timed_drift(name: str, rows: int, rank: int, repeats: int = 5) -> float:
     learnt its reference."""
     rng = np.random.default_rng(0)
     detector = DRIFTS[name]()
-    monitor = DriftMonitor(make_detector(detector), detector.type, ("error", "input"))
+    make = make_detector(detector)
+    if name in PER_VALUE:
+        make = replace(make, arrays=None)
+    monitor = DriftMonitor(make, detector.type, ("error", "input"))
     model, scorer = LastValue(1), Outcomes(1)
 
     def scored(batch: StepBatch) -> tuple[StepBatch, ForecastErrors]:

@@ -4,15 +4,17 @@ monitor and response a config asks for."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from models.base import Forecaster
 from streamer.config import schema as cfg
 from streamer.config.registry import Registry
 from streamer.core.errors import ConfigError, ConfigProblem
-from streamer.engine.drift import DetectorFactory, DriftMonitor, Signal
+from streamer.engine.drift import DetectorFactory, DriftMonitor, Feeds, Signal
 from streamer.engine.drift_response import DriftResponse
-from streamer.engine.page_hinkley import PageHinkleyParams
+from streamer.engine.kswin import KswinFeeds, KswinParams
+from streamer.engine.page_hinkley import PageHinkleyFeeds, PageHinkleyParams
 from streamer.engine.retrain import Retrainer
 
 
@@ -52,9 +54,9 @@ DETECTORS.add(cfg.KswinDetector, _kswin)
 
 def make_detector(section: cfg.Detector) -> DetectorFactory:
     """A factory of river detectors, one per (signal, series), for a `drift.detector`;
-    for Page-Hinkley also its parameters, which the monitor runs on arrays."""
+    for Page-Hinkley and KSWIN also their feeds on arrays, which the monitor runs."""
     build = DETECTORS.builder(section, "drift.detector.type")
-    page_hinkley = None
+    arrays: Callable[[int], Feeds] | None = None
     if isinstance(section, cfg.PageHinkleyDetector):
         page_hinkley = PageHinkleyParams(
             min_instances=section.min_instances,
@@ -62,7 +64,11 @@ def make_detector(section: cfg.Detector) -> DetectorFactory:
             threshold=section.threshold,
             alpha=section.alpha,
         )
-    return DetectorFactory(lambda: build(section), section.warmup, page_hinkley)
+        arrays = partial(PageHinkleyFeeds, page_hinkley)
+    elif isinstance(section, cfg.KswinDetector):
+        kswin = KswinParams(section.alpha, section.window_size, section.stat_size, section.seed)
+        arrays = partial(KswinFeeds, kswin)
+    return DetectorFactory(lambda: build(section), section.warmup, arrays)
 
 
 def build_drift(

@@ -40,11 +40,12 @@ class PageHinkleyDetector(Section):
 
 
 class KswinDetector(Section):
-    """river's KSWIN: Kolmogorov-Smirnov test over a sliding window, for changed shapes.
-    Rank-based, so by default (`warmup` 0) it sees the raw signal; `warmup` as for
-    `adwin`. It assumes independent values: on autocorrelated ones it fires often. Its
-    test runs per series and value, about 0.25 ms each once its window is full (5 s a
-    step for 10,000 series, bench/batch_ranks.py): for a few hundred series at most."""
+    """river's KSWIN: a Kolmogorov-Smirnov test of the `stat_size` latest values
+    against as many drawn from the older ones in a sliding window of `window_size`, for
+    changed shapes (a spread that grows, not only a mean that moves). Rank-based, so by
+    default (`warmup` 0) it sees the raw signal; `warmup` as for `adwin`. It assumes
+    independent values: on autocorrelated ones it fires often. It runs on arrays, every
+    series at once, and keeps `window_size` values per series and signal."""
 
     type: Literal["kswin"]
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.005
@@ -55,9 +56,10 @@ class KswinDetector(Section):
 
     @model_validator(mode="after")
     def _stat_fits_window(self) -> KswinDetector:
-        if self.stat_size >= self.window_size:
+        if 2 * self.stat_size > self.window_size:
             raise ValueError(
-                f"stat_size ({self.stat_size}) must be less than window_size ({self.window_size})"
+                f"stat_size ({self.stat_size}) must be at most half of window_size "
+                f"({self.window_size}): its sample is drawn from the window's older values"
             )
         return self
 

@@ -30,11 +30,12 @@ at most one per `retrain_cooldown` of event time however many series drift, each
 with its cause; `reset_state` has the forecaster forget that series' state and scale;
 `alert` records only. Errors that fell (a better model) re-arm but are not reported.
 
-Page-Hinkley runs on arrays, every series of a batch in one step per rank
-(`streamer.engine.page_hinkley`), and detects exactly what one river `PageHinkley` per
-(signal, series) would; other detectors (ADWIN, KSWIN) keep one river detector per
-(signal, series), fed one value at a time. The checkpoint holds, per signal, the
-Page-Hinkley feeds as plain values and arrays, or the river detectors pickled. A
+Page-Hinkley and KSWIN run on arrays, every series of a batch in one step per rank
+(`streamer.engine.array_feeds`): Page-Hinkley detects exactly what one river
+`PageHinkley` per (signal, series) would, KSWIN runs river's test with draws of its own
+(`streamer.engine.kswin`); ADWIN keeps one river detector per (signal, series), fed one
+value at a time. The checkpoint holds, per signal, the feeds on arrays as plain values
+and arrays, or the river detectors pickled. A
 checkpoint written while every detector was a river object (a pickled dict of `_Feed`)
 is converted on load, so its detections carry on as they would have; a feed that cannot
 be converted (another detector or warm-up than the config's now) re-learns its
@@ -58,7 +59,6 @@ from models.series_rows import Rows
 from streamer.core.records import Event, ForecastErrors, StepBatch
 from streamer.engine import checkpoint
 from streamer.engine.drift_reference import WARMUP
-from streamer.engine.page_hinkley import PageHinkleyFeeds, PageHinkleyParams
 from streamer.engine.river_feeds import RiverFeeds, _Feed  # _Feed: older checkpoints name it here
 
 log = logging.getLogger(__name__)
@@ -70,12 +70,13 @@ Action = Literal["alert", "retrain", "reset_state"]
 @dataclass(frozen=True)
 class DetectorFactory:
     """Makes one river detector per (signal, series); `warmup` values of each set the
-    reference the detector's input is standardised with. With `page_hinkley` (the
-    parameters `build`'s detector has) the monitor runs that test on arrays instead."""
+    reference the detector's input is standardised with. With `arrays` (feeds of the
+    test `build`'s detector runs, given the warm-up) the monitor runs that test on
+    arrays instead."""
 
     build: Callable[[], Any]
     warmup: int = WARMUP
-    page_hinkley: PageHinkleyParams | None = None
+    arrays: Callable[[int], Feeds] | None = None
 
     def __call__(self) -> Any:
         return self.build()
@@ -152,8 +153,8 @@ class DriftMonitor:
         self.detections: Counter[str] = Counter()  # by detector name, for the metrics
 
     def _feeds(self) -> Feeds:
-        if self.make.page_hinkley is not None:
-            return PageHinkleyFeeds(self.make.page_hinkley, self.warmup)
+        if self.make.arrays is not None:
+            return self.make.arrays(self.warmup)
         return RiverFeeds(self.make)
 
     def update(self, batch: StepBatch, errors: ForecastErrors | None) -> list[Detection]:

@@ -1,4 +1,4 @@
-"""Drift feeds with one river detector each, fed one value at a time (ADWIN, KSWIN).
+"""Drift feeds with one river detector each, fed one value at a time (ADWIN).
 
 The per-value path of `streamer.engine.drift` (see its doc): each (signal, series) learns
 its reference, then feeds its detector each value standardised and clipped.
@@ -40,7 +40,7 @@ class _Feed:
 
 
 class RiverFeeds:
-    """Feeds with one river detector each, fed one value at a time (ADWIN, KSWIN)."""
+    """Feeds with one river detector each, fed one value at a time (ADWIN)."""
 
     kind = "river"
 

@@ -72,12 +72,13 @@ def test_batch_ranks_reports_ms_per_batch_for_every_subject(tmp_path: Path) -> N
         "drift_page_hinkley",
         "drift_adwin",
         "drift_kswin",
+        "drift_kswin_river",
     }
     for ms in subjects.values():
         assert set(ms) == {"1", "2"}
         assert all(positive(v) for v in ms.values()), ms
     assert figures["wide"]["series"] == 10
-    for drift in ("drift_page_hinkley", "drift_adwin", "drift_kswin"):
+    for drift in ("drift_page_hinkley", "drift_adwin", "drift_kswin", "drift_kswin_river"):
         assert positive(figures["wide"]["ms_per_batch"][drift])
 
 

@@ -190,7 +190,7 @@ def test_a_checkpoint_waits_for_the_sinks_behind_the_stream_not_in_it(tmp_path: 
     assert points(sink.outputs + second_sink.outputs) == points(clean.outputs)
 
 
-@pytest.mark.parametrize("drift", ["adwin", "page_hinkley"])
+@pytest.mark.parametrize("drift", ["adwin", "kswin", "page_hinkley"])
 @pytest.mark.parametrize("model", sorted(FORECASTERS))
 def test_the_state_a_checkpoint_takes_does_not_change_as_the_stream_goes_on(
     model: str, drift: str

@@ -459,7 +459,7 @@ def river_monitor(*signals: Signal) -> DriftMonitor:
     """The default monitor but with one river PageHinkley per (signal, series), fed one
     standardised value at a time: what the monitor did before it ran on arrays."""
     detector = DriftConfig().detector
-    make = dataclasses.replace(make_detector(detector), page_hinkley=None)
+    make = dataclasses.replace(make_detector(detector), arrays=None)
     return DriftMonitor(make, detector.type, signals or ("error", "input"))
 
 

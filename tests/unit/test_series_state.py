@@ -20,7 +20,8 @@ from models.recurrent import RecurrentForecaster
 from models.replay_buffer import ReplayBuffer
 from models.river_models import holt_winters
 from streamer.config.drift import make_detector
-from streamer.config.schema import AdwinDetector, PageHinkleyDetector
+from streamer.config.schema import AdwinDetector, KswinDetector, PageHinkleyDetector
+from streamer.config.schema_drift import Detector
 from streamer.core.records import NS_PER_S
 from streamer.engine.drift import DriftMonitor
 from streamer.engine.pipeline import Pipeline, PipelineSettings
@@ -68,11 +69,11 @@ def payloads(symbols: list[str], seconds: range) -> list[bytes]:
 
 
 def pipeline(model: str, drift: str, sink: MemorySink, events: list[bytes]) -> Pipeline:
-    detector = (
-        AdwinDetector(type="adwin", delta=0.5)
-        if drift == "adwin"
-        else PageHinkleyDetector(type="page_hinkley", threshold=5.0)
-    )
+    detector: Detector = PageHinkleyDetector(type="page_hinkley", threshold=5.0)
+    if drift == "adwin":
+        detector = AdwinDetector(type="adwin", delta=0.5)
+    elif drift == "kswin":
+        detector = KswinDetector(type="kswin", alpha=0.05, window_size=20, stat_size=8)
     return Pipeline(
         sources=[
             (
@@ -90,7 +91,7 @@ def pipeline(model: str, drift: str, sink: MemorySink, events: list[bytes]) -> P
     )
 
 
-@pytest.mark.parametrize("drift", ["adwin", "page_hinkley"])
+@pytest.mark.parametrize("drift", ["adwin", "kswin", "page_hinkley"])
 @pytest.mark.parametrize("model", sorted(FORECASTERS))
 def test_series_moved_to_another_pipeline_write_what_one_pipeline_writes(
     model: str, drift: str
