@@ -13,15 +13,23 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    model_validator,
 )
 
+from streamer.config.secrets import read_secret_files
 from streamer.core.durations import format_duration, parse_duration
 
 
 class Section(BaseModel):
-    """A config section: unknown keys are errors, values are immutable once loaded."""
+    """A config section: unknown keys are errors, values are immutable once loaded; a
+    secret key `x` may be given as `x_file` (`streamer.config.secrets`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        return read_secret_files(cls, data)
 
 
 # --- shared value types -----------------------------------------------------------------

@@ -233,6 +233,59 @@ def test_env_reference_default_and_literal_dollar() -> None:
     assert sink.bucket == "${not-a-ref}"
 
 
+# Each secret, in a section that holds it: (config text with {secret} for its key, path).
+SECRET_KEYS = {
+    "influxdb token": (INFLUX.replace("token: ${INFLUX_TOKEN}", "{secret}"), ("sinks", 0, "token")),
+    "kafka sasl_password": (
+        MINIMAL.replace(
+            "  - type: replay\n    path: data.csv\n",
+            "  - type: kafka\n    bootstrap_servers: [k:9092]\n    topics: [t]\n"
+            "    security_protocol: SASL_SSL\n    sasl_mechanism: SCRAM-SHA-512\n"
+            "    sasl_username: u\n    {secret}\n",
+        ),
+        ("sources", 0, "sasl_password"),
+    ),
+    "mqtt password": (
+        MINIMAL.replace(
+            "  - type: replay\n    path: data.csv\n",
+            "  - type: mqtt\n    topics: [t/#]\n    username: u\n    {secret}\n",
+        ),
+        ("sources", 0, "password"),
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "where"), SECRET_KEYS.values(), ids=SECRET_KEYS.keys())
+def test_every_secret_can_come_from_a_file_as_docker_and_kubernetes_mount_them(
+    text: str, where: tuple[str, int, str], tmp_path: Path
+) -> None:
+    section, index, key = where
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t from a file\n")  # `echo` leaves a newline; it is not part of it
+    config = parse_config(text.replace("{secret}", f"{key}_file: {secret}"), environ={})
+    value = getattr(getattr(config, section)[index], key)
+    assert value.get_secret_value() == "s3cr3t from a file"
+    assert "s3cr3t" not in repr(config)
+
+    found = problems(text.replace("{secret}", f"{key}_file: {tmp_path / 'absent'}"))
+    message = found[f"{section}[{index}]"]
+    assert message == f"{key}_file: cannot read '{tmp_path / 'absent'}': No such file or directory"
+    secret.write_text("")
+    found = problems(text.replace("{secret}", f"{key}_file: {secret}"))
+    assert found[f"{section}[{index}]"] == f"{key}_file: '{secret}' is empty"
+    secret.write_text("s3cr3t")
+    both = text.replace("{secret}", f"{key}: other\n    {key}_file: {secret}")
+    found = problems(both)
+    assert found[f"{section}[{index}]"] == f"give {key} or {key}_file, not both"
+    assert not any("s3cr3t" in m or "other" in m for m in found.values())
+
+
+def test_a_file_key_of_what_is_not_a_secret_is_an_unknown_key(tmp_path: Path) -> None:
+    text = INFLUX.replace("bucket: b", f"bucket: b\n    org_file: {tmp_path}")
+    found = problems(text, {"INFLUX_TOKEN": "t"})
+    assert found["sinks[0].org_file"].startswith("unknown key")
+
+
 # --- STREAMER__ overrides ----------------------------------------------------------------
 
 
