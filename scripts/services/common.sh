@@ -29,6 +29,11 @@ run_logged() {
   fi
 }
 
+# random_secret: a fresh password for a test user (hex, 24 characters).
+random_secret() {
+  python3 -c 'import secrets; print(secrets.token_hex(12))'
+}
+
 port_in_use() {
   python3 - "$1" <<'PY'
 import socket, sys

@@ -16,7 +16,7 @@ from connectors.kafka_client import client_settings
 from connectors.kafka_lineage import KafkaLineage
 from connectors.kafka_sink import KafkaDeadLetter, KafkaSink
 from connectors.kafka_source import KafkaSource
-from connectors.mqtt_source import MqttSource
+from connectors.mqtt_source import MqttSource, MqttTls
 from connectors.replay import ReplaySource, ReplaySourceError
 from streamer.config import schema_edges as edges
 from streamer.config.registry import Registry
@@ -123,7 +123,16 @@ def _mqtt(section: edges.MqttSource, at: SourceContext) -> Source:
         client_id=section.client_id,
         username=section.username,
         password=password.get_secret_value() if password else None,
-        tls=section.tls,
+        tls=(
+            MqttTls(
+                *(
+                    None if f is None else str(f)
+                    for f in (section.ca_file, section.cert_file, section.key_file)
+                )
+            )
+            if section.tls
+            else None
+        ),
         keepalive=section.keepalive.total_seconds(),
         series_from=section.series_from,
     )

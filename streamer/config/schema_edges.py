@@ -169,9 +169,23 @@ class MqttSource(SourceBase):
     username: NonEmptyStr | None = None
     password: SecretStr | None = None
     tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
     keepalive: PositiveDuration = timedelta(seconds=60)
     format: Literal["json", "line_protocol"] = "json"
     series_from: Literal["payload", "topic"] = "payload"
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> MqttSource:
+        files = [key for key in ("ca_file", "cert_file", "key_file") if getattr(self, key)]
+        if files and not self.tls:
+            raise ValueError(f"{' and '.join(files)} need tls: true")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                "cert_file and key_file go together: the client certificate and its private key"
+            )
+        return self
 
     @property
     def payload_format(self) -> Literal["json", "line_protocol"]:

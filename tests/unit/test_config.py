@@ -280,6 +280,19 @@ def test_every_secret_can_come_from_a_file_as_docker_and_kubernetes_mount_them(
     assert not any("s3cr3t" in m or "other" in m for m in found.values())
 
 
+def test_mqtt_tls_files_need_tls_and_a_client_certificate_needs_its_key() -> None:
+    mqtt = MINIMAL.replace(
+        "  - type: replay\n    path: data.csv\n", "  - type: mqtt\n    topics: [t/#]\n{tls}"
+    )
+    found = problems(mqtt.replace("{tls}", "    ca_file: ca.crt\n    cert_file: c.crt\n"))
+    assert found["sources[0]"] == "ca_file and cert_file need tls: true"
+    found = problems(mqtt.replace("{tls}", "    tls: true\n    cert_file: c.crt\n"))
+    assert "cert_file and key_file go together" in found["sources[0]"]
+    ok = parse_config(mqtt.replace("{tls}", "    tls: true\n    ca_file: ca.crt\n"), environ={})
+    assert ok.sources[0].type == "mqtt"
+    assert ok.sources[0].ca_file == Path("ca.crt")
+
+
 def test_a_file_key_of_what_is_not_a_secret_is_an_unknown_key(tmp_path: Path) -> None:
     text = INFLUX.replace("bucket: b", f"bucket: b\n    org_file: {tmp_path}")
     found = problems(text, {"INFLUX_TOKEN": "t"})
