@@ -234,6 +234,11 @@ class Sink(Protocol):
 class DeadLetter(Protocol):
     """Where rejected inputs go, with their original bytes and the reason."""
 
+    def check(self) -> None:
+        """Raise SinkUnusableError, naming the cause, if it cannot be used as configured
+        (as `Sink.check`): called once at start."""
+        ...
+
     def write(self, rejections: list[Rejection]) -> None: ...
 
     def flush(self) -> None: ...

@@ -35,6 +35,9 @@ class FileDeadLetter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held open
 
+    def check(self) -> None:
+        """Nothing to check: it is written on this machine."""
+
     def write(self, rejections: list[Rejection]) -> None:
         for rejection in rejections:
             self._file.write(json.dumps(rejection_json(rejection)) + "\n")

@@ -29,6 +29,7 @@ import logging
 import queue
 import random
 import threading
+import warnings
 
 import urllib3
 from influxdb_client import InfluxDBClient, WriteService
@@ -68,6 +69,8 @@ class InfluxSink(AcknowledgedSink):
         max_backoff: float = 30.0,
         batch_points: int = 5_000,
         requests: int = 2,
+        ca_file: str | None = None,
+        verify_ssl: bool = True,
     ) -> None:
         self.url, self.org, self.bucket = url, org, bucket
         self.batch_points = batch_points
@@ -76,7 +79,22 @@ class InfluxSink(AcknowledgedSink):
         self.retry_backoff = retry_backoff
         self.max_backoff = max_backoff
         self.gzip = gzip
-        self._client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout * 1000))
+        if not verify_ssl:
+            log.warning(
+                "InfluxDB sink %s: verify_ssl is off: the server's certificate is not checked, "
+                "so whoever sits between can read the token; set ca_file instead",
+                self._where(),
+            )
+            # Said once here; urllib3 would warn again at every request.
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+        self._client = InfluxDBClient(
+            url=url,
+            token=token,
+            org=org,
+            timeout=int(timeout * 1000),
+            verify_ssl=verify_ssl,
+            ssl_ca_cert=ca_file,
+        )
         self._service = WriteService(self._client.api_client)
 
     def write(self, output: Output) -> None:
@@ -93,9 +111,20 @@ class InfluxSink(AcknowledgedSink):
         except ApiException as exc:
             if (exc.status or 0) in UNUSABLE:
                 raise SinkUnusableError(self._unusable(exc)) from None
+            self._refuse_untrusted(exc)
             log.warning("InfluxDB sink %s: the start-up check got %s", self._where(), exc.status)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self._refuse_untrusted(exc)
             log.warning("InfluxDB sink %s: unreachable at start (%s); retrying", self._where(), exc)
+
+    def _refuse_untrusted(self, exc: BaseException) -> None:
+        """SinkUnusableError where a request failed on the server's certificate (the
+        client reports it as an ApiException with status 0, or as an SSLError)."""
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            raise SinkUnusableError(
+                f"InfluxDB sink {self._where()}: the server's TLS certificate is not "
+                "trusted; set ca_file to the CA that signed it"
+            ) from None
 
     def _where(self) -> str:
         return f"{self.url} (org {self.org!r}, bucket {self.bucket!r})"

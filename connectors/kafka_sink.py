@@ -16,8 +16,9 @@ from kafka.errors import KafkaError
 from kafka.net.compat import KafkaNetClient
 
 from connectors.base import AcknowledgedSink, Output
+from connectors.kafka_client import login_hint, reachable, tls_problem
 from connectors.points import iso_times
-from streamer.core.errors import SinkError
+from streamer.core.errors import SinkError, SinkUnusableError
 from streamer.core.records import Forecasts, Rejection
 
 
@@ -79,6 +80,21 @@ class _Producer:
                 f"Kafka topic {self.topic!r} at {self.settings['bootstrap_servers']}: {exc}"
             ) from None
 
+    def check(self) -> None:
+        """SinkUnusableError where the broker answers but refuses us: an untrusted or
+        refused certificate, or (SASL) the login. A broker that does not answer is an
+        outage, waited out by the writes."""
+        where = f"Kafka topic {self.topic!r} at {self.settings['bootstrap_servers']}"
+        refused = tls_problem(self.settings)
+        if refused is not None:
+            raise SinkUnusableError(f"{where}: {refused}")
+        hint = login_hint(self.settings)
+        if hint and self._producer is None and reachable(self.settings):
+            try:
+                self._producer = self._connect()
+            except KafkaError as exc:
+                raise SinkUnusableError(f"{where}: {exc}{hint}") from None
+
     def _connect(self) -> KafkaProducer:
         made: list[KafkaNetClient] = []
 
@@ -105,6 +121,9 @@ class KafkaSink(AcknowledgedSink):
     def __init__(self, topic: str, settings: dict[str, Any]) -> None:
         self._producer = _Producer(topic, settings)
 
+    def check(self) -> None:
+        self._producer.check()
+
     def write(self, output: Output) -> None:
         self._producer.send_all([(k, v, []) for k, v in forecast_messages(output)])
 
@@ -117,6 +136,9 @@ class KafkaDeadLetter:
 
     def __init__(self, topic: str, settings: dict[str, Any]) -> None:
         self._producer = _Producer(topic, settings)
+
+    def check(self) -> None:
+        self._producer.check()
 
     def write(self, rejections: list[Rejection]) -> None:
         messages = []

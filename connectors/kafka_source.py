@@ -27,6 +27,7 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.errors import KafkaError
 
 from connectors.base import RawRecord, StreamSource
+from connectors.kafka_client import login_hint, tls_problem
 from streamer.core.errors import SourceError
 from streamer.core.records import Position
 
@@ -139,6 +140,10 @@ class KafkaSource(StreamSource):
         self._ends: dict[TopicPartition, int] = {}
         self._ask_ends = True
         group = _group_settings(group_mode, session_timeout_ms)
+        where = f"source {name!r}: Kafka at {settings['bootstrap_servers']}"
+        refused = tls_problem(settings)
+        if refused is not None:
+            raise SourceError(f"{where}: {refused}")
         try:
             self.consumer = KafkaConsumer(
                 group_id=group_id,
@@ -159,9 +164,7 @@ class KafkaSource(StreamSource):
                         "source %r: topic %r does not exist (yet); waiting for it", name, topic
                     )
         except KafkaError as exc:
-            raise SourceError(
-                f"source {name!r}: cannot reach Kafka at {settings['bootstrap_servers']}: {exc}"
-            ) from None
+            raise SourceError(f"{where}: cannot reach it: {exc}{login_hint(settings)}") from None
         self._servers = settings["bootstrap_servers"]
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:

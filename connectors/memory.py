@@ -77,6 +77,9 @@ class MemoryDeadLetter:
     def __init__(self) -> None:
         self.rejections: list[Rejection] = []
 
+    def check(self) -> None:
+        """Nothing to check: it is held in memory."""
+
     def write(self, rejections: list[Rejection]) -> None:
         self.rejections.extend(rejections)
 

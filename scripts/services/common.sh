@@ -29,6 +29,25 @@ run_logged() {
   fi
 }
 
+# test_tls DIR: a test CA (ca.crt, ca.key) and a server certificate for 127.0.0.1 and
+# localhost (server.crt, server.key, and both in server.pem), made once: kept across
+# restarts, so clients keep trusting the same CA.
+test_tls() {
+  local dir=$1
+  [ -f "$dir/server.pem" ] && return 0
+  mkdir -p "$dir"
+  local log=$dir/openssl.log
+  run_logged "test CA" "$log" openssl req -x509 -newkey rsa:2048 -nodes -days 3650 \
+    -subj "/CN=streamer test CA" -keyout "$dir/ca.key" -out "$dir/ca.crt"
+  run_logged "test server key" "$log" openssl req -newkey rsa:2048 -nodes \
+    -subj "/CN=localhost" -keyout "$dir/server.key" -out "$dir/server.csr"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$dir/server.ext"
+  run_logged "test server certificate" "$log" openssl x509 -req -in "$dir/server.csr" \
+    -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 3650 \
+    -extfile "$dir/server.ext" -out "$dir/server.crt"
+  cat "$dir/server.key" "$dir/server.crt" >"$dir/server.pem"
+}
+
 # random_secret: a fresh password for a test user (hex, 24 characters).
 random_secret() {
   python3 -c 'import secrets; print(secrets.token_hex(12))'

@@ -35,17 +35,28 @@ kafka_ready() {
 
 # kafka_up: start the broker unless it runs. Its data (topics, offsets, groups) and its
 # ports are kept from the last run when there is one: only a first start, or a reset,
-# formats fresh storage.
+# formats fresh storage. Besides PLAINTEXT (KAFKA_PORT) it listens with
+#   SASL_SSL (KAFKA_SASL_SSL_PORT): PLAIN and SCRAM-SHA-512, both for the user
+#     KAFKA_SASL_USER / KAFKA_SASL_PASSWORD (kept across restarts), over TLS;
+#   SSL (KAFKA_SSL_PORT): TLS that requires a client certificate;
+# both with a server certificate of the test CA in KAFKA_CA_FILE (tests sign client
+# certificates with KAFKA_CA_KEY).
 kafka_up() {
-  if pid_alive "$RUN_DIR/kafka.pid" && kafka_ready; then
+  if pid_alive "$RUN_DIR/kafka.pid" && kafka_ready && tcp_open "$(env_get KAFKA_SSL_PORT)"; then
     return 0
   fi
   stop_pid kafka
-  local port ctrl dir=$RUN_DIR/kafka log=$RUN_DIR/kafka.log
+  local port ctrl sasl_port ssl_port dir=$RUN_DIR/kafka log=$RUN_DIR/kafka.log
   port=$(keep_port KAFKA_PORT 9092)
   ctrl=$(keep_port KAFKA_CONTROLLER_PORT 9093)
   while [ "$ctrl" = "$port" ]; do ctrl=$(free_port); done
+  sasl_port=$(keep_port KAFKA_SASL_SSL_PORT 9094)
+  ssl_port=$(keep_port KAFKA_SSL_PORT 9095)
+  local password
+  password=$(env_get KAFKA_SASL_PASSWORD)
+  [ -n "$password" ] || password=$(random_secret)
   mkdir -p "$dir"
+  test_tls "$dir/tls"
   cat >"$dir/log4j.properties" <<PROPS
 log4j.rootLogger=WARN, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
@@ -59,11 +70,19 @@ PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$ctrl
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl,SASL_SSL://127.0.0.1:$sasl_port,SSL://127.0.0.1:$ssl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sasl_port,SSL://127.0.0.1:$ssl_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/server.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.crt
+listener.name.ssl.ssl.client.auth=required
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_streamer="$password";
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$dir/data
 num.partitions=1
 default.replication.factor=1
@@ -98,7 +117,17 @@ print(i)')
     -Dlog4j.configuration="file:$dir/log4j.properties" -cp "$KAFKA_LIBS/*" \
     kafka.Kafka "$dir/server.properties"
   wait_for kafka 90 "$log" kafka_ready
+  # SCRAM credentials live in the cluster's metadata: set (again) over PLAINTEXT.
+  run_logged "Kafka SCRAM user" "$dir/scram.log" kafka_java -Xmx128m kafka.admin.ConfigCommand \
+    --bootstrap-server "127.0.0.1:$port" --alter --entity-type users --entity-name streamer \
+    --add-config "SCRAM-SHA-512=[password=$password]"
   env_set KAFKA_BOOTSTRAP "127.0.0.1:$port"
+  env_set KAFKA_SASL_SSL_PORT "$sasl_port"
+  env_set KAFKA_SSL_PORT "$ssl_port"
+  env_set KAFKA_CA_FILE "$dir/tls/ca.crt"
+  env_set KAFKA_CA_KEY "$dir/tls/ca.key"
+  env_set KAFKA_SASL_USER streamer
+  env_set KAFKA_SASL_PASSWORD "$password"
   env_set KAFKA_VERSION "$KAFKA_VER"
 }
 

@@ -30,7 +30,7 @@ mosquitto_up() {
   mtls_port=$(keep_port MQTT_MTLS_PORT 8884)
   dynsec_port=$(keep_port MQTT_DYNSEC_PORT 1884)
   mkdir -p "$dir"
-  mosquitto_tls "$dir/tls"
+  test_tls "$dir/tls"
   # The users' passwords are kept across restarts, as the ports are: a test that
   # restarts the broker leaves the others' facts true.
   local password producer_password admin_password
@@ -122,22 +122,6 @@ mosquitto_dynsec_plugin() {
   echo "${found:-/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so}"
 }
 
-# mosquitto_tls DIR: a test CA and a server certificate for 127.0.0.1 and localhost,
-# made once (kept across restarts, so clients keep trusting the same CA).
-mosquitto_tls() {
-  local dir=$1
-  [ -f "$dir/server.crt" ] && return 0
-  mkdir -p "$dir"
-  local log=$dir/openssl.log
-  run_logged "mosquitto test CA" "$log" openssl req -x509 -newkey rsa:2048 -nodes -days 3650 \
-    -subj "/CN=streamer test CA" -keyout "$dir/ca.key" -out "$dir/ca.crt"
-  run_logged "mosquitto server key" "$log" openssl req -newkey rsa:2048 -nodes \
-    -subj "/CN=localhost" -keyout "$dir/server.key" -out "$dir/server.csr"
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$dir/server.ext"
-  run_logged "mosquitto server certificate" "$log" openssl x509 -req -in "$dir/server.csr" \
-    -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 3650 \
-    -extfile "$dir/server.ext" -out "$dir/server.crt"
-}
 
 mosquitto_down() { stop_pid mosquitto; }
 

@@ -87,6 +87,8 @@ def build(
     )
     sources = build_sources(config)
     dead_letter = build_dead_letter(config)
+    if dead_letter is not None:
+        dead_letter.check()  # a refused certificate or login stops the start, naming it
     if stop_at_end is None:
         stop_at_end = all(s.ends for s in config.sources)
     settings = PipelineSettings(

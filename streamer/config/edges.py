@@ -79,6 +79,8 @@ def kafka_settings(connection: edges.KafkaConnection) -> dict[str, object]:
         sasl_username=connection.sasl_username,
         sasl_password=password.get_secret_value() if password else None,
         ssl_cafile=str(connection.ssl_cafile) if connection.ssl_cafile else None,
+        ssl_certfile=str(connection.ssl_certfile) if connection.ssl_certfile else None,
+        ssl_keyfile=str(connection.ssl_keyfile) if connection.ssl_keyfile else None,
     )
 
 
@@ -151,6 +153,8 @@ def _influx(section: edges.InfluxSink) -> Sink:
         max_backoff=section.max_backoff.total_seconds(),
         batch_points=section.batch_points,
         requests=section.requests,
+        ca_file=None if section.ca_file is None else str(section.ca_file),
+        verify_ssl=section.verify_ssl,
     )
 
 

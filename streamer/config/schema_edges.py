@@ -103,7 +103,24 @@ class KafkaConnection(Section):
     sasl_username: NonEmptyStr | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
     client_id: NonEmptyStr = "streamer"
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> KafkaConnection:
+        files = [k for k in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if getattr(self, k)]
+        if files and not self.security_protocol.endswith("SSL"):
+            raise ValueError(
+                f"{' and '.join(files)} need security_protocol SSL or SASL_SSL "
+                f"(it is {self.security_protocol})"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError(
+                "ssl_certfile and ssl_keyfile go together: the client certificate and its "
+                "private key"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaConnection:
@@ -263,6 +280,17 @@ class InfluxSink(Section):
     max_backoff: PositiveDuration = timedelta(seconds=30)
     batch_points: Annotated[int, Field(ge=1)] = 5_000
     requests: Annotated[int, Field(ge=1, le=64)] = 2
+    ca_file: Path | None = None
+    verify_ssl: bool = True
+
+    @model_validator(mode="after")
+    def _tls_needs_https(self) -> InfluxSink:
+        https = self.url.startswith("https://")
+        if self.ca_file is not None and not https:
+            raise ValueError(f"ca_file needs an https:// url (it is {self.url})")
+        if not self.verify_ssl and not https:
+            raise ValueError(f"verify_ssl: false needs an https:// url (it is {self.url})")
+        return self
 
     def describe(self) -> str:
         """`influxdb http://127.0.0.1:8086`: the type and where it writes, for a person."""

@@ -60,3 +60,16 @@ def _read(path: Any, key: str) -> str:
     if not secret:
         raise ValueError(f"{key}: {str(path)!r} is empty")
     return secret
+
+
+def secret_values(section: Any) -> set[str]:
+    """Every secret's value in a config (a section, with the sections it holds)."""
+    if isinstance(section, SecretStr):
+        return {section.get_secret_value()}
+    if isinstance(section, BaseModel):
+        return set().union(
+            *(secret_values(getattr(section, k)) for k in type(section).model_fields)
+        )
+    if isinstance(section, list | tuple):
+        return set().union(*(secret_values(item) for item in section))
+    return set()

@@ -17,6 +17,7 @@ from importlib.metadata import version
 
 import yaml
 
+from streamer.config.secrets import secret_values
 from streamer.core.errors import ConfigError, SinkError, SinkUnusableError, SourceError
 from streamer.service import logs
 from streamer.service.cli_common import (
@@ -85,7 +86,7 @@ def _bridge(args: argparse.Namespace) -> int:
     config = load(args.config)
     if isinstance(config, int):
         return config
-    logs.configure(config.logging.level, config.logging.format)
+    logs.configure(config.logging.level, config.logging.format, secret_values(config))
     try:
         bridge_target(config)
     except ValueError as exc:
@@ -127,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load(args.config)
     if isinstance(config, int):
         return config
-    logs.configure(config.logging.level, config.logging.format)
+    logs.configure(config.logging.level, config.logging.format, secret_values(config))
     json_logs = config.logging.format == "json"
     try:
         result = run(config)

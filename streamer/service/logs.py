@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -19,7 +21,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry)
 
 
@@ -36,9 +38,41 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def configure(level: str = "INFO", format: str = "text") -> None:
-    """Send Streamer's logs to stderr at `level`, as `text` or `json`."""
+SHORT = 8  # characters: a shorter secret is masked only where it stands alone
+
+
+class Redact(logging.Filter):
+    """Replaces each of `secrets` in a record's message and exception with `***`: the
+    config's secrets stay out of the logs whatever a library puts in a message. A secret
+    shorter than `SHORT` is replaced only where it stands alone (not inside a word), so
+    that a test's one-letter token does not mask every letter of the log."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        alternatives = [
+            re.escape(s) if len(s) >= SHORT else rf"(?<![\w-]){re.escape(s)}(?![\w-])"
+            for s in sorted({s for s in secrets if s}, key=len, reverse=True)
+        ]
+        self.pattern = re.compile("|".join(alternatives)) if alternatives else None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.pattern is None:
+            return True
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        exception = record.exc_text or ""
+        if self.pattern.search(message) or self.pattern.search(exception):
+            record.msg, record.args = self.pattern.sub("***", message), None
+            record.exc_text = self.pattern.sub("***", exception) or None
+        return True
+
+
+def configure(level: str = "INFO", format: str = "text", secrets: Iterable[str] = ()) -> None:
+    """Send Streamer's logs to stderr at `level`, as `text` or `json`, with `secrets`
+    (the config's) replaced by `***`."""
     handler = _StderrHandler()
+    handler.addFilter(Redact(secrets))
     if format == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -48,6 +82,10 @@ def configure(level: str = "INFO", format: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Client libraries are chatty at INFO; their warnings still show.
+    # Client libraries are chatty at INFO; their warnings still show, and at DEBUG all
+    # they say (secrets redacted), to see why a connection fails.
     for noisy in ("kafka", "urllib3", "influxdb_client", "apscheduler"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+        chatty = root.level <= logging.DEBUG
+        logging.getLogger(noisy).setLevel(
+            logging.DEBUG if chatty else max(logging.WARNING, root.level)
+        )

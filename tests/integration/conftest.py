@@ -167,3 +167,73 @@ def _no_daemon_left_running() -> Iterator[None]:
     for daemon in Daemon.started:
         if daemon.running():
             daemon.kill()
+
+
+@dataclass(frozen=True)
+class SecuredMqtt:
+    """Mosquitto's secured listeners (scripts/services/mosquitto.sh)."""
+
+    tls_port: int
+    mtls_port: int
+    dynsec_port: int
+    ca_file: str
+    ca_key: str
+    user: str
+    password: str
+    producer: str
+    producer_password: str
+    cert_user: str
+
+
+@pytest.fixture(scope="module")
+def secured_mqtt(services: Services) -> SecuredMqtt:
+    facts = dict(
+        line.split("=", 1) for line in SERVICES_ENV.read_text().splitlines() if "=" in line
+    )
+    keys = ("MQTT_TLS_PORT", "MQTT_MTLS_PORT", "MQTT_DYNSEC_PORT", "MQTT_CA_FILE", "MQTT_PASSWORD")
+    missing = [key for key in keys if not facts.get(key)]
+    if missing:
+        pytest.fail(f"{SERVICES_ENV} lacks {missing}: run `scripts/services.sh restart mosquitto`")
+    return SecuredMqtt(
+        int(facts["MQTT_TLS_PORT"]),
+        int(facts["MQTT_MTLS_PORT"]),
+        int(facts["MQTT_DYNSEC_PORT"]),
+        facts["MQTT_CA_FILE"],
+        facts["MQTT_CA_KEY"],
+        facts["MQTT_USER"],
+        facts["MQTT_PASSWORD"],
+        facts["MQTT_PRODUCER"],
+        facts["MQTT_PRODUCER_PASSWORD"],
+        facts["MQTT_CERT_USER"],
+    )
+
+
+@dataclass(frozen=True)
+class SecuredKafka:
+    """Kafka's secured listeners (scripts/services/kafka.sh)."""
+
+    sasl_ssl: str  # host:port of each listener
+    ssl: str
+    ca_file: str
+    ca_key: str
+    user: str
+    password: str
+
+
+@pytest.fixture(scope="module")
+def secured_kafka(services: Services) -> SecuredKafka:
+    facts = dict(
+        line.split("=", 1) for line in SERVICES_ENV.read_text().splitlines() if "=" in line
+    )
+    keys = ("KAFKA_SASL_SSL_PORT", "KAFKA_SSL_PORT", "KAFKA_CA_FILE", "KAFKA_SASL_PASSWORD")
+    missing = [key for key in keys if not facts.get(key)]
+    if missing:
+        pytest.fail(f"{SERVICES_ENV} lacks {missing}: run `scripts/services.sh restart kafka`")
+    return SecuredKafka(
+        f"127.0.0.1:{facts['KAFKA_SASL_SSL_PORT']}",
+        f"127.0.0.1:{facts['KAFKA_SSL_PORT']}",
+        facts["KAFKA_CA_FILE"],
+        facts["KAFKA_CA_KEY"],
+        facts["KAFKA_SASL_USER"],
+        facts["KAFKA_SASL_PASSWORD"],
+    )

@@ -1,4 +1,4 @@
-"""MQTT secured, against the real Mosquitto of scripts/services.sh: TLS with the broker's
+"""MQTT secured_mqtt, against the real Mosquitto of scripts/services.sh: TLS with the broker's
 certificate checked against a CA file, a password_file and an acl_file; TLS that
 requires a client certificate (signed here, at test time); and the dynamic security
 plugin, which refuses a subscription its ACL does not allow. Each refusal fails the
@@ -10,7 +10,6 @@ import json
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -18,47 +17,8 @@ import pytest
 
 from connectors.mqtt_source import MqttSource, MqttTls
 from streamer.core.errors import SourceError
-from tests.integration.conftest import SERVICES_ENV, Services
+from tests.integration.conftest import SecuredMqtt
 from tests.integration.daemon import Daemon
-
-
-@dataclass(frozen=True)
-class Secured:
-    """The secured listeners' facts (scripts/services/mosquitto.sh)."""
-
-    tls_port: int
-    mtls_port: int
-    dynsec_port: int
-    ca_file: str
-    ca_key: str
-    user: str
-    password: str
-    producer: str
-    producer_password: str
-    cert_user: str
-
-
-@pytest.fixture(scope="module")
-def secured(services: Services) -> Secured:
-    facts = dict(
-        line.split("=", 1) for line in SERVICES_ENV.read_text().splitlines() if "=" in line
-    )
-    keys = ("MQTT_TLS_PORT", "MQTT_MTLS_PORT", "MQTT_DYNSEC_PORT", "MQTT_CA_FILE", "MQTT_PASSWORD")
-    missing = [key for key in keys if not facts.get(key)]
-    if missing:
-        pytest.fail(f"{SERVICES_ENV} lacks {missing}: run `scripts/services.sh restart mosquitto`")
-    return Secured(
-        int(facts["MQTT_TLS_PORT"]),
-        int(facts["MQTT_MTLS_PORT"]),
-        int(facts["MQTT_DYNSEC_PORT"]),
-        facts["MQTT_CA_FILE"],
-        facts["MQTT_CA_KEY"],
-        facts["MQTT_USER"],
-        facts["MQTT_PASSWORD"],
-        facts["MQTT_PRODUCER"],
-        facts["MQTT_PRODUCER_PASSWORD"],
-        facts["MQTT_CERT_USER"],
-    )
 
 
 def openssl(*args: str) -> None:
@@ -94,12 +54,12 @@ def source(port: int, topics: list[str], **kwargs: object) -> MqttSource:
     )
 
 
-def publish(secured: Secured, topic: str, payload: dict[str, float]) -> None:
+def publish(secured_mqtt: SecuredMqtt, topic: str, payload: dict[str, float]) -> None:
     """Publish over TLS as the producer user, acknowledged (QoS 1)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.username_pw_set(secured.producer, secured.producer_password)
-    client.tls_set(ca_certs=secured.ca_file)
-    client.connect("127.0.0.1", secured.tls_port)
+    client.username_pw_set(secured_mqtt.producer, secured_mqtt.producer_password)
+    client.tls_set(ca_certs=secured_mqtt.ca_file)
+    client.connect("127.0.0.1", secured_mqtt.tls_port)
     client.loop_start()
     client.publish(topic, json.dumps(payload), qos=1).wait_for_publish(timeout=10)
     client.disconnect()
@@ -114,52 +74,54 @@ def read(reader: MqttSource, n: int) -> list[bytes]:
     return got
 
 
-def test_tls_with_a_password_reads_what_is_published(secured: Secured) -> None:
+def test_tls_with_a_password_reads_what_is_published(secured_mqtt: SecuredMqtt) -> None:
     topic = f"secure/allowed/{uuid.uuid4().hex[:8]}"
     reader = source(
-        secured.tls_port,
+        secured_mqtt.tls_port,
         [topic],
-        username=secured.user,
-        password=secured.password,
-        tls=MqttTls(ca_file=secured.ca_file),
+        username=secured_mqtt.user,
+        password=secured_mqtt.password,
+        tls=MqttTls(ca_file=secured_mqtt.ca_file),
     )
     try:
-        publish(secured, topic, {"value": 1.5})
+        publish(secured_mqtt, topic, {"value": 1.5})
         assert [json.loads(p) for p in read(reader, 1)] == [{"value": 1.5}]
     finally:
         reader.close()
 
 
 def test_a_client_certificate_opens_the_listener_that_requires_one(
-    secured: Secured, tmp_path: Path
+    secured_mqtt: SecuredMqtt, tmp_path: Path
 ) -> None:
-    cert, key = client_certificate(tmp_path, secured.cert_user, secured.ca_file, secured.ca_key)
+    cert, key = client_certificate(
+        tmp_path, secured_mqtt.cert_user, secured_mqtt.ca_file, secured_mqtt.ca_key
+    )
     topic = f"secure/allowed/{uuid.uuid4().hex[:8]}"
-    tls = MqttTls(ca_file=secured.ca_file, cert_file=cert, key_file=key)
-    reader = source(secured.mtls_port, [topic], tls=tls)
+    tls = MqttTls(ca_file=secured_mqtt.ca_file, cert_file=cert, key_file=key)
+    reader = source(secured_mqtt.mtls_port, [topic], tls=tls)
     try:
-        publish(secured, topic, {"value": 2.5})
+        publish(secured_mqtt, topic, {"value": 2.5})
         assert [json.loads(p) for p in read(reader, 1)] == [{"value": 2.5}]
     finally:
         reader.close()
     with pytest.raises(SourceError, match="does the listener require a client certificate"):
-        source(secured.mtls_port, [topic], tls=MqttTls(ca_file=secured.ca_file))
+        source(secured_mqtt.mtls_port, [topic], tls=MqttTls(ca_file=secured_mqtt.ca_file))
 
 
 @pytest.mark.parametrize("fault", ["password", "untrusted", "subscription"])
 def test_a_refusal_fails_the_start_at_once_saying_which(
-    secured: Secured, tmp_path: Path, fault: str
+    secured_mqtt: SecuredMqtt, tmp_path: Path, fault: str
 ) -> None:
-    kwargs: dict[str, object] = {"username": secured.user, "password": secured.password}
-    port, topics = secured.tls_port, ["secure/allowed/#"]
+    kwargs: dict[str, object] = {"username": secured_mqtt.user, "password": secured_mqtt.password}
+    port, topics = secured_mqtt.tls_port, ["secure/allowed/#"]
     if fault == "password":
-        kwargs |= {"password": "not-the-password", "tls": MqttTls(ca_file=secured.ca_file)}
+        kwargs |= {"password": "not-the-password", "tls": MqttTls(ca_file=secured_mqtt.ca_file)}
         expected = "refused the connection: Not authorized (check username and password)"
     elif fault == "untrusted":
         kwargs |= {"tls": MqttTls(ca_file=other_ca(tmp_path))}
         expected = "its TLS certificate is not trusted (self-signed certificate in certificate"
     else:
-        port, topics = secured.dynsec_port, ["secure/allowed/#", "secure/denied/#"]
+        port, topics = secured_mqtt.dynsec_port, ["secure/allowed/#", "secure/denied/#"]
         expected = "refused the subscription: {'secure/denied/#': 'Not authorized'}"
     started = time.monotonic()
     with pytest.raises(SourceError) as refused:
@@ -167,11 +129,11 @@ def test_a_refusal_fails_the_start_at_once_saying_which(
     assert time.monotonic() - started < 5  # the broker's answer, not the 10 s timeout
     assert f"source 'secured': MQTT broker 127.0.0.1:{port}: " in str(refused.value)
     assert expected in str(refused.value)
-    assert secured.password not in str(refused.value)
+    assert secured_mqtt.password not in str(refused.value)
 
 
 def test_the_daemon_exits_1_naming_the_source_when_the_broker_refuses_it(
-    secured: Secured, tmp_path: Path
+    secured_mqtt: SecuredMqtt, tmp_path: Path
 ) -> None:
     (tmp_path / "password").write_text("not-the-password\n")
     config = {
@@ -179,12 +141,12 @@ def test_the_daemon_exits_1_naming_the_source_when_the_broker_refuses_it(
             {
                 "type": "mqtt",
                 "name": "plant",
-                "port": secured.tls_port,
+                "port": secured_mqtt.tls_port,
                 "topics": ["secure/allowed/#"],
-                "username": secured.user,
+                "username": secured_mqtt.user,
                 "password_file": str(tmp_path / "password"),
                 "tls": True,
-                "ca_file": secured.ca_file,
+                "ca_file": secured_mqtt.ca_file,
             }
         ],
         "sinks": [{"type": "file", "path": str(tmp_path / "out.lp")}],
@@ -195,5 +157,5 @@ def test_the_daemon_exits_1_naming_the_source_when_the_broker_refuses_it(
     assert daemon.process is not None
     assert daemon.process.wait(60) == 1
     log = daemon.log()
-    assert f"source 'plant': MQTT broker 127.0.0.1:{secured.tls_port}: it refused" in log
+    assert f"source 'plant': MQTT broker 127.0.0.1:{secured_mqtt.tls_port}: it refused" in log
     assert "not-the-password" not in log

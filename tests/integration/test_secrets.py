@@ -1,7 +1,8 @@
-"""Secrets against the real InfluxDB: a token that may only write one bucket is all the
-daemon needs, read from a file as Docker and Kubernetes mount it; and neither it nor a
-wrong token ever shows in what the daemon prints at DEBUG, `config show`, `/metrics`,
-the dead letter or the checkpoint."""
+"""Secrets against the real services: a token that may only write one bucket is all the
+daemon needs from InfluxDB; every secret can come from a file, as Docker and Kubernetes
+mount them; and no secret, right or wrong, ever shows in what the daemon prints at DEBUG
+through a failing and a working connection to each service, in `config show`,
+`/metrics`, the dead letter or the checkpoint."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 from influxdb_client import InfluxDBClient, Permission, PermissionResource
 from kafka import KafkaProducer
 
-from tests.integration.conftest import Services
+from tests.integration.conftest import SecuredKafka, SecuredMqtt, Services
 from tests.integration.daemon import REPO, Daemon, free_port, wait_until
 from tests.integration.test_daemon import (
     base_config,
@@ -53,20 +54,26 @@ def config_show(config_path: Path, env: dict[str, str]) -> str:
     return shown.stdout + shown.stderr
 
 
-def test_a_write_only_token_from_a_file_is_enough_and_no_token_ever_shows(
+def test_a_write_only_token_is_enough_and_no_secret_ever_shows_at_debug(
     services: Services,
+    secured_kafka: SecuredKafka,
+    secured_mqtt: SecuredMqtt,
     make_topic: Callable[[int], str],
     influx_client: InfluxDBClient,
     influx_bucket: str,
     tmp_path: Path,
 ) -> None:
     token_id, token = write_only_token(influx_client, services.influx_org, influx_bucket)
-    wrong = f"wrong-{uuid.uuid4().hex}"
+    # Every secret from a file, as Docker and Kubernetes mount them: the right ones and
+    # a wrong one of each.
+    right = {"influx": token, "kafka": secured_kafka.password, "mqtt": secured_mqtt.password}
+    wrong = {name: f"wrong-{name}-{uuid.uuid4().hex}" for name in right}
     secrets, out = tmp_path / "secrets", tmp_path / "out"
     secrets.mkdir()
     out.mkdir()
-    (secrets / "influx_token").write_text(token + "\n")
-    (secrets / "wrong_token").write_text(wrong + "\n")
+    for name in right:
+        (secrets / name).write_text(right[name] + "\n")
+        (secrets / f"wrong-{name}").write_text(wrong[name] + "\n")
     ticks, readings, start, steps = make_topic(2), make_topic(2), t0(), 8
     produce(services, ticks, readings, events(start, range(steps + 1)))
     producer = KafkaProducer(bootstrap_servers=services.kafka_bootstrap)
@@ -74,24 +81,60 @@ def test_a_write_only_token_from_a_file_is_enough_and_no_token_ever_shows(
     producer.flush()
     producer.close()
 
-    def config(name: str, token_file: str) -> dict[str, Any]:
+    def config(name: str, wrong_one: str | None = None) -> dict[str, Any]:
+        """Over SASL_SSL to Kafka (SCRAM-SHA-512 and PLAIN), TLS and a password to
+        MQTT, a token to InfluxDB; `wrong_one` of them from its wrong file."""
+
+        def file(service: str) -> str:
+            return str(secrets / (f"wrong-{service}" if service == wrong_one else service))
+
         made = base_config(services, influx_bucket, out)
-        made["sources"] = kafka_sources(services, ticks, readings)
+        kafka_login = {
+            "bootstrap_servers": [secured_kafka.sasl_ssl],
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": secured_kafka.user,
+            "sasl_password_file": file("kafka"),
+            "ssl_cafile": secured_kafka.ca_file,
+        }
+        ticks_source, readings_source = kafka_sources(services, ticks, readings)
+        mqtt_login = {
+            "type": "mqtt",
+            "name": "plant",
+            "port": secured_mqtt.tls_port,
+            "topics": [f"secure/allowed/{uuid.uuid4().hex[:8]}"],
+            "username": secured_mqtt.user,
+            "password_file": file("mqtt"),
+            "tls": True,
+            "ca_file": secured_mqtt.ca_file,
+        }
+        made["sources"] = [
+            ticks_source | kafka_login,
+            readings_source | kafka_login | {"sasl_mechanism": "PLAIN"},
+            mqtt_login,
+        ]
         sink = made["sinks"][0]
         del sink["token"]
-        sink["token_file"] = str(secrets / token_file)
+        sink["token_file"] = file("influx")
         made["logging"] = {"level": "DEBUG"}
         made["http"] = {"enabled": True, "bind": f"127.0.0.1:{free_port()}"}
         made["pipeline"]["dead_letter"] = {"type": "file", "path": str(out / "dead.jsonl")}
         made["checkpoint"]["path"] = str(out / f"{name}.db")
         return made
 
-    refused = Daemon(config("refused", "wrong_token"), out, name="refused").start()
-    assert refused.process is not None
-    assert refused.process.wait(60) == 1
-    assert "the token is not valid" in refused.log()
+    refusals = {
+        "kafka": "it refused the login",
+        "mqtt": "it refused the connection: Not authorized",
+        "influx": "the token is not valid",
+    }
+    for service, refusal in refusals.items():
+        refused = Daemon(config(service, wrong_one=service), out, name=f"wrong-{service}")
+        refused.start()
+        assert refused.process is not None
+        assert refused.process.wait(120) == 1
+        assert refusal in refused.log()
 
-    working = config("working", "influx_token")
+    working = config("working")
     daemon = Daemon(working, out, name="working").start()
     expected = expected_forecasts(start, steps)
     try:
@@ -108,10 +151,14 @@ def test_a_write_only_token_from_a_file_is_enough_and_no_token_ever_shows(
     assert "streamer_events_in_total" in metrics
     assert json.loads((out / "dead.jsonl").read_text().splitlines()[0])
     assert (out / "working.db").stat().st_size > 0
-    assert "token: '**********'" in shown
+    # At DEBUG the client libraries say all: kafka-python shows the bytes of a PLAIN
+    # login, which hold the password.
+    assert "SaslAuthenticateRequest" in daemon.log()
+    assert "\\x00***" in daemon.log()
+    assert shown.count("'**********'") == 4  # two Kafka sources, MQTT, InfluxDB
     everything = {"metrics": metrics, "config show": shown}
     everything |= {str(p): p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file()}
-    assert len(everything) >= 6  # two logs and configs, the dead letter, the checkpoint, ...
-    for secret in (token, wrong):
+    assert len(everything) >= 10  # four logs and configs, the dead letter, the checkpoint
+    for secret in [*right.values(), *wrong.values()]:
         leaked = [where for where, text in everything.items() if secret in text]
-        assert not leaked, f"a token shows in {leaked}"
+        assert not leaked, f"a secret shows in {leaked}"

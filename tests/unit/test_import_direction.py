@@ -50,7 +50,15 @@ RULES: dict[str, tuple[str, ...]] = {
 
 SCHEMA = tuple(
     f"streamer.config.{name}"
-    for name in ("types", "schema", "schema_edges", "schema_models", "schema_drift", "file")
+    for name in (
+        "types",
+        "secrets",
+        "schema",
+        "schema_edges",
+        "schema_models",
+        "schema_drift",
+        "file",
+    )
 )
 """The config schema and its loading: pydantic only, so `streamer config check` stays light."""
 
