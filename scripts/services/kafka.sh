@@ -36,7 +36,7 @@ kafka_ready() {
 # kafka_up: start the broker unless it runs. Its data (topics, offsets, groups) and its
 # ports are kept from the last run when there is one: only a first start, or a reset,
 # formats fresh storage. Besides PLAINTEXT (KAFKA_PORT) it listens with
-#   SASL_SSL (KAFKA_SASL_SSL_PORT): PLAIN and SCRAM-SHA-512, both for the user
+#   SASL_SSL (KAFKA_SASL_SSL_PORT): PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, for the user
 #     KAFKA_SASL_USER / KAFKA_SASL_PASSWORD (kept across restarts), over TLS;
 #   SSL (KAFKA_SSL_PORT): TLS that requires a client certificate;
 # both with a server certificate of the test CA in KAFKA_CA_FILE (tests sign client
@@ -80,8 +80,9 @@ ssl.keystore.location=$dir/tls/server.pem
 ssl.truststore.type=PEM
 ssl.truststore.location=$dir/tls/ca.crt
 listener.name.ssl.ssl.client.auth=required
-sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_streamer="$password";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$dir/data
 num.partitions=1
@@ -118,9 +119,12 @@ print(i)')
     kafka.Kafka "$dir/server.properties"
   wait_for kafka 90 "$log" kafka_ready
   # SCRAM credentials live in the cluster's metadata: set (again) over PLAINTEXT.
-  run_logged "Kafka SCRAM user" "$dir/scram.log" kafka_java -Xmx128m kafka.admin.ConfigCommand \
-    --bootstrap-server "127.0.0.1:$port" --alter --entity-type users --entity-name streamer \
-    --add-config "SCRAM-SHA-512=[password=$password]"
+  local mechanism
+  for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+    run_logged "Kafka $mechanism user" "$dir/scram.log" kafka_java -Xmx128m \
+      kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$port" --alter \
+      --entity-type users --entity-name streamer --add-config "$mechanism=[password=$password]"
+  done
   env_set KAFKA_BOOTSTRAP "127.0.0.1:$port"
   env_set KAFKA_SASL_SSL_PORT "$sasl_port"
   env_set KAFKA_SSL_PORT "$ssl_port"

@@ -1,5 +1,5 @@
-"""Kafka secured, against the real broker of scripts/services.sh: SASL_SSL with PLAIN and
-with SCRAM-SHA-512, and SSL with a client certificate signed here, at test time. The
+"""Kafka secured, against the real broker of scripts/services.sh: SASL_SSL with PLAIN,
+SCRAM-SHA-256 and SCRAM-SHA-512, and SSL with a client certificate signed here, at test time. The
 source, the sink and the dead letter, built from one config section's keys each, read
 and write over each; a wrong password, an untrusted broker certificate or a missing
 client certificate fails the start naming the source or sink and the cause."""
@@ -43,7 +43,11 @@ def connection(secured_kafka: SecuredKafka, how: str, where: Path) -> dict[str, 
     return {
         "bootstrap_servers": [secured_kafka.sasl_ssl],
         "security_protocol": "SASL_SSL",
-        "sasl_mechanism": {"plain": "PLAIN", "scram": "SCRAM-SHA-512"}[how],
+        "sasl_mechanism": {
+            "plain": "PLAIN",
+            "scram": "SCRAM-SHA-512",
+            "scram-sha-256": "SCRAM-SHA-256",
+        }[how],
         "sasl_username": secured_kafka.user,
         "sasl_password": secured_kafka.password,
         "ssl_cafile": secured_kafka.ca_file,
@@ -58,7 +62,7 @@ def read_all(source: KafkaSource, n: int) -> list[bytes]:
     return got
 
 
-@pytest.mark.parametrize("how", ["plain", "scram", "mtls"])
+@pytest.mark.parametrize("how", ["plain", "scram", "scram-sha-256", "mtls"])
 def test_source_sink_and_dead_letter_work_over_each_secured_listener(
     secured_kafka: SecuredKafka, make_topic: Callable[[int], str], tmp_path: Path, how: str
 ) -> None:
