@@ -35,6 +35,7 @@ run_logged() {
 test_tls() {
   local dir=$1
   [ -f "$dir/server.pem" ] && return 0
+  command -v openssl >/dev/null || apt_install openssl
   mkdir -p "$dir"
   local log=$dir/openssl.log
   run_logged "test CA" "$log" openssl req -x509 -newkey rsa:2048 -nodes -days 3650 \
