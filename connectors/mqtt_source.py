@@ -4,10 +4,11 @@ MQTT v5 with a persistent session (a stable client id, clean_start off, an hour'
 session expiry): while the daemon is away the broker keeps its subscriptions and queues
 QoS 1 messages for it. paho reconnects by itself, backing off up to 30 s. At start, a
 broker that cannot be reached, an untrusted certificate, refused credentials or a
-refused subscription is a `SourceError` that says which, as soon as the broker answers. Messages are
-acknowledged on receipt (MQTT has no replay to seek in, and brokers drop what exceeds
-their in-flight window), then held in a bounded queue: when the pipeline is slower than
-the broker, the queue fills and reading stops, so the backlog waits at the broker.
+refused subscription is a `SourceError` that says which, as soon as the broker answers.
+Messages are acknowledged on receipt (MQTT has no replay to seek in, and brokers drop
+what exceeds their in-flight window), then held in a bounded queue: when the pipeline is
+slower than the broker, the queue fills and reading stops, so the backlog waits at the
+broker.
 """
 
 from __future__ import annotations
@@ -105,11 +106,11 @@ class MqttSource(StreamSource):
         self._refused: str | None = None
         self._tls = tls
         self._context = None if tls is None else self._tls_context(tls)
-        self._client = self._new_client(client_id or f"streamer-{name}", username, password, tls)
+        self._client = self._new_client(client_id or f"streamer-{name}", username, password)
         self._connect(host, port, keepalive, connect_timeout)
 
     def _new_client(
-        self, client_id: str, username: str | None, password: str | None, tls: MqttTls | None
+        self, client_id: str, username: str | None, password: str | None
     ) -> mqtt.Client:
         """An MQTT v5 client with this source's callbacks, reconnecting by itself."""
         client = mqtt.Client(
