@@ -65,6 +65,18 @@ def _require_port(name: str, host: str, port: int) -> None:
         )
 
 
+def service_facts(service: str = "", *required: str) -> dict[str, str]:
+    """The connection facts of services.env; fails naming `service` when one of
+    `required` is not there (the service was started by an older script)."""
+    facts = dict(
+        line.split("=", 1) for line in SERVICES_ENV.read_text().splitlines() if "=" in line
+    )
+    missing = [key for key in required if not facts.get(key)]
+    if missing:
+        pytest.fail(f"{SERVICES_ENV} lacks {missing}: run `scripts/services.sh restart {service}`")
+    return facts
+
+
 @pytest.fixture(scope="session")
 def services() -> Services:
     if not SERVICES_ENV.exists():
@@ -73,9 +85,7 @@ def services() -> Services:
             "Run `scripts/services.sh up` (scripts/test.sh does).",
             pytrace=False,
         )
-    facts = dict(
-        line.split("=", 1) for line in SERVICES_ENV.read_text().splitlines() if "=" in line
-    )
+    facts = service_facts()
     found = Services(
         kafka_bootstrap=facts.get("KAFKA_BOOTSTRAP", ""),
         influx_url=facts.get("INFLUXDB_URL", ""),
@@ -187,13 +197,10 @@ class SecuredMqtt:
 
 @pytest.fixture(scope="module")
 def secured_mqtt(services: Services) -> SecuredMqtt:
-    facts = dict(
-        line.split("=", 1) for line in SERVICES_ENV.read_text().splitlines() if "=" in line
-    )
-    keys = ("MQTT_TLS_PORT", "MQTT_MTLS_PORT", "MQTT_DYNSEC_PORT", "MQTT_CA_FILE", "MQTT_PASSWORD")
-    missing = [key for key in keys if not facts.get(key)]
-    if missing:
-        pytest.fail(f"{SERVICES_ENV} lacks {missing}: run `scripts/services.sh restart mosquitto`")
+    facts = service_facts(
+        "mosquitto",
+        "MQTT_TLS_PORT", "MQTT_MTLS_PORT", "MQTT_DYNSEC_PORT", "MQTT_CA_FILE", "MQTT_PASSWORD",
+    )  # fmt: skip
     return SecuredMqtt(
         int(facts["MQTT_TLS_PORT"]),
         int(facts["MQTT_MTLS_PORT"]),
@@ -222,13 +229,9 @@ class SecuredKafka:
 
 @pytest.fixture(scope="module")
 def secured_kafka(services: Services) -> SecuredKafka:
-    facts = dict(
-        line.split("=", 1) for line in SERVICES_ENV.read_text().splitlines() if "=" in line
+    facts = service_facts(
+        "kafka", "KAFKA_SASL_SSL_PORT", "KAFKA_SSL_PORT", "KAFKA_CA_FILE", "KAFKA_SASL_PASSWORD"
     )
-    keys = ("KAFKA_SASL_SSL_PORT", "KAFKA_SSL_PORT", "KAFKA_CA_FILE", "KAFKA_SASL_PASSWORD")
-    missing = [key for key in keys if not facts.get(key)]
-    if missing:
-        pytest.fail(f"{SERVICES_ENV} lacks {missing}: run `scripts/services.sh restart kafka`")
     return SecuredKafka(
         f"127.0.0.1:{facts['KAFKA_SASL_SSL_PORT']}",
         f"127.0.0.1:{facts['KAFKA_SSL_PORT']}",

@@ -17,20 +17,14 @@ from streamer.config import schema_edges as edges
 from streamer.config.edges import SINKS
 from streamer.core.errors import SinkUnusableError
 from tests.contracts.sink_contract import sample_output
-from tests.integration.conftest import SERVICES_ENV, Services
+from tests.integration.conftest import Services, service_facts
 from tests.integration.daemon import Daemon
 
 
 @pytest.fixture(scope="module")
 def https(services: Services) -> tuple[str, str]:
     """The HTTPS server's URL and the CA file that signed its certificate."""
-    facts = dict(
-        line.split("=", 1) for line in SERVICES_ENV.read_text().splitlines() if "=" in line
-    )
-    if not facts.get("INFLUXDB_TLS_URL"):
-        pytest.fail(
-            f"{SERVICES_ENV} lacks INFLUXDB_TLS_URL: run `scripts/services.sh restart influxdb`"
-        )
+    facts = service_facts("influxdb", "INFLUXDB_TLS_URL", "INFLUXDB_TLS_CA_FILE")
     return facts["INFLUXDB_TLS_URL"], facts["INFLUXDB_TLS_CA_FILE"]
 
 

@@ -404,6 +404,24 @@ def rows_of(take: np.ndarray, done: np.ndarray, rank_major: bool) -> tuple[np.nd
     return series, steps
 
 
+def fed_in_batches(
+    feeds: Any, values: np.ndarray, per_batch: int | str, rng: np.random.Generator
+) -> list[tuple[int, int]]:
+    """Feed values [series, steps] to array feeds in batches of `takes` (every other one
+    rank by rank, every third with slots shared by several series); the (series, step)
+    at which they fired."""
+    series, steps = values.shape
+    names = np.array([f"s{i}" for i in range(series)], dtype=object)
+    done, fired = np.zeros(series, dtype=np.int64), list[tuple[int, int]]()
+    for b, take in enumerate(takes(series, steps, per_batch, rng)):
+        which, at = rows_of(take, done, rank_major=b % 2 == 1)
+        slots = which % 7 if b % 3 == 0 else which  # a slot may hold several series
+        rows, _ = feeds.update(names[which], slots, values[which, at])
+        fired.extend(zip(which[rows].tolist(), at[rows].tolist(), strict=True))
+        done += take
+    return fired
+
+
 @pytest.mark.parametrize("params", PAGE_HINKLEY.values(), ids=PAGE_HINKLEY.keys())
 @pytest.mark.parametrize("per_batch", [1, 25, "ragged", 1_000])
 def test_page_hinkley_on_arrays_fires_where_rivers_does(
@@ -431,14 +449,7 @@ def test_page_hinkley_on_arrays_fires_where_rivers_does(
             if detector.drift_detected:
                 expected.append((i, t))
     feeds = PageHinkleyFeeds(params, warmup=0)
-    names = np.array([f"s{i}" for i in range(series)], dtype=object)
-    done, fired = np.zeros(series, dtype=np.int64), list[tuple[int, int]]()
-    for b, take in enumerate(takes(series, steps, per_batch, rng)):
-        which, at = rows_of(take, done, rank_major=b % 2 == 1)
-        slots = which % 7 if b % 3 == 0 else which  # a slot may hold several series
-        rows, _ = feeds.update(names[which], slots, values[which, at])
-        fired.extend(zip(which[rows].tolist(), at[rows].tolist(), strict=True))
-        done += take
+    fired = fed_in_batches(feeds, values, per_batch, rng)
     assert sorted(fired) == sorted(expected)
     assert len(expected) > series  # every series fired, most of them more than once
     state = feeds.state_dict()

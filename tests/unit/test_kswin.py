@@ -17,7 +17,7 @@ from hypothesis.extra import numpy as hnp
 
 from streamer.engine.array_feeds import I64
 from streamer.engine.kswin import KswinFeeds, KswinParams, firing, hashed_draw, ks_distance
-from tests.unit.test_drift import rows_of, shifted, takes
+from tests.unit.test_drift import fed_in_batches, shifted
 
 PARAMS = KswinParams(alpha=0.005, window_size=100, stat_size=30, seed=3)
 
@@ -63,17 +63,10 @@ def test_kswin_on_arrays_with_rivers_draws_fires_where_rivers_does(
     stream: tuple[np.ndarray, list[tuple[int, int]]], per_batch: int | str
 ) -> None:
     values, expected = stream
-    series, steps = values.shape
+    series = len(values)
     rng = np.random.default_rng(5)
     feeds = KswinFeeds(PARAMS, warmup=0, draw=RiverDraws(PARAMS))
-    names = np.array([f"s{i}" for i in range(series)], dtype=object)
-    done, fired = np.zeros(series, dtype=np.int64), list[tuple[int, int]]()
-    for b, take in enumerate(takes(series, steps, per_batch, rng)):
-        which, at = rows_of(take, done, rank_major=b % 2 == 1)
-        slots = which % 7 if b % 3 == 0 else which  # a slot may hold several series
-        rows, _ = feeds.update(names[which], slots, values[which, at])
-        fired.extend(zip(which[rows].tolist(), at[rows].tolist(), strict=True))
-        done += take
+    fired = fed_in_batches(feeds, values, per_batch, rng)
     assert sorted(fired) == sorted(expected)
     assert len({i for i, _ in expected}) > series * 3 // 4  # most series fired
 
