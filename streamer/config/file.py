@@ -297,10 +297,10 @@ def _describe(error: Any) -> tuple[str, str, str | None]:
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         field = str(ctx.get("discriminator", "type")).strip("'")
         given = f"{ctx['tag']!r} is not accepted" if "tag" in ctx else "missing"
-        tags = ctx.get("expected_tags")
+        tags = ctx.get("expected_tags") or ", ".join(map(repr, _tags(annotation)))
         return format_path([*shown, field]), f"{given}; expected one of {tags}", None
     if kind == "missing":
-        return path, "required, but missing", None
+        return path, f"required, but missing{_accepted(annotation)}", None
     message = str(error["msg"])
     if kind == "value_error":
         return path, message.removeprefix("Value error, "), None
@@ -359,6 +359,25 @@ def _is_union(annotation: Any) -> bool:
 
 def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _tags(union: Any) -> list[str]:
+    """The `type` values a tagged union accepts, in the schema's order."""
+    tags: list[str] = []
+    for member in typing.get_args(union) if _is_union(union) else ():
+        member = _strip(member)
+        if _is_model(member) and "type" in member.model_fields:
+            tags.extend(typing.get_args(member.model_fields["type"].annotation))
+    return tags
+
+
+def _accepted(annotation: Any) -> str:
+    """What a missing list of tagged sections would accept: '; a list, each with a type of
+    ...' (empty for anything else)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is list and args and (tags := _tags(_strip(args[0]))):
+        return f"; a list, each item with `type` one of {', '.join(map(repr, tags))}"
+    return ""
 
 
 def _member(union: Any, tag: PathPart) -> Any:

@@ -153,6 +153,15 @@ class RetrainConfig(Section):
     promote_tolerance: Annotated[float, Field(ge=0)] = 0.0
     max_duration: PositiveDuration = timedelta(minutes=5)
 
+    def fitted(self, horizon: int, lags: int) -> RetrainConfig:
+        """These settings, with `window` grown where it was not set and is too short for
+        the horizon and lags: the smallest power of two above lags - 1 + H and
+        burn-in + H, so `model: {horizon: 24}` works as it reads."""
+        needed = max(self.burn_in + horizon, lags - 1 + horizon)
+        if "window" in self.model_fields_set or self.window > needed:
+            return self
+        return self.model_copy(update={"window": 2 ** needed.bit_length()})
+
 
 class DriftConfig(Section):
     """Drift monitoring of forecast errors and/or inputs, per series. A detector with a
@@ -305,14 +314,15 @@ class StreamerConfig(Section):
     @model_validator(mode="after")
     def _windows_fit_the_horizon(self) -> StreamerConfig:
         if isinstance(self.model, NetSettings):
-            r, horizon = self.retrain, self.model.horizon
+            horizon, lags = self.model.horizon, self.model.lag_count
+            r = self.retrain.fitted(horizon, lags)
+            object.__setattr__(self, "retrain", r)  # frozen, and this is its validation
             if r.window <= r.burn_in + horizon:
                 raise ValueError(
                     f"retrain.window ({r.window}) must be more than retrain.burn_in "
                     f"({r.burn_in}) + model.horizon ({horizon}), so every training window "
                     f"has steps with known targets; e.g. window: {r.burn_in + 4 * horizon}"
                 )
-            lags = self.model.lag_count
             if lags and r.window <= lags - 1 + horizon:
                 raise ValueError(
                     f"retrain.window ({r.window}) must be more than model.lags ({lags}, two "

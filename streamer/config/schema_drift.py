@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from streamer.config.types import Section
+from streamer.config.types import Section, default_type
 
 
 class AdwinDetector(Section):
@@ -65,5 +65,7 @@ class KswinDetector(Section):
 
 
 Detector = Annotated[
-    AdwinDetector | PageHinkleyDetector | KswinDetector, Field(discriminator="type")
+    AdwinDetector | PageHinkleyDetector | KswinDetector,
+    Field(discriminator="type"),
+    default_type("page_hinkley"),
 ]

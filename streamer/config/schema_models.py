@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from streamer.config.types import Section
+from streamer.config.types import Section, default_type
 
 
 class ModelBase(Section):
@@ -111,4 +111,5 @@ Model = Annotated[
     | SnarimaxModel
     | HoltWintersModel,
     Field(discriminator="type"),
+    default_type("lstm"),
 ]

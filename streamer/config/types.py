@@ -105,3 +105,17 @@ PositiveDuration = Annotated[
     timedelta, BeforeValidator(parse_duration), AfterValidator(_positive), _serialize
 ]
 """A duration of more than zero."""
+
+
+def default_type(tag: str) -> BeforeValidator:
+    """For a tagged union: a section given without `type` (or empty) is of type `tag`, so
+    `model: {horizon: 24}` means the default model with a horizon of 24."""
+
+    def fill(value: Any) -> Any:
+        if value is None:
+            return {"type": tag}
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": tag, **value}
+        return value
+
+    return BeforeValidator(fill)

@@ -96,9 +96,7 @@ def model_section(name: str, options: EvaluateOptions) -> cfg.ModelBase:
 def fitted_retrain(nets: list[cfg.NetSettings], horizon: int) -> RetrainConfig:
     """The default retrain settings with a window long enough for every net's lags and
     the horizon: the smallest power of two above lags - 1 + H and burn-in + H."""
-    defaults = RetrainConfig()
-    needed = max([defaults.burn_in + horizon, *(n.lag_count - 1 + horizon for n in nets)])
-    return defaults.model_copy(update={"window": max(defaults.window, 2 ** needed.bit_length())})
+    return RetrainConfig().fitted(horizon, max([0, *(n.lag_count for n in nets)]))
 
 
 def _forecaster(

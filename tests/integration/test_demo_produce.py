@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -15,9 +16,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+import yaml
 from kafka import KafkaConsumer
 
 from tests.integration.conftest import Services
+from tests.integration.daemon import Daemon, wait_until
 
 REPO = Path(__file__).parents[2]
 
@@ -92,3 +95,48 @@ def test_demo_produce_sends_ticks_and_readings_to_kafka_and_mqtt(
     assert on_mqtt == want_mqtt
     assert {t["symbol"] for t in by_topic[ticks]} == {f"SYM{k:03d}" for k in range(4)}
     assert all(set(r["values"]) == {"temperature", "humidity"} for r in by_topic[readings])
+
+
+def test_the_example_configs_sources_read_what_demo_produce_sends_by_default(
+    services: Services, tmp_path: Path
+) -> None:
+    """A first try: the example config's Kafka and MQTT sources, as written but for where
+    the brokers run, read `streamer demo-produce` with nothing but the brokers given."""
+    example = yaml.safe_load((REPO / "config/streamer.example.yaml").read_text())
+    kafka, mqtt_source = (s for s in example["sources"] if s["type"] in ("kafka", "mqtt"))
+    kafka.update(bootstrap_servers=[services.kafka_bootstrap], group_id=f"try-{uuid.uuid4()}")
+    mqtt_source.update(host=services.mqtt_host, port=services.mqtt_port)
+    out = tmp_path / "forecasts.lp"
+    config = {
+        "sources": [kafka, mqtt_source],
+        "window": {"step": "100ms", "idle_close_after": "1s"},
+        "model": {"type": "last_value", "horizon": 2},
+        "sinks": [{"type": "file", "path": str(out)}],
+        "checkpoint": {"enabled": False},
+        "http": {"enabled": False},
+    }
+    daemon = Daemon(config, tmp_path).start()
+    daemon.wait_for_log("started:")
+    produced = subprocess.run(
+        [
+            sys.executable, "-m", "streamer", "demo-produce",
+            "--kafka", services.kafka_bootstrap,
+            "--mqtt", f"{services.mqtt_host}:{services.mqtt_port}",
+            "--symbols", "2", "--sensors", "2", "--step", "100ms", "--duration", "3s",
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert produced.returncode == 0, produced.stderr
+    assert "ticks to Kafka" in produced.stderr
+    assert "readings to MQTT" in produced.stderr
+    want = {"SYM000", "SYM001", *(f"sensor-00{k}/{v}" for k in (0, 1) for v in VALUES)}
+
+    def series_seen() -> set[str]:
+        text = out.read_text() if out.exists() else ""
+        return set(re.findall(r"^observed,.*?series=([^, ]+)", text, flags=re.MULTILINE))
+
+    wait_until(lambda: want <= series_seen(), 60, f"observed points of {want}", daemon)
+    assert daemon.stop() == 0
+
+
+VALUES = ("temperature", "humidity")
