@@ -19,7 +19,7 @@ from streamer.config.edges import (
     build_sources,
 )
 from streamer.config.models import build_model, retrain_settings
-from streamer.config.schema import StreamerConfig
+from streamer.config.schema import StreamerConfig, sink_name
 from streamer.core.durations import parse_duration
 from streamer.core.records import NS_PER_S
 from streamer.engine.checkpoint import CheckpointStore
@@ -102,6 +102,7 @@ def build(
         progress_every=config.stats.every.total_seconds(),
         stats_every=config.stats.every.total_seconds(),
         instance=config.instance,
+        sink_names=tuple(sink_name(s, i) for i, s in enumerate(config.sinks)),
     )
     sinks = build_sinks(config)
     for sink in sinks:

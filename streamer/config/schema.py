@@ -98,6 +98,7 @@ __all__ = [
     "StatsConfig",
     "StreamerConfig",
     "WindowConfig",
+    "sink_name",
     "source_name",
 ]
 
@@ -275,6 +276,15 @@ class StreamerConfig(Section):
             seen.add(name)
         return sources
 
+    @field_validator("sinks")
+    @classmethod
+    def _sink_names_unique(cls, sinks: list[Sink]) -> list[Sink]:
+        names = [sink_name(sink, i) for i, sink in enumerate(sinks)]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two sinks are named {name!r}; give each a unique name")
+        return sinks
+
     @model_validator(mode="after")
     def _a_group_reads_kafka_sources(self) -> StreamerConfig:
         if not self.group.enabled:
@@ -347,3 +357,8 @@ class StreamerConfig(Section):
 def source_name(source: Source, index: int) -> str:
     """A source's configured name, or `<type>-<index>` when it has none."""
     return source.name or f"{source.type}-{index}"
+
+
+def sink_name(sink: Sink, index: int) -> str:
+    """A sink's configured name, or `<type>-<index>` when it has none."""
+    return sink.name or f"{sink.type}-{index}"

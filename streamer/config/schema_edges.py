@@ -265,7 +265,13 @@ def _http_url(value: str) -> str:
     return value.rstrip("/")
 
 
-class InfluxSink(Section):
+class SinkBase(Section):
+    """What every sink has: a name, for its metrics and log lines."""
+
+    name: NonEmptyStr | None = None  # default <type>-<index>, e.g. influxdb-0
+
+
+class InfluxSink(SinkBase):
     """Forecasts, observations and error metrics to InfluxDB 2.x."""
 
     type: Literal["influxdb"]
@@ -297,7 +303,7 @@ class InfluxSink(Section):
         return f"{self.type} {self.url}"
 
 
-class FileSink(Section):
+class FileSink(SinkBase):
     """Forecasts to a local file, as InfluxDB line protocol or CSV."""
 
     type: Literal["file"]
@@ -310,7 +316,7 @@ class FileSink(Section):
         return f"{self.type} {self.path}"
 
 
-class KafkaSink(KafkaConnection):
+class KafkaSink(KafkaConnection, SinkBase):
     """Forecasts as JSON to a Kafka topic, for downstream consumers."""
 
     type: Literal["kafka"]

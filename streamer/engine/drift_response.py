@@ -16,6 +16,8 @@ from streamer.engine.drift import Action, Detection
 
 log = logging.getLogger(__name__)
 
+TELL_EVERY_NS = 60 * NS_PER_S  # of event time, between two INFO lines about drift
+
 
 def _when(time_ns: int) -> str:
     return datetime.fromtimestamp(time_ns / NS_PER_S, UTC).isoformat(timespec="seconds")
@@ -48,14 +50,44 @@ class DriftResponse:
         self.cause: Detection | None = None  # of the last drift retrain
         self.since_retrain: set[str] = set()  # other series drifted since it
         self.last_drift_ns: dict[str, int] = {}  # per series, within the last cooldown
+        self.told_ns: int | None = None  # event time of the last drift line (`_tell`)
+        self.untold = 0  # detections since then
 
     def apply(self, detections: list[Detection]) -> None:
         if not detections:
             return
+        if self.action != "retrain":
+            self._tell(detections)
         if self.action == "retrain" and self.request_retrain is not None:
             self._retrain(detections)
         elif self.action == "reset_state" and self.reset_slots is not None:
             self.reset_slots(np.unique(np.array([d.slot for d in detections], dtype=np.int64)))
+
+    def _tell(self, detections: list[Detection]) -> None:
+        """One INFO line for a batch's detections (at most one per TELL_EVERY of event
+        time; the ones in between are counted in the next): the largest move, and what
+        `on_drift` does about it. Drift retrains have their own line."""
+        self.untold += len(detections)
+        at = max(d.time_ns for d in detections)
+        if self.told_ns is not None and at - self.told_ns < TELL_EVERY_NS:
+            return
+        first = max(detections, key=lambda d: (abs(d.statistic), -d.time_ns))
+        done = {
+            "alert": "recorded as a drift event (on_drift: alert)",
+            "reset_state": "their model state and scale reset (on_drift: reset_state)",
+        }[self.action]
+        log.info(
+            "drift: series %s, signal %s, detector %s, statistic %+.2f sd, at %s "
+            "(%d detection(s) in all since the last such line); %s",
+            first.series,
+            first.signal,
+            first.detector,
+            first.statistic,
+            _when(first.time_ns),
+            self.untold,
+            done,
+        )
+        self.told_ns, self.untold = at, 0
 
     def _retrain(self, detections: list[Detection]) -> None:
         assert self.request_retrain is not None

@@ -84,7 +84,13 @@ class Pipeline:
         )
         told = (observer.written, observer.retried) if observer else (None, None)
         self.writer = SinkWriter(
-            sinks, settings.max_in_flight, settings.sink_retry_wait, clock, *told
+            sinks,
+            settings.max_in_flight,
+            settings.sink_retry_wait,
+            clock,
+            on_written=told[0],
+            on_retry=told[1],
+            names=settings.sink_names,
         )
         for source, _ in sources:  # a rebalance commits what was read first
             source.on_revoke = functools.partial(self._revoke, source.name)

@@ -21,7 +21,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from connectors.base import Output, Sink, pause
@@ -78,8 +78,11 @@ class SinkWriter:
         clock: Callable[[], float] = time.monotonic,
         on_written: Callable[[str, float], None] | None = None,
         on_retry: Callable[[str], None] | None = None,
+        names: Sequence[str] = (),
     ) -> None:
         self.sinks = sinks
+        # Each sink's name in metrics and log lines: the config's, else its class's.
+        self.names = list(names) or [type(sink).__name__ for sink in sinks]
         self.clock = clock  # measures blocked_seconds: the pipeline's own clock
         self.retry_wait = retry_wait
         self.refused: queue.Queue[Rejection] = queue.Queue()
@@ -89,7 +92,7 @@ class SinkWriter:
         self._slots = threading.Semaphore(max_in_flight)
         self._queue: queue.Queue[Output | Barrier | None] = queue.Queue()
         self._failure: BaseException | None = None
-        # Observers of each write (sink class, seconds) and retry (sink class), called on
+        # Observers of each write (sink name, seconds) and retry (sink name), called on
         # the writer's thread (the metrics' histogram and counter).
         self._on_written = on_written or (lambda sink, seconds: None)
         self._on_retry = on_retry or (lambda sink: None)
@@ -181,8 +184,8 @@ class SinkWriter:
                     output.reach(self.sinks, self._failure)
                     continue
                 try:
-                    for sink in self.sinks:
-                        self._write(sink, output)
+                    for sink, name in zip(self.sinks, self.names, strict=True):
+                        self._write(sink, name, output)
                 finally:
                     self._slots.release()
             except BaseException as exc:  # a bug: surfaced in the pipeline thread
@@ -190,9 +193,8 @@ class SinkWriter:
             finally:
                 self._queue.task_done()
 
-    def _write(self, sink: Sink, output: Output) -> None:
+    def _write(self, sink: Sink, name: str, output: Output) -> None:
         attempt = 0
-        name = type(sink).__name__
         while True:
             try:
                 started = time.perf_counter()
@@ -230,7 +232,7 @@ class SinkWriter:
                 wait = min(30.0, self.retry_wait * 2 ** min(attempt, 5))
                 log.warning(
                     "%s cannot write (%s); retrying in %.1fs; polling pauses when %d outputs wait",
-                    type(sink).__name__,
+                    name,
                     exc,
                     wait,
                     self.max_in_flight,

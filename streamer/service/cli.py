@@ -2,7 +2,8 @@
 and `config show`.
 
 Exit status: 0 when all is well, 1 when a source or sink cannot be used, 2 for a config
-(or command line) that cannot be used, 130 when stopped at once by a second signal.
+(or command line) that cannot be used, 130 when stopped at once (a second signal, or
+shutdown_timeout passed).
 """
 
 from __future__ import annotations
@@ -137,8 +138,9 @@ def _run(args: argparse.Namespace) -> int:
     except (SourceError, SinkUnusableError) as exc:
         _say(f"{args.config}: {exc}", json_logs, logging.ERROR)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        message = "stopped at once by a second signal; the last checkpoint stands"
+    except KeyboardInterrupt as exc:
+        why = str(exc) or "an interrupt"
+        message = f"stopped at once ({why}); the last checkpoint stands"
         _say(message, json_logs, logging.WARNING)
         return EXIT_INTERRUPTED
     c = result.counters

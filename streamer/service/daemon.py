@@ -70,9 +70,14 @@ class RunResult:
     model_errors: dict[str, float] = field(default_factory=dict)  # MSE per member, if any
 
 
+class StoppedAtOnce(KeyboardInterrupt):
+    """The stop did not wait for the batch, the flush and the checkpoint; says why."""
+
+
 def _stop_on_signals(stop: threading.Event, timeout: float) -> None:
     """SIGINT/SIGTERM set `stop`; a second one, or `timeout` seconds after the first,
-    stops at once (KeyboardInterrupt in the main thread)."""
+    stops at once (StoppedAtOnce in the main thread)."""
+    overdue: list[str] = []
 
     def give_up() -> None:
         log.error(
@@ -80,14 +85,16 @@ def _stop_on_signals(stop: threading.Event, timeout: float) -> None:
             "the last checkpoint stands",
             timeout,
         )
-        _thread.interrupt_main()
+        overdue.append(f"shutdown took longer than shutdown_timeout ({timeout:g}s)")
+        _thread.interrupt_main()  # runs on_signal (SIGINT) in the main thread
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if overdue:
+            raise StoppedAtOnce(overdue[0])
         if stop.is_set():
-            raise KeyboardInterrupt
-        log.info(
-            "%s: stopping after this batch (again to stop at once)", signal.Signals(signum).name
-        )
+            raise StoppedAtOnce(f"a second signal, {name}")
+        log.info("%s: stopping after this batch (again to stop at once)", name)
         stop.set()
         watchdog = threading.Timer(timeout, give_up)
         watchdog.daemon = True

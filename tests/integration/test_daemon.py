@@ -402,6 +402,7 @@ def test_the_lstm_retrains_on_its_schedule_and_the_retrain_is_recorded_in_influx
         "serve_if": "trained",
     }
     config["retrain"] = {"schedule": "1s", "window": 16, "burn_in": 4, "min_new_steps": 100}
+    config["sinks"][0]["name"] = "forecast-store"
     port = free_port()
     config["http"] = {"bind": f"127.0.0.1:{port}"}
     daemon = Daemon(config, tmp_path, env=env).start()
@@ -439,6 +440,8 @@ def test_the_lstm_retrains_on_its_schedule_and_the_retrain_is_recorded_in_influx
     metrics = scrape(port)
     assert metrics[("streamer_model_version", ())] >= 1
     assert metrics[("streamer_retrains_total", (("outcome", "promoted"),))] >= 1
+    # Sinks go by their configured names.
+    assert metrics[("streamer_sink_write_seconds_count", (("sink", "forecast-store"),))] >= 1
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
         ready = json.loads(response.read())
     assert ready["status"] == "ready"

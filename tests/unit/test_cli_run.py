@@ -160,6 +160,8 @@ def test_a_stop_that_outlasts_shutdown_timeout_ends_at_once(tmp_path: Path) -> N
     assert status == 130, text
     assert 1.5 < took < 10, took
     assert "shutdown took longer than shutdown_timeout (2s)" in text
+    assert "second signal" not in text
+    assert "stopped at once (shutdown took longer than shutdown_timeout (2s))" in text
 
 
 def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
@@ -172,4 +174,4 @@ def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
     text = log.read_text()
     assert status == 130, text
     assert took < 5, took
-    assert "stopped at once by a second signal" in text
+    assert "stopped at once (a second signal, SIGINT)" in text

@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from streamer.config.file import load_config, parse_config
-from streamer.config.schema import KafkaSource, StreamerConfig
+from streamer.config.schema import KafkaSource, StreamerConfig, sink_name
 from streamer.core.errors import ConfigError
 from streamer.service.cli import main
 
@@ -441,3 +441,10 @@ def test_an_mqtt_source_in_a_group_is_refused_pointing_to_the_bridge() -> None:
     (message,) = problems(text).values()
     assert "MQTT source(s) ['plant'] cannot be shared out among replicas" in message
     assert "`streamer bridge`" in message
+
+
+def test_sinks_are_named_by_type_and_index_unless_named_and_names_are_unique() -> None:
+    config = parse_config(MINIMAL + "  - {type: file, path: b.lp, name: copy}\n", "t", {})
+    assert [sink_name(s, i) for i, s in enumerate(config.sinks)] == ["file-0", "copy"]
+    found = problems(MINIMAL + "  - {type: file, path: b.lp, name: file-0}\n")
+    assert "two sinks are named 'file-0'" in found["sinks"]

@@ -260,6 +260,25 @@ def test_reset_state_resets_only_the_drifting_series(action: str) -> None:
     assert [r.tolist() for r in reset] == ([[3]] if action == "reset_state" else [])
 
 
+@pytest.mark.parametrize("action", ["reset_state", "alert"])
+def test_a_drift_gets_one_info_line_saying_which_series_and_what_was_done(
+    action: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = DriftResponse(action, 600.0, None, lambda slots: None)  # type: ignore[arg-type]
+    s = 1_000_000_000
+    with caplog.at_level(logging.INFO, logger="streamer.engine.drift_response"):
+        response.apply([Detection("s3", 3, "input", "page_hinkley", 4.5, 0)])
+        response.apply([Detection("s4", 4, "error", "page_hinkley", 9.0, 10 * s)])  # untold
+        response.apply([Detection("s5", 5, "input", "page_hinkley", -3.0, 70 * s)])
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("drift: series s3, signal input, detector page_hinkley, ")
+    assert "+4.50 sd, at 1970-01-01T00:00:00+00:00 (1 detection(s)" in lines[0]
+    assert f"(on_drift: {action})" in lines[0]
+    assert "series s5" in lines[1]
+    assert "(2 detection(s) in all since the last such line)" in lines[1]
+
+
 def test_on_drift_retrain_runs_one_retrain_after_a_level_shift_and_the_error_recovers() -> None:
     import dataclasses
     import json

@@ -70,7 +70,9 @@ def served() -> Iterator[tuple[Pipeline, HttpEndpoint, Source]]:
         window=WindowBuffer(step_ns=NS_PER_S, max_series=10),
         forecaster=LastValue(2),
         sinks=[FlakySink()],
-        settings=PipelineSettings(max_batch=20, max_wait=0.0, sink_retry_wait=0.01),
+        settings=PipelineSettings(
+            max_batch=20, max_wait=0.0, sink_retry_wait=0.01, sink_names=("flaky",)
+        ),
         observer=metrics,
     )
     metrics.collect_from(lambda: pipeline.snapshot)
@@ -113,9 +115,9 @@ def test_metrics_match_what_the_pipeline_did(served: Any) -> None:
     assert m[("streamer_rejected_total", (("reason", "malformed"),))] == 3
     assert m[("streamer_forecasts_out_total", ())] == c.forecasts_out > 0
     assert m[("streamer_live_series", ())] == 4
-    writes = m[("streamer_sink_write_seconds_count", (("sink", "FlakySink"),))]
+    writes = m[("streamer_sink_write_seconds_count", (("sink", "flaky"),))]
     assert writes == len(pipeline.sinks[0].outputs) > 0
-    assert m[("streamer_sink_retries_total", (("sink", "FlakySink"),))] == 1
+    assert m[("streamer_sink_retries_total", (("sink", "flaky"),))] == 1
 
 
 def test_healthz_turns_503_when_the_loop_stalls(served: Any) -> None:

@@ -3,13 +3,16 @@ not, the stream never waits for training, and a checkpoint carries what was lear
 
 from __future__ import annotations
 
+import logging
 import pickle
+import re
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 from connectors.base import Output, RawRecord, StreamSource
@@ -49,7 +52,10 @@ def mae(forecasts: list[Forecasts], raw: np.ndarray, start: int) -> float:
     return float(np.mean(errors))
 
 
-def test_a_better_candidate_is_promoted_and_serves_instead_of_the_baseline() -> None:
+def test_a_better_candidate_is_promoted_and_serves_instead_of_the_baseline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
     raw = seasonal(SERIES, 480, SEASON)
     lstm = recurrent()
     model = ColdStart(lstm, SeasonalNaive(HORIZON, SEASON), min_train_steps=1_000)
@@ -75,6 +81,20 @@ def test_a_better_candidate_is_promoted_and_serves_instead_of_the_baseline() -> 
     naive = feed(SeasonalNaive(HORIZON, SEASON), raw, 0, 480)[start:]
     lstm_mae, naive_mae = mae(warm[took_over:], raw, start), mae(naive, raw, start)
     assert lstm_mae < 0.9 * naive_mae, f"LSTM {lstm_mae:.3f} vs seasonal naive {naive_mae:.3f}"
+    # One INFO line each for the retrain and its promotion, and for the takeover, with why.
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    (retrain,) = [m for m in said if m.startswith("retrain (on demand)")]
+    assert re.fullmatch(
+        r"retrain \(on demand\): held-out loss [\d.e+-]+ -> [\d.e+-]+ on \d+ windows in "
+        r"[\d.]+s; promoted, serving version 1",
+        retrain,
+    ), retrain
+    (takeover,) = [m for m in said if "takes over" in m]
+    assert re.fullmatch(
+        r"lstm takes over from the baseline: its recent squared error is [\d.e+-]+, the "
+        r"baseline's [\d.e+-]+",
+        takeover,
+    ), takeover
 
 
 def test_a_worse_candidate_is_not_promoted_and_the_serving_weights_stay() -> None:
