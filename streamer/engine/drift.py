@@ -181,15 +181,6 @@ class DriftMonitor:
                 errors.times_ns[first],
                 found,
             )
-        if found:
-            shown = ", ".join(f"{d.series} {d.signal} {d.statistic:+.1f} sd" for d in found[:5])
-            log.warning(
-                "drift in %d series (%s%s), %s detector",
-                len({d.series for d in found}),
-                shown,
-                ", ..." if len(found) > 5 else "",
-                self.detector_name,
-            )
         return found
 
     def _inputs(

@@ -71,19 +71,22 @@ class DriftResponse:
         at = max(d.time_ns for d in detections)
         if self.told_ns is not None and at - self.told_ns < TELL_EVERY_NS:
             return
-        first = max(detections, key=lambda d: (abs(d.statistic), -d.time_ns))
+        largest = sorted(detections, key=lambda d: (-abs(d.statistic), d.time_ns))
+        first = largest[0]
+        others = ", ".join(f"{d.series} {d.signal} {d.statistic:+.1f} sd" for d in largest[1:4])
         done = {
-            "alert": "recorded as a drift event (on_drift: alert)",
+            "alert": "recorded as drift points (on_drift: alert)",
             "reset_state": "their model state and scale reset (on_drift: reset_state)",
         }[self.action]
         log.info(
-            "drift: series %s, signal %s, detector %s, statistic %+.2f sd, at %s "
+            "drift: series %s, signal %s, detector %s, statistic %+.2f sd, at %s%s "
             "(%d detection(s) in all since the last such line); %s",
             first.series,
             first.signal,
             first.detector,
             first.statistic,
             _when(first.time_ns),
+            f"; also {others}{', ...' if len(largest) > 4 else ''}" if others else "",
             self.untold,
             done,
         )

@@ -138,10 +138,15 @@ class Pipeline:
         for part, mine in parts.items():
             if mine is not None and state.get(part) is not None:
                 mine.load_state_dict(state[part])
-        for sink, sink_state in zip(self.sinks, state["sinks"], strict=True):
-            sink.load_state_dict(sink_state)
-        self.positions = {name: dict(p) for name, p in state["positions"].items()}
-        self.idle_clock = float(state["idle_clock"])
+        if state["sinks"] is None:  # a trained model (`streamer train`): no output yet
+            for sink in self.sinks:
+                sink.start_fresh()
+        else:
+            for sink, sink_state in zip(self.sinks, state["sinks"], strict=True):
+                sink.load_state_dict(sink_state)
+        self.positions.update({name: dict(p) for name, p in state["positions"].items()})
+        if state["idle_clock"] is not None:
+            self.idle_clock = float(state["idle_clock"])
         for source, _ in self.sources:
             source.seek(self.positions.get(source.name, {}))
         self.restored = True

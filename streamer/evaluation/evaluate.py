@@ -64,6 +64,8 @@ __all__ = [
     "evaluate",
     "fitted_retrain",
     "model_section",
+    "run_model",
+    "warmup_step_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -179,7 +181,7 @@ def _pipeline(
     )
 
 
-def _run_model(
+def run_model(
     name: str,
     options: EvaluateOptions,
     facts: FileFacts,
@@ -263,7 +265,7 @@ def _with_retrain(options: EvaluateOptions, nets: list[cfg.NetSettings]) -> Eval
     return options
 
 
-def _warmup_step(options: EvaluateOptions, facts: FileFacts, decoder: Decoder) -> int:
+def warmup_step_of(options: EvaluateOptions, facts: FileFacts, decoder: Decoder) -> int:
     """The step of the first row after the warm-up: forecasts from it on are scored."""
     warmup_ns = decoder.event_time_ns({"time": facts.warmup_time})
     if warmup_ns is None:
@@ -291,9 +293,9 @@ def evaluate(options: EvaluateOptions) -> Report:
     facts = inspect(options)
     time_unit: TimeUnit = options.time_unit or ("s" if facts.numeric_time else "iso8601")
     decoder = make_decoder(time_unit)
-    warmup_step = _warmup_step(options, facts, decoder)
+    warmup_step = warmup_step_of(options, facts, decoder)
     runs = {
-        name: _run_model(
+        name: run_model(
             name, options, facts, decoder, warmup_step, _on_row(options, name, index, facts.rows)
         )
         for index, name in enumerate(options.models, start=1)

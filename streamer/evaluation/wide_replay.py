@@ -15,6 +15,7 @@ from typing import IO, Any, cast
 from connectors.base import RawRecord, StreamSource
 from connectors.codecs import Decoder, TimeUnit
 from connectors.replay import ReplaySource
+from streamer.core.records import SeriesKind
 from streamer.evaluation.options import EvaluateError, EvaluateOptions
 
 
@@ -159,10 +160,11 @@ class WideReplay(StreamSource):
         self.replay.close()
 
 
-def make_decoder(time_unit: TimeUnit) -> Decoder:
-    """The fields of `WideReplay`'s events; any time is accepted, however far ahead."""
+def make_decoder(time_unit: TimeUnit, kind: SeriesKind = "sensor") -> Decoder:
+    """The fields of `WideReplay`'s events, as series of `kind`; any time is accepted,
+    however far ahead."""
     return Decoder(
-        kind="sensor",
+        kind=kind,
         series_field="series",
         value_field="value",
         time_field="time",

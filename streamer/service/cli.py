@@ -31,6 +31,7 @@ from streamer.service.cli_common import (
 )
 from streamer.service.cli_demo import add_demo
 from streamer.service.cli_evaluate import add_evaluate
+from streamer.service.cli_train import add_train
 
 DEFAULT_CONFIG = "config/demo.yaml"
 CONFIG_ENV = "STREAMER_CONFIG"  # the config file when -c is not given (the image sets it)
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_run(commands)
     add_evaluate(commands)
+    add_train(commands, DEFAULT_CONFIG, CONFIG_ENV)
     add_demo(commands)
     _add_bridge(commands)
     _add_config(commands)
