@@ -5,12 +5,18 @@ baseline, and an existing checkpoint is never overwritten unasked."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import os
+import pickle
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
 from connectors.line_protocol import parse_line
@@ -98,22 +104,38 @@ def forecast_models(path: Path) -> list[tuple[str, int]]:
     ]
 
 
-def test_a_trained_checkpoint_has_the_lstm_forecast_from_the_first_live_step(
-    tmp_path: Path,
-) -> None:
-    history, live = write_files(tmp_path)
-    warm, cold = config(tmp_path, live, "warm"), config(tmp_path, live, "cold")
+@dataclass(frozen=True)
+class Trained:
+    folder: Path
+    history: Path
+    live: Path
+    train: list[str]  # the command that trained `warm`
+    done: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    folder = tmp_path_factory.mktemp("train")
+    history, live = write_files(folder)
+    warm = config(folder, live, "warm")
     train = [
         "train", "-c", str(warm), "--data", str(history), "--time-col", "time",
         "--targets", ",".join(NAMES), "--epochs", "5",
     ]  # fmt: skip
-    done = streamer(*train)
+    return Trained(folder, history, live, train, streamer(*train))
+
+
+def test_a_trained_checkpoint_has_the_lstm_forecast_from_the_first_live_step(
+    trained: Trained,
+) -> None:
+    done, tmp_path = trained.done, trained.folder
     assert done.returncode == 0, done.stderr
     assert re.search(r"held-out MAE [\d.]+ \(last value: [\d.]+\) over \d+ forecasts", done.stdout)
     assert "lstm version " in done.stdout
     assert f"trained on {HISTORY} rows of {SERIES} series" in done.stdout
     assert "rows/s" in done.stderr  # the progress bar
 
+    warm, cold = tmp_path / "warm.yaml", config(tmp_path, trained.live, "cold")
     for run in (warm, cold):
         ran = streamer("run", "-c", str(run))
         assert ran.returncode == 0, ran.stderr
@@ -125,7 +147,54 @@ def test_a_trained_checkpoint_has_the_lstm_forecast_from_the_first_live_step(
     # Without the warm start, a baseline answers until the LSTM has trained live.
     assert forecast_models(tmp_path / "cold.lp")[0][0] == "baseline"
 
-    again = streamer(*train)
+    again = streamer(*trained.train)
     assert again.returncode == 2
     assert "already holds a checkpoint" in again.stderr
     assert "--replace" in again.stderr
+
+
+def test_an_exported_model_forecasts_the_same_in_another_deployment(trained: Trained) -> None:
+    assert trained.done.returncode == 0, trained.done.stderr
+    folder, model = trained.folder, trained.folder / "plant.model"
+    source = config(folder, trained.live, "source")  # trained as `warm` was
+    retrained = streamer(*[str(source) if a.endswith("warm.yaml") else a for a in trained.train])
+    assert retrained.returncode == 0, retrained.stderr
+    exported = streamer("model", "export", "-c", str(source), str(model))
+    assert exported.returncode == 0, exported.stderr
+
+    other = config(folder, trained.live, "other")
+    imported = streamer("model", "import", "-c", str(other), str(model))
+    assert imported.returncode == 0, imported.stderr
+    for deployment in (source, other):
+        assert streamer("run", "-c", str(deployment)).returncode == 0
+    source_points = (folder / "source.lp").read_text().splitlines()
+    other_points = (folder / "other.lp").read_text().splitlines()
+    forecasts = [p for p in source_points if p.startswith("forecast,")]
+    assert forecasts
+    assert [p for p in other_points if p.startswith("forecast,")] == forecasts
+
+
+def test_a_model_for_another_setup_or_not_a_model_is_refused_saying_why(
+    trained: Trained,
+) -> None:
+    folder, model = trained.folder, trained.folder / "refused.model"
+    assert streamer("model", "export", "-c", str(folder / "warm.yaml"), str(model)).returncode == 0
+    longer = yaml.safe_load((folder / "warm.yaml").read_text())
+    longer["model"]["horizon"] = 6
+    longer["checkpoint"]["path"] = str(folder / "longer.db")
+    (folder / "longer.yaml").write_text(yaml.safe_dump(longer))
+    refused = streamer("model", "import", "-c", str(folder / "longer.yaml"), str(model))
+    assert refused.returncode == 2
+    assert "model.horizon: the file's model has 3, this config 6" in refused.stderr
+    assert not (folder / "longer.db").exists()
+
+    # Bytes that would run code when unpickled are refused before anything runs.
+    header, _, _ = model.read_bytes().partition(b"\n")
+    hostile = pickle.dumps(os.system)
+    meta = json.loads(header.split(b" ", 1)[1])
+    meta["sha256"] = hashlib.sha256(hostile).hexdigest()
+    bad = folder / "hostile.model"
+    bad.write_bytes(b"streamer-model " + json.dumps(meta).encode() + b"\n" + hostile)
+    attempt = streamer("model", "import", "-c", str(folder / "longer.yaml"), str(bad))
+    assert attempt.returncode == 2
+    assert "names posix.system, which a model file may not" in attempt.stderr

@@ -1,0 +1,151 @@
+"""`streamer model export` / `import`: move a trained model between deployments as a
+model file (`streamer.engine.model_file`, docs/model-file.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from streamer.config.schema import EnsembleModel, LstmModel, NetSettings, StreamerConfig
+from streamer.core.durations import format_duration
+from streamer.service import logs
+from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load
+
+NET_KEYS = ("cell", "hidden_size", "num_layers", "calendar", "price_inputs", "season_length")
+
+
+def add_model(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], default_config: str, env: str
+) -> None:
+    model = commands.add_parser(
+        "model", help="export the trained model to a file, or import one (another deployment's)"
+    )
+    actions = model.add_subparsers(required=True, metavar="ACTION")
+    export = actions.add_parser(
+        "export",
+        help="write the model of the config's newest checkpoint to FILE",
+        description="Write the model, its scalers and each series' state from the config's "
+        "newest checkpoint (not its source positions or sink state) to FILE, with what it "
+        "was trained as (docs/model-file.md).",
+    )
+    imported = actions.add_parser(
+        "import",
+        help="make FILE the checkpoint `streamer run` starts from",
+        description="Check that FILE's model was trained as the config's model is set up "
+        "(type, horizon, net layout, step), then write it as the config's checkpoint, "
+        "which `streamer run` continues from with its sources where they start and its "
+        "sinks fresh.",
+    )
+    for action in (export, imported):
+        action.add_argument(
+            "-c",
+            "--config",
+            default=os.environ.get(env) or default_config,
+            metavar="CONFIG",
+            help=f"config file (default: ${env}, else {default_config})",
+        )
+        action.add_argument("file", metavar="FILE", help="the model file")
+    imported.add_argument(
+        "--replace", action="store_true", help="overwrite the checkpoint that is there"
+    )
+    export.set_defaults(handler=run_export)
+    imported.set_defaults(handler=run_import)
+
+
+def layout(config: StreamerConfig) -> dict[str, Any]:
+    """What a model's state depends on: a file trained otherwise cannot be used here."""
+    model = config.model
+    out: dict[str, Any] = {
+        "model.type": model.type,
+        "model.horizon": model.horizon,
+        "window.step": format_duration(config.window.step),
+        "intervals.window": config.intervals.window,
+    }
+    if isinstance(model, NetSettings):
+        out |= {f"model.{key}": getattr(model, key) for key in NET_KEYS}
+        out["model.lags"] = model.lag_count
+    if isinstance(model, LstmModel):
+        out["model.baseline"] = model.baseline
+    if isinstance(model, EnsembleModel):
+        out["model.members"] = list(model.members)
+    return out
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from streamer.engine import model_file
+    from streamer.engine.checkpoint import CheckpointStore
+
+    config = load(args.config)
+    if isinstance(config, int):
+        return config
+    logs.configure("WARNING")
+    path = config.checkpoint.path
+    state = CheckpointStore(path).load() if path.exists() else None
+    if state is None:
+        return _fail(
+            f"{path} holds no checkpoint to export (`streamer train` or `streamer run` writes one)"
+        )
+    header = {
+        "streamer": version("streamer"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "layout": layout(config),
+    }
+    try:
+        written = model_file.write(Path(args.file), state, header)
+    except model_file.ModelFileError as exc:
+        return _fail(str(exc))
+    print(
+        f"wrote {args.file}: {config.model.type}, horizon {config.model.horizon}, "
+        f"{written['bytes']:,} bytes of state from {path}"
+    )
+    for part, why in written["dropped"].items():
+        print(f"left out: {why}; the importing deployment's {part} starts afresh")
+    return EXIT_OK
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from streamer.engine import model_file
+    from streamer.engine.checkpoint import CheckpointStore
+
+    config = load(args.config)
+    if isinstance(config, int):
+        return config
+    logs.configure("WARNING")
+    try:
+        found = model_file.read(Path(args.file))
+    except model_file.ModelFileError as exc:
+        return _fail(str(exc))
+    differ = model_file.mismatches(found.header.get("layout", {}), layout(config))
+    if differ:
+        return _fail(
+            f"{args.file} was trained for another setup than {args.config}; it cannot be "
+            "used here:\n  " + "\n  ".join(differ)
+        )
+    path = config.checkpoint.path
+    store = CheckpointStore(path, config.checkpoint.keep)
+    try:
+        if not args.replace and store.load() is not None:
+            return _fail(
+                f"{path} already holds a checkpoint, which `streamer run` continues from; "
+                "--replace to overwrite it with the imported model"
+            )
+        state = {**found.state, "sinks": None, "positions": {}, "idle_clock": None}
+        checkpoint_id = store.save(state)
+    finally:
+        store.close()
+    print(
+        f"wrote {path} (checkpoint {checkpoint_id}) from {args.file} (exported by streamer "
+        f"{found.header.get('streamer')} on {found.header.get('created')}); "
+        f"`streamer run -c {args.config}` starts from it"
+    )
+    return EXIT_OK
+
+
+def _fail(message: str) -> int:
+    print(f"streamer model: {message}", file=sys.stderr)
+    return EXIT_CONFIG
