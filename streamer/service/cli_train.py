@@ -6,10 +6,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from streamer.config.schema import StreamerConfig
 from streamer.service import logs
 from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load
+
+if TYPE_CHECKING:
+    from connectors.codecs import TimeUnit
 
 
 def add_train(
@@ -36,8 +42,15 @@ def add_train(
         metavar="FILE",
         help=f"the config `streamer run` will use (default: ${env}, else {default_config})",
     )
-    train.add_argument("--data", required=True, metavar="FILE", help="CSV file, or .csv.gz")
-    train.add_argument("--time-col", required=True, metavar="COL", help="the time column")
+    history = train.add_mutually_exclusive_group(required=True)
+    history.add_argument("--data", metavar="FILE", help="CSV file, or .csv.gz")
+    history.add_argument(
+        "--from-influx",
+        action="store_true",
+        help="read the history from InfluxDB, with the url, org and token of the config's "
+        "InfluxDB sink: by default what the daemon wrote there (--measurement observed)",
+    )
+    train.add_argument("--time-col", metavar="COL", help="the time column (with --data)")
     train.add_argument(
         "--time-unit",
         choices=["s", "ms", "us", "ns", "iso8601"],
@@ -45,11 +58,22 @@ def add_train(
     )
     train.add_argument(
         "--targets",
-        required=True,
         metavar="COL[,COL...]",
         help="columns to train on, each a series named as the column (name them as the "
-        "live series are named)",
+        "live series are named); needed with --data, with --from-influx the series to "
+        "keep (default: all)",
     )
+    influx = train.add_argument_group("--from-influx")
+    influx.add_argument("--bucket", help="default: the InfluxDB sink's bucket")
+    influx.add_argument("--measurement", default="observed", help="default: observed")
+    influx.add_argument("--field", default="value", help="default: value")
+    influx.add_argument(
+        "--series-tag", default="series", metavar="TAG", help="the tag naming the series (series)"
+    )
+    influx.add_argument(
+        "--start", default="-30d", help="a duration before now or an RFC 3339 time (-30d)"
+    )
+    influx.add_argument("--stop", default="now()", help="the same, or now() (the default)")
     train.add_argument(
         "--kind",
         choices=["price", "sensor"],
@@ -87,23 +111,61 @@ def add_train(
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from streamer.evaluation import report
+    from streamer.evaluation.influx_history import TIME_COL
     from streamer.evaluation.options import EvaluateError
-    from streamer.evaluation.train import TRAINED, TrainOptions, train
 
     config = load(args.config)
     if isinstance(config, int):
         return config
     logs.configure("WARNING")
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if not targets:
-        print("streamer train: --targets: name at least one column", file=sys.stderr)
+    targets = [t.strip() for t in (args.targets or "").split(",") if t.strip()]
+    try:
+        if not args.from_influx:
+            if not args.time_col or not targets:
+                raise EvaluateError("--data needs --time-col and --targets (the series' columns)")
+            return _train(config, args, Path(args.data), args.time_col, targets)
+        with tempfile.TemporaryDirectory(prefix="streamer-train-") as folder:
+            data, found = _from_influx(config, args, Path(folder))
+            missing = sorted(set(targets) - set(found))
+            if missing:
+                raise EvaluateError(f"--targets: no history for {', '.join(missing)}")
+            return _train(config, args, data, TIME_COL, targets or found, "iso8601")
+    except EvaluateError as exc:
+        print(f"streamer train: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+
+
+def _from_influx(
+    config: StreamerConfig, args: argparse.Namespace, folder: Path
+) -> tuple[Path, list[str]]:
+    """The history the flags ask for, as a wide CSV in `folder`, and its series."""
+    from streamer.evaluation.influx_history import InfluxHistory, fetch
+
+    history = InfluxHistory(
+        args.measurement, args.field, args.series_tag, args.start, args.stop, args.bucket
+    )
+    data = folder / "history.csv"
+    series = fetch(config, history, data, _say)
+    _say(f"read {len(series)} series from InfluxDB")
+    return data, series
+
+
+def _train(
+    config: StreamerConfig,
+    args: argparse.Namespace,
+    data: Path,
+    time_col: str,
+    targets: list[str],
+    time_unit: TimeUnit | None = None,
+) -> int:
+    from streamer.evaluation import report
+    from streamer.evaluation.train import TRAINED, TrainOptions, train
+
     options = TrainOptions(
-        data=Path(args.data),
-        time_col=args.time_col,
+        data=data,
+        time_col=time_col,
         targets=targets,
-        time_unit=args.time_unit,
+        time_unit=args.time_unit or time_unit,
         rows=args.rows,
         kind=args.kind,
         holdout_fraction=args.holdout_fraction,
@@ -111,13 +173,9 @@ def run_train(args: argparse.Namespace) -> int:
         retrain_every=args.retrain_every,
         replace=args.replace,
         progress=report.ProgressBar(),
-        say=lambda text: print(text, file=sys.stderr, flush=True),
+        say=_say,
     )
-    try:
-        done = train(config, options)
-    except EvaluateError as exc:
-        print(f"streamer train: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    done = train(config, options)
     print(report.table(done.report))
     held_out = done.report.models[TRAINED]
     net = f" version {done.version}" if done.version else ""
@@ -133,3 +191,7 @@ def run_train(args: argparse.Namespace) -> int:
         f"trained on {rows}; `streamer run -c {args.config}` starts from it"
     )
     return EXIT_OK
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
