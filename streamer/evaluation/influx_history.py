@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from connectors.readback import flux_string
 from streamer.config import schema as cfg
 from streamer.evaluation.options import EvaluateError
 
@@ -67,20 +68,15 @@ def query(history: InfluxHistory, bucket: str) -> str:
     """The Flux that gives one row per time with a column per series, in time order."""
     start, stop = _flux_time(history.start), _flux_time(history.stop)
     return (
-        f"from(bucket: {_string(bucket)}) |> range(start: {start}, stop: {stop}) "
-        f"|> filter(fn: (r) => r._measurement == {_string(history.measurement)} "
-        f"and r._field == {_string(history.field)}) "
-        f'|> keep(columns: ["_time", "_value", {_string(history.series_tag)}]) '
+        f"from(bucket: {flux_string(bucket)}) |> range(start: {start}, stop: {stop}) "
+        f"|> filter(fn: (r) => r._measurement == {flux_string(history.measurement)} "
+        f"and r._field == {flux_string(history.field)}) "
+        f'|> keep(columns: ["_time", "_value", {flux_string(history.series_tag)}]) '
         "|> group() "
-        f'|> pivot(rowKey: ["_time"], columnKey: [{_string(history.series_tag)}], '
+        f'|> pivot(rowKey: ["_time"], columnKey: [{flux_string(history.series_tag)}], '
         'valueColumn: "_value") '
         '|> sort(columns: ["_time"])'
     )
-
-
-def _string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
-    return f'"{escaped}"'
 
 
 def fetch(

@@ -93,7 +93,7 @@ def plot(report: Report, path: Path, series: str, horizon: int = 1, last: int | 
     """Two panels: the actual values of `series` with each model's `horizon`-step-ahead
     forecasts and intervals over the last `last` scored steps (None: all), by date; and
     each model's MSE by horizon over all series."""
-    plt = _pyplot()
+    plt = pyplot()
     first = next(iter(report.runs.values())).actual
     known = sorted(set(first.series.astype(str).tolist()))
     if series not in known:
@@ -139,7 +139,7 @@ def plot(report: Report, path: Path, series: str, horizon: int = 1, last: int | 
     plt.close(figure)
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     try:
         import matplotlib
 

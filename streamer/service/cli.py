@@ -32,6 +32,7 @@ from streamer.service.cli_common import (
 from streamer.service.cli_demo import add_demo
 from streamer.service.cli_evaluate import add_evaluate
 from streamer.service.cli_model import add_model
+from streamer.service.cli_show import add_show
 from streamer.service.cli_train import add_train
 
 DEFAULT_CONFIG = "config/demo.yaml"
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     add_evaluate(commands)
     add_train(commands, DEFAULT_CONFIG, CONFIG_ENV)
     add_model(commands, DEFAULT_CONFIG, CONFIG_ENV)
+    add_show(commands, DEFAULT_CONFIG, CONFIG_ENV)
     add_demo(commands)
     _add_bridge(commands)
     _add_config(commands)

@@ -1,0 +1,116 @@
+"""`streamer show` reads back what a file sink holds, in either format: each series'
+latest value, next forecast, interval and recent error, one series step by step, and a
+plot with dates."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).parents[2]
+NAMES, STEPS, ERRORS = ["pump-1", "pump-2", "tank/level"], 80, 20
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def streamer(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamer", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """A run of the last-value model over a file into two file sinks, one per format."""
+    folder = tmp_path_factory.mktemp("show")
+    values = np.round(np.random.default_rng(4).normal(10, 2, (len(NAMES), STEPS)), 3)
+    data = folder / "readings.csv"
+    with data.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["time", "sensor", "value"])
+        for t in range(STEPS):
+            at = (T0 + timedelta(minutes=t)).isoformat()
+            out.writerows([at, name, values[k, t]] for k, name in enumerate(NAMES))
+    config = {
+        "sources": [
+            {
+                "type": "replay",
+                "path": str(data),
+                "stop_at_end": True,
+                "fields": {
+                    "series": "sensor",
+                    "value": "value",
+                    "time": "time",
+                    "time_unit": "iso8601",
+                },
+            }
+        ],
+        "window": {"step": "1m"},
+        "model": {"type": "last_value", "horizon": 2},
+        "intervals": {"window": 10, "coverage": 0.8},
+        "sinks": [
+            {"type": "file", "name": "lines", "path": str(folder / "out.lp")},
+            {"type": "file", "name": "table", "path": str(folder / "out.csv"), "format": "csv"},
+        ],
+        "checkpoint": {"enabled": False},
+        "http": {"enabled": False},
+    }
+    path = folder / "show.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = streamer("run", "-c", str(path))
+    assert done.returncode == 0, done.stderr
+    return path, values
+
+
+@pytest.mark.parametrize("sink", ["lines", "table"])
+def test_the_table_has_each_series_latest_value_forecast_and_recent_error(
+    ran: tuple[Path, np.ndarray], sink: str
+) -> None:
+    config, values = ran
+    done = streamer("show", "-c", str(config), "--sink", sink, "--errors", str(ERRORS))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].endswith(": 3 series")
+    last = (T0 + timedelta(minutes=STEPS - 1)).strftime("%Y-%m-%d %H:%M:%S")
+    nxt = (T0 + timedelta(minutes=STEPS)).strftime("%Y-%m-%d %H:%M:%S")
+    for k, name in enumerate(NAMES):
+        (row,) = [line.split() for line in lines[2:] if line.split()[0] == name]
+        latest = values[k, -1]
+        # The last value forecasts the latest value; its recent error is the mean step.
+        mae = np.abs(np.diff(values[k]))[-ERRORS:].mean()
+        assert float(row[1]) == pytest.approx(latest, rel=1e-4)
+        assert f"{row[2]} {row[3]}" == last
+        assert float(row[4]) == pytest.approx(latest, rel=1e-4)
+        lower, upper = (float(x) for x in " ".join(row[5:7]).strip("[]").split(", "))
+        assert lower < latest < upper
+        assert f"{row[7]} {row[8]}" == nxt
+        assert float(row[9]) == pytest.approx(mae, rel=1e-4)
+        assert row[10] == f"({ERRORS})"
+        assert row[11] == "last_value"
+
+
+def test_one_series_step_by_step_and_as_a_plot(
+    ran: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    config, values = ran
+    done = streamer("show", "-c", str(config), "--series", "tank/level", "--last", "3")
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[2:]]
+    assert [float(r[2]) for r in rows[:3]] == pytest.approx(values[2, -3:].tolist())
+    assert rows[-1][2] == "-"  # the next step: a forecast, no value yet
+    assert float(rows[-1][3]) == pytest.approx(values[2, -1])
+
+    png = tmp_path / "level.png"
+    drawn = streamer("show", "-c", str(config), "--series", "tank/level", "--plot", str(png))
+    assert drawn.returncode == 0, drawn.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    unknown = streamer("show", "-c", str(config), "--series", "nope")
+    assert unknown.returncode == 1
+    assert "holds nothing of series 'nope'" in unknown.stderr
