@@ -67,9 +67,13 @@ def build_pipeline(config: StreamerConfig, stop_at_end: bool | None = None) -> P
 
 
 def build(
-    config: StreamerConfig, stop_at_end: bool | None = None, observer: SinkObserver | None = None
+    config: StreamerConfig,
+    stop_at_end: bool | None = None,
+    observer: SinkObserver | None = None,
+    stream: str = "",
 ) -> Built:
-    """The pipeline for a config, with its retrainer; `observer` is told of sink writes."""
+    """The pipeline for a config, with its retrainer; `observer` is told of sink writes;
+    `stream`: its name in a config of several (the `stream` tag of its stats)."""
     window = config.window
     checkpoints = (
         CheckpointStore(config.checkpoint.path, config.checkpoint.keep)
@@ -102,6 +106,7 @@ def build(
         progress_every=config.stats.every.total_seconds(),
         stats_every=config.stats.every.total_seconds(),
         instance=config.instance,
+        stream=stream,
         sink_names=tuple(sink_name(s, i) for i, s in enumerate(config.sinks)),
     )
     sinks = build_sinks(config)

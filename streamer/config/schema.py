@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from streamer.config.schema_drift import (
     AdwinDetector,
@@ -36,6 +36,8 @@ from streamer.config.schema_edges import (
     ReplaySource,
     Sink,
     Source,
+    sink_name,
+    source_name,
 )
 from streamer.config.schema_models import (
     DEFAULT_MEMBERS,
@@ -50,12 +52,19 @@ from streamer.config.schema_models import (
     SeasonalNaiveModel,
     SnarimaxModel,
 )
+from streamer.config.schema_streams import (
+    SECTIONS,
+    STREAM_NAME,
+    DriftConfig,
+    IntervalsConfig,
+    RetrainConfig,
+    StreamConfig,
+    WindowConfig,
+)
 from streamer.config.types import (
-    Duration,
     HostPort,
     NonEmptyStr,
     PositiveDuration,
-    Schedule,
     Section,
 )
 from streamer.core.durations import format_duration
@@ -106,17 +115,6 @@ __all__ = [
 # --- processing --------------------------------------------------------------------------
 
 
-class WindowConfig(Section):
-    """How irregular events become regular per-series steps."""
-
-    step: PositiveDuration = timedelta(seconds=1)
-    aggregation: Literal["last", "mean", "sum", "ohlc"] = "last"
-    allowed_lateness: Duration = timedelta(0)
-    max_gap: Annotated[int, Field(ge=0)] = 5
-    idle_close_after: PositiveDuration = timedelta(seconds=30)
-    max_series: Annotated[int, Field(ge=1)] = 10_000
-
-
 class PipelineConfig(Section):
     """Micro-batching, backpressure and what happens to bad input."""
 
@@ -128,61 +126,6 @@ class PipelineConfig(Section):
     max_series_id_bytes: Annotated[int, Field(ge=1, le=32_768)] = 256
     series_allowlist: list[NonEmptyStr] | None = None
     dead_letter: DeadLetter | None = None
-
-
-class IntervalsConfig(Section):
-    """Prediction intervals from recent residuals, per series and horizon."""
-
-    coverage: Annotated[float, Field(gt=0, lt=1)] = 0.9
-    window: Annotated[int, Field(ge=10)] = 100
-
-
-class RetrainConfig(Section):
-    """Incremental retraining on a schedule, without stopping the stream."""
-
-    enabled: bool = True
-    schedule: Schedule = "15m"
-    min_new_steps: Annotated[int, Field(ge=1)] = 500
-    buffer_steps: Annotated[int, Field(ge=1)] = 500_000
-    window: Annotated[int, Field(ge=2)] = 64
-    burn_in: Annotated[int, Field(ge=0)] = 16
-    threads: Annotated[int, Field(ge=1)] = 1
-    epochs: Annotated[int, Field(ge=1)] = 1
-    batch_size: Annotated[int, Field(ge=1)] = 256
-    validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
-    promote: Literal["if_better", "always"] = "if_better"
-    promote_tolerance: Annotated[float, Field(ge=0)] = 0.0
-    max_duration: PositiveDuration = timedelta(minutes=5)
-
-    def fitted(self, horizon: int, lags: int) -> RetrainConfig:
-        """These settings, with `window` grown where it was not set and is too short for
-        the horizon and lags: the smallest power of two above lags - 1 + H and
-        burn-in + H, so `model: {horizon: 24}` works as it reads."""
-        needed = max(self.burn_in + horizon, lags - 1 + horizon)
-        if "window" in self.model_fields_set or self.window > needed:
-            return self
-        return self.model_copy(update={"window": 2 ** needed.bit_length()})
-
-
-class DriftConfig(Section):
-    """Drift monitoring of forecast errors and/or inputs, per series. A detector with a
-    `warmup` sees its signal in standard deviations of the series' own reference (see
-    `streamer.engine.drift`). The retrain cooldown is event time: at most one drift retrain per
-    `retrain_cooldown` and `retrain_cooldown_steps` window steps (the longer), however
-    many series drift."""
-
-    enabled: bool = True
-    signal: Literal["error", "input", "both"] = "both"
-    detector: Detector = PageHinkleyDetector(type="page_hinkley")
-    on_drift: Literal["alert", "retrain", "reset_state"] = "alert"
-    retrain_cooldown: Duration = timedelta(minutes=10)
-    retrain_cooldown_steps: Annotated[int, Field(ge=0)] = 100
-
-    def cooldown_seconds(self, step_seconds: float) -> float:
-        """The retrain cooldown for a window step: the longer of its two bounds."""
-        return max(
-            self.retrain_cooldown.total_seconds(), self.retrain_cooldown_steps * step_seconds
-        )
 
 
 # --- operations --------------------------------------------------------------------------
@@ -264,6 +207,22 @@ class StreamerConfig(Section):
     http: HttpConfig = HttpConfig()
     stats: StatsConfig = StatsConfig()
     logging: LoggingConfig = LoggingConfig()
+    streams: dict[Annotated[str, Field(pattern=STREAM_NAME)], StreamConfig] | None = None
+    _streams: dict[str, StreamerConfig] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sources_of_streams(cls, data: Any) -> Any:
+        """With `streams`, `sources` is every stream's sources (named `<stream>-<type>`
+        or `<stream>-<index>` where unnamed), so that names stay unique across streams."""
+        if not isinstance(data, dict) or not isinstance(data.get("streams"), dict):
+            return data
+        if "sources" in data:
+            raise ValueError(
+                "give either `sources` (one stream) or `streams` (several, each with its "
+                "own sources), not both"
+            )
+        return {**data, "sources": _stream_sources(data["streams"])}
 
     @field_validator("sources")
     @classmethod
@@ -342,8 +301,66 @@ class StreamerConfig(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _streams_resolve(self) -> StreamerConfig:
+        if not self.streams:
+            return self
+        sinks = {sink_name(sink, i): i for i, sink in enumerate(self.sinks)}
+        for name, stream in self.streams.items():
+            unknown = [s for s in stream.sinks or () if s not in sinks]
+            if unknown:
+                raise ValueError(
+                    f"streams.{name}.sinks: {unknown} not among the config's sinks "
+                    f"({', '.join(sinks)})"
+                )
+        resolved = {name: self._stream(name, s, sinks) for name, s in self.streams.items()}
+        for path, users in _shared_files(resolved).items():
+            if len(users) > 1:
+                raise ValueError(
+                    f"file sink {path} would take the output of streams {users}: a file holds "
+                    "one stream's output (it is truncated back to its checkpoint on a "
+                    "restart); give each stream a file of its own (streams.<name>.sinks)"
+                )
+        object.__setattr__(self, "_streams", resolved)
+        return self
+
+    def _stream(self, name: str, stream: StreamConfig, sinks: dict[str, int]) -> StreamerConfig:
+        """The single-stream config that runs stream `name`."""
+        data = self.model_dump(exclude_unset=True, exclude={"streams", "sources", "sinks"})
+        own = stream.model_dump(exclude_unset=True, exclude={"sinks"})
+        chosen = stream.sinks or list(sinks)
+        data |= {key: own[key] for key in SECTIONS if own.get(key) is not None}
+        data["sources"] = own["sources"]
+        data["sinks"] = [
+            {**self.sinks[sinks[n]].model_dump(exclude_unset=True), "name": n} for n in chosen
+        ]
+        data["checkpoint"] = {
+            **self.checkpoint.model_dump(exclude_unset=True),
+            "path": _per_stream(self.checkpoint.path, name),
+        }
+        letter = self.pipeline.dead_letter
+        if isinstance(letter, FileDeadLetter):
+            pipeline = data.setdefault("pipeline", {})
+            pipeline["dead_letter"] = {
+                **pipeline["dead_letter"],
+                "path": _per_stream(letter.path, name),
+            }
+        try:
+            return StreamerConfig.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"] if not str(part)[0].isupper())
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"stream {name!r}: {where + ': ' if where else ''}{message}") from None
+
+    def stream_configs(self) -> dict[str, StreamerConfig]:
+        """Each stream's config, by name; one config of one stream: itself, named ""."""
+        return dict(self._streams) if self.streams else {"": self}
+
     def summary(self) -> str:
         """One line saying what this config runs."""
+        if self.streams:
+            return "; ".join(f"{n}: {c.summary()}" for n, c in self.stream_configs().items())
         sources = ", ".join(source_name(s, i) for i, s in enumerate(self.sources))
         sinks = ", ".join(s.type for s in self.sinks)
         return (
@@ -354,11 +371,32 @@ class StreamerConfig(Section):
         )
 
 
-def source_name(source: Source, index: int) -> str:
-    """A source's configured name, or `<type>-<index>` when it has none."""
-    return source.name or f"{source.type}-{index}"
+def _stream_sources(streams: dict[str, Any]) -> list[Any]:
+    """Every stream's sources, in order; an unnamed one named after its stream."""
+    out: list[Any] = []
+    for name, stream in streams.items():
+        sources = stream.get("sources") if isinstance(stream, dict) else None
+        if not isinstance(sources, list):
+            continue  # reported as the stream's own problem
+        for i, source in enumerate(sources):
+            if isinstance(source, dict) and not source.get("name"):
+                source = {**source, "name": name if len(sources) == 1 else f"{name}-{i}"}
+            out.append(source)
+        if isinstance(stream, dict):
+            stream["sources"] = out[len(out) - len(sources) :]
+    return out
 
 
-def sink_name(sink: Sink, index: int) -> str:
-    """A sink's configured name, or `<type>-<index>` when it has none."""
-    return sink.name or f"{sink.type}-{index}"
+def _per_stream(path: Path, stream: str) -> Path:
+    """`state/checkpoint.db` -> `state/checkpoint.ticks.db`: a stream's own file."""
+    return path.with_name(f"{path.stem}.{stream}{path.suffix}")
+
+
+def _shared_files(configs: dict[str, StreamerConfig]) -> dict[Path, list[str]]:
+    """File sink paths, by the streams that write them."""
+    users: dict[Path, list[str]] = {}
+    for name, config in configs.items():
+        for sink in config.sinks:
+            if isinstance(sink, FileSink):
+                users.setdefault(sink.path, []).append(name)
+    return users

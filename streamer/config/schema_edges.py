@@ -328,3 +328,13 @@ class KafkaSink(KafkaConnection, SinkBase):
 
 
 Sink = Annotated[InfluxSink | FileSink | KafkaSink, Field(discriminator="type")]
+
+
+def source_name(source: Source, index: int) -> str:
+    """A source's configured name, or `<type>-<index>` when it has none."""
+    return source.name or f"{source.type}-{index}"
+
+
+def sink_name(sink: Sink, index: int) -> str:
+    """A sink's configured name, or `<type>-<index>` when it has none."""
+    return sink.name or f"{sink.type}-{index}"

@@ -97,7 +97,11 @@ class Pipeline:
         self.counters = Counters()
         self.rejections = Rejections(self.counters, dead_letter, settings.rejected_log_every)
         self.reporter = Reporter(
-            settings.instance, settings.stats_every, settings.progress_every, clock()
+            settings.instance,
+            settings.stats_every,
+            settings.progress_every,
+            clock(),
+            settings.stream,
         )
         self.positions: dict[str, dict[str, int]] = {s.name: {} for s, _ in sources}
         self._last_checkpoint = clock()

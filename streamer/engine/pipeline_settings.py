@@ -51,6 +51,7 @@ class PipelineSettings:
     sink_retry_wait: float = 1.0
     stats_every: float | None = None  # a streamer_stats event this often (None: never)
     instance: str = "streamer"
+    stream: str = ""  # in a config of several streams, this one's (a tag of its stats)
     sink_names: tuple[str, ...] = ()  # in metrics and logs (empty: the sinks' classes)
 
 

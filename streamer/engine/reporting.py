@@ -79,9 +79,15 @@ class Reporter:
     `progress_every` seconds a progress line."""
 
     def __init__(
-        self, instance: str, stats_every: float | None, progress_every: float, now: float
+        self,
+        instance: str,
+        stats_every: float | None,
+        progress_every: float,
+        now: float,
+        stream: str = "",
     ) -> None:
         self.instance = instance
+        self.tags = {"instance": instance, **({"stream": stream} if stream else {})}
         self.stats_every = stats_every
         self.progress_every = progress_every
         self._last_stats = now
@@ -134,7 +140,7 @@ class Reporter:
         seconds, writes = take_latency()
         if writes:
             fields["latency_ms"] = 1000.0 * seconds / writes
-        return Event("streamer_stats", {"instance": self.instance}, fields, int(now * NS_PER_S))
+        return Event("streamer_stats", dict(self.tags), fields, int(now * NS_PER_S))
 
     def progress(
         self, now: float, counters: Counters, live_series: int, force: bool = False

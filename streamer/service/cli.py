@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -34,6 +35,10 @@ from streamer.service.cli_evaluate import add_evaluate
 from streamer.service.cli_model import add_model
 from streamer.service.cli_show import add_show
 from streamer.service.cli_train import add_train
+
+if TYPE_CHECKING:
+    from streamer.config.schema import StreamerConfig
+    from streamer.service.daemon import RunResult
 
 DEFAULT_CONFIG = "config/demo.yaml"
 CONFIG_ENV = "STREAMER_CONFIG"  # the config file when -c is not given (the image sets it)
@@ -149,21 +154,28 @@ def _run(args: argparse.Namespace) -> int:
         message = f"stopped at once ({why}); the last checkpoint stands"
         _say(message, json_logs, logging.WARNING)
         return EXIT_INTERRUPTED
+    configs = config.stream_configs()
+    for name, outcome in (result.streams or {"": result}).items():
+        prefix = f"stream {name}: " if name else ""
+        _say(prefix + _summary(configs[name], outcome), json_logs, logging.INFO)
+        if outcome.model_errors:
+            _say(prefix + _error_summary(outcome.model_errors), json_logs, logging.INFO)
+    return EXIT_OK
+
+
+def _summary(config: StreamerConfig, result: RunResult) -> str:
+    """`done: N events read, ...`: what one stream's run did."""
     c = result.counters
     rejected = ", ".join(f"{n} {reason}" for reason, n in c.rejected.most_common()) or "none"
     dead_letter = config.pipeline.dead_letter
     if c.rejected_total and dead_letter is not None:
         rejected += f", sent to {dead_letter.describe()}"
     sinks = ", ".join(s.describe() for s in config.sinks)
-    summary = (
+    return (
         f"done: {c.events_in} events read, {c.rejected_total} rejected ({rejected}), "
         f"{result.series} series, {c.steps_closed} steps, {c.forecasts_out} forecasts "
         f"written to {sinks}"
     )
-    _say(summary, json_logs, logging.INFO)
-    if result.model_errors:
-        _say(_error_summary(result.model_errors), json_logs, logging.INFO)
-    return EXIT_OK
 
 
 def _error_summary(errors: dict[str, float]) -> str:

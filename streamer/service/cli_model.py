@@ -14,7 +14,7 @@ from typing import Any
 from streamer.config.schema import EnsembleModel, LstmModel, NetSettings, StreamerConfig
 from streamer.core.durations import format_duration
 from streamer.service import logs
-from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load
+from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load, one_stream
 
 NET_KEYS = ("cell", "hidden_size", "num_layers", "calendar", "price_inputs", "season_length")
 
@@ -50,6 +50,9 @@ def add_model(
             help=f"config file (default: ${env}, else {default_config})",
         )
         action.add_argument("file", metavar="FILE", help="the model file")
+        action.add_argument(
+            "--stream", metavar="NAME", help="in a config of several streams: whose model"
+        )
     imported.add_argument(
         "--replace", action="store_true", help="overwrite the checkpoint that is there"
     )
@@ -80,7 +83,7 @@ def run_export(args: argparse.Namespace) -> int:
     from streamer.engine import model_file
     from streamer.engine.checkpoint import CheckpointStore
 
-    config = load(args.config)
+    config = _config(args, "model export")
     if isinstance(config, int):
         return config
     logs.configure("WARNING")
@@ -112,7 +115,7 @@ def run_import(args: argparse.Namespace) -> int:
     from streamer.engine import model_file
     from streamer.engine.checkpoint import CheckpointStore
 
-    config = load(args.config)
+    config = _config(args, "model import")
     if isinstance(config, int):
         return config
     logs.configure("WARNING")
@@ -144,6 +147,11 @@ def run_import(args: argparse.Namespace) -> int:
         f"`streamer run -c {args.config}` starts from it"
     )
     return EXIT_OK
+
+
+def _config(args: argparse.Namespace, command: str) -> StreamerConfig | int:
+    loaded = load(args.config)
+    return loaded if isinstance(loaded, int) else one_stream(loaded, args.stream, command)
 
 
 def _fail(message: str) -> int:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from streamer.config.schema import StreamerConfig
 from streamer.service import logs
-from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load
+from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load, one_stream
 
 if TYPE_CHECKING:
     from connectors.codecs import TimeUnit
@@ -41,6 +41,9 @@ def add_train(
         default=os.environ.get(env) or default_config,
         metavar="FILE",
         help=f"the config `streamer run` will use (default: ${env}, else {default_config})",
+    )
+    train.add_argument(
+        "--stream", metavar="NAME", help="in a config of several streams: the one to train"
     )
     history = train.add_mutually_exclusive_group(required=True)
     history.add_argument("--data", metavar="FILE", help="CSV file, or .csv.gz")
@@ -114,7 +117,10 @@ def run_train(args: argparse.Namespace) -> int:
     from streamer.evaluation.influx_history import TIME_COL
     from streamer.evaluation.options import EvaluateError
 
-    config = load(args.config)
+    loaded = load(args.config)
+    if isinstance(loaded, int):
+        return loaded
+    config = one_stream(loaded, args.stream, "train")
     if isinstance(config, int):
         return config
     logs.configure("WARNING")

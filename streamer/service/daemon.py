@@ -8,17 +8,20 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
 from models.base import ScoresMembers
-from streamer.config.build import build, schedule_interval
+from streamer.config.build import Built, build, schedule_interval
 from streamer.config.schema import StreamerConfig
 from streamer.core.errors import ConfigError, ConfigProblem
 from streamer.engine.pipeline import Pipeline
 from streamer.engine.reporting import Counters
-from streamer.service.health import HttpEndpoint
+from streamer.engine.snapshot import Snapshot, WriterStatus
+from streamer.service.health import HttpEndpoint, Read
 from streamer.service.metrics import Metrics
+from streamer.service.streams import run_pipelines, total
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +50,11 @@ def tune_runtime(switch_interval: float = SWITCH_INTERVAL) -> None:
     sys.setswitchinterval(switch_interval)
 
 
-def _http(config: StreamerConfig, pipeline: Pipeline, metrics: Metrics) -> HttpEndpoint:
+def _http(config: StreamerConfig, read: Read, metrics: Metrics) -> HttpEndpoint:
     bind = config.http.bind
     stall_after = config.http.stall_after.total_seconds()
     try:
-        endpoint = HttpEndpoint(
-            bind, lambda: (pipeline.snapshot, pipeline.writer.status), metrics, stall_after
-        )
+        endpoint = HttpEndpoint(bind, read, metrics, stall_after)
     except OSError as exc:
         raise ConfigError(
             "http",
@@ -64,10 +65,14 @@ def _http(config: StreamerConfig, pipeline: Pipeline, metrics: Metrics) -> HttpE
 
 @dataclass(frozen=True)
 class RunResult:
+    """What a run did; for a config of several streams, each stream's under `streams`
+    (and the totals above)."""
+
     counters: Counters
     series: int
     restored: bool
     model_errors: dict[str, float] = field(default_factory=dict)  # MSE per member, if any
+    streams: dict[str, RunResult] = field(default_factory=dict)
 
 
 class StoppedAtOnce(KeyboardInterrupt):
@@ -106,42 +111,92 @@ def _stop_on_signals(stop: threading.Event, timeout: float) -> None:
 
 
 def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResult:
-    """Run the daemon until SIGINT/SIGTERM or the end of data.
+    """Run the daemon until SIGINT/SIGTERM or the end of data: one pipeline per stream
+    of the config (one for a config without `streams`), each on a thread of its own.
 
-    On the first signal the loop finishes its batch, flushes the sinks, checkpoints and
+    On the first signal each loop finishes its batch, flushes the sinks, checkpoints and
     commits. If that takes longer than `shutdown_timeout` (a sink that does not answer),
     or on a second signal, it stops at once (KeyboardInterrupt): the last checkpoint
     stands, and what came after it is read again on the next start.
     """
     stop = stop or threading.Event()
+    configs = config.stream_configs()
     metrics = Metrics()
-    pipeline, retrainer = build(config, observer=metrics)
-    metrics.collect_from(lambda: pipeline.snapshot)
+    built = _build_all(configs, metrics)
+    pipelines = {name: b.pipeline for name, b in built.items()}
+    reads = {name: _reader(p) for name, p in pipelines.items()}
+    metrics.collect_from({name: read_snapshot(p) for name, p in pipelines.items()})
     _stop_on_signals(stop, config.shutdown_timeout.total_seconds())
     tune_runtime()
     endpoint: HttpEndpoint | None = None
     at_once = False
     try:
-        restored = pipeline.restore()
-        log.info(
-            "started: %s%s", config.summary(), " (continuing from checkpoint)" if restored else ""
-        )
-        if retrainer is not None:
-            schedule = config.retrain.schedule
-            retrainer.start_schedule(schedule, schedule_interval(schedule))
+        restored = {}
+        for name, (pipeline, retrainer) in built.items():
+            restored[name] = pipeline.restore()
+            stream = configs[name]
+            log.info(
+                "started: %s%s%s",
+                f"stream {name}: " if name else "",
+                stream.summary(),
+                " (continuing from checkpoint)" if restored[name] else "",
+            )
+            if retrainer is not None:
+                schedule = stream.retrain.schedule
+                retrainer.start_schedule(schedule, schedule_interval(schedule))
         if config.http.enabled:
-            endpoint = _http(config, pipeline, metrics)
-        counters = pipeline.run(stop)
-        forecaster = pipeline.forecaster
-        errors = forecaster.member_errors() if isinstance(forecaster, ScoresMembers) else {}
-        return RunResult(counters, pipeline.window.live_series, restored, errors)
+            endpoint = _http(config, reads[""] if "" in reads else _all(reads), metrics)
+        counters = run_pipelines(pipelines, stop)
+        results = {
+            name: _result(p, counters[name], restored[name]) for name, p in pipelines.items()
+        }
+        return results[""] if "" in results else _total(results)
     except KeyboardInterrupt:
         at_once = True
         raise
     finally:
         if endpoint is not None:
             endpoint.stop()
-        if at_once:
-            pipeline.abandon()
-        else:
-            pipeline.close()
+        for pipeline in pipelines.values():
+            if at_once:
+                pipeline.abandon()
+            else:
+                pipeline.close()
+
+
+def _build_all(configs: dict[str, StreamerConfig], metrics: Metrics) -> dict[str, Built]:
+    """Each stream's pipeline; those built are closed again if a later one fails."""
+    built: dict[str, Built] = {}
+    try:
+        for name, stream in configs.items():
+            built[name] = build(stream, observer=metrics, stream=name)
+    except BaseException:
+        for made in built.values():
+            made.pipeline.close()
+        raise
+    return built
+
+
+def read_snapshot(pipeline: Pipeline) -> Callable[[], Snapshot]:
+    return lambda: pipeline.snapshot
+
+
+def _reader(pipeline: Pipeline) -> Callable[[], tuple[Snapshot, WriterStatus]]:
+    return lambda: (pipeline.snapshot, pipeline.writer.status)
+
+
+def _all(reads: dict[str, Callable[[], tuple[Snapshot, WriterStatus]]]) -> Read:
+    return lambda: {name: read() for name, read in reads.items()}
+
+
+def _result(pipeline: Pipeline, counters: Counters, restored: bool) -> RunResult:
+    forecaster = pipeline.forecaster
+    errors = forecaster.member_errors() if isinstance(forecaster, ScoresMembers) else {}
+    return RunResult(counters, pipeline.window.live_series, restored, errors)
+
+
+def _total(results: dict[str, RunResult]) -> RunResult:
+    counters = total({name: r.counters for name, r in results.items()})
+    series = sum(r.series for r in results.values())
+    restored = all(r.restored for r in results.values())
+    return RunResult(counters, series, restored, {}, results)

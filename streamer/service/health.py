@@ -15,6 +15,7 @@ The handler reads only the snapshots the pipeline and the sink writer publish
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -28,7 +29,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streamer.engine.snapshot import Snapshot, WriterStatus
 from streamer.service.metrics import Metrics
 
-Read = Callable[[], tuple[Snapshot, WriterStatus]]
+Seen = tuple[Snapshot, WriterStatus]
+# The pipeline's latest snapshots; for a config of several streams, each stream's by name.
+Read = Callable[[], Seen | dict[str, Seen]]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,17 @@ def readiness(snapshot: Snapshot, writer: WriterStatus) -> tuple[bool, dict[str,
     if problems:
         body["source_problems"] = problems
     return ok, body
+
+
+def _each(seen: Seen | dict[str, Seen], check: Any, fine: str) -> tuple[bool, dict[str, Any]]:
+    """One pipeline's check; for several streams, all of them: ok when each is, the
+    status of the first that is not, and each stream's body under `streams`."""
+    if not isinstance(seen, dict):
+        return check(*seen)  # type: ignore[no-any-return]
+    results = {name: check(*pair) for name, pair in seen.items()}
+    failed = [body["status"] for ok, body in results.values() if not ok]
+    bodies = {name: body for name, (_, body) in results.items()}
+    return not failed, {"status": failed[0] if failed else fine, "streams": bodies}
 
 
 class HttpEndpoint:
@@ -105,11 +119,12 @@ class HttpEndpoint:
         if path == "/metrics":
             self._send(request, 200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
             return
-        snapshot, writer = self.read()
-        if path == "/healthz":
-            ok, body = health(snapshot, writer, self.stall_after)
-        elif path == "/readyz":
-            ok, body = readiness(snapshot, writer)
+        if path in ("/healthz", "/readyz"):
+            check = functools.partial(health, stall_after=self.stall_after)
+            healthz = path == "/healthz"
+            ok, body = _each(
+                self.read(), check if healthz else readiness, "ok" if healthz else "ready"
+            )
         else:
             ok, body = False, {"error": f"no {path}; try /healthz, /readyz or /metrics"}
             self._send(request, 404, json.dumps(body).encode(), "application/json")

@@ -20,6 +20,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        stream = getattr(record, "stream", "")
+        if stream:
+            entry["stream"] = stream
         if record.exc_info:
             entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -36,6 +39,20 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, value: Any) -> None:
         pass
+
+
+STREAM_THREAD = "stream "  # a stream's pipeline thread is named this and the stream
+
+
+class StreamTag(logging.Filter):
+    """Sets `record.stream` to the stream whose pipeline thread logs it (or "")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        thread = record.threadName or ""
+        stream = thread[len(STREAM_THREAD) :] if thread.startswith(STREAM_THREAD) else ""
+        record.stream = stream
+        record.stream_prefix = f"[{stream}] " if stream else ""
+        return True
 
 
 SHORT = 8  # characters: a shorter secret is masked only where it stands alone
@@ -73,11 +90,14 @@ def configure(level: str = "INFO", format: str = "text", secrets: Iterable[str] 
     (the config's) replaced by `***`."""
     handler = _StderrHandler()
     handler.addFilter(Redact(secrets))
+    handler.addFilter(StreamTag())
     if format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+            logging.Formatter(
+                "%(asctime)s %(levelname)-7s %(name)s: %(stream_prefix)s%(message)s", "%H:%M:%S"
+            )
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -22,96 +22,87 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class _SnapshotCollector(Collector):
-    def __init__(self, read: Callable[[], Snapshot]) -> None:
-        self.read = read
+    """The pipelines' counters at scrape time; with several streams, each sample has a
+    `stream` label."""
+
+    def __init__(self, reads: dict[str, Callable[[], Snapshot]]) -> None:
+        self.reads = reads
+        self.named = set(reads) != {""}
 
     def collect(self) -> Iterator[Metric]:
-        s = self.read()
-        yield _counter("streamer_events_in", "Records read from the sources.", s.events_in)
-        rejected = CounterMetricFamily(
-            "streamer_rejected", "Records rejected, by reason.", labels=["reason"]
-        )
-        for reason, n in sorted(s.rejected.items()):
-            rejected.add_metric([reason], n)
-        yield rejected
-        yield _counter("streamer_steps_closed", "Per-series steps closed.", s.steps_closed)
-        yield _counter(
-            "streamer_forecasts_out", "Forecasts written (one per horizon).", s.forecasts_out
-        )
-        yield _gauge("streamer_live_series", "Series held in the window.", s.live_series)
-        lag = GaugeMetricFamily(
-            "streamer_consumer_lag",
-            "Records behind the end of each partition (at the last stats report).",
-            labels=["source", "partition"],
-        )
-        for (source, partition), n in sorted(s.lag.items()):
-            lag.add_metric([source, partition], n)
-        yield lag
-        if s.model_version is not None:
-            yield _gauge(
-                "streamer_model_version",
-                "Promotions of the weights behind the latest forecasts.",
-                s.model_version,
-            )
-        if s.retrains is not None:
-            retrains = CounterMetricFamily(
-                "streamer_retrains", "Retrain attempts, by outcome.", labels=["outcome"]
-            )
-            for outcome, n in sorted(s.retrains.items()):
-                retrains.add_metric([outcome], n)
-            yield retrains
-        if s.drifts is not None:
-            drifts = CounterMetricFamily(
-                "streamer_drifts", "Drift detections, by detector.", labels=["detector"]
-            )
-            for detector, n in sorted(s.drifts.items()):
-                drifts.add_metric([detector], n)
-            yield drifts
-        if s.group is not None:
-            yield from _group(s.group)
+        families: dict[str, Metric] = {}
+        for stream, read in self.reads.items():
+            for family, labels, value in _samples(read()):
+                name, kind, doc, label_names = family
+                if self.named:
+                    label_names, labels = ("stream", *label_names), (stream, *labels)
+                made = families.get(name)
+                if made is None:
+                    make = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+                    made = families[name] = make(name, doc, labels=list(label_names))
+                made.add_metric(list(labels), value)  # type: ignore[attr-defined]
+        yield from families.values()
 
 
-def _group(g: GroupStatus) -> Iterator[Metric]:
+Family = tuple[str, str, str, tuple[str, ...]]  # name, counter or gauge, help, label names
+
+
+def _samples(s: Snapshot) -> Iterator[tuple[Family, tuple[str, ...], float]]:
+    """Every sample of one pipeline's snapshot, with its family."""
+    yield ("streamer_events_in", "counter", "Records read from the sources.", ()), (), s.events_in
+    rejected = ("streamer_rejected", "counter", "Records rejected, by reason.", ("reason",))
+    for reason, n in sorted(s.rejected.items()):
+        yield rejected, (reason,), n
+    yield ("streamer_steps_closed", "counter", "Per-series steps closed.", ()), (), s.steps_closed
+    forecasts = ("streamer_forecasts_out", "counter", "Forecasts written (one per horizon).", ())
+    yield forecasts, (), s.forecasts_out
+    yield ("streamer_live_series", "gauge", "Series held in the window.", ()), (), s.live_series
+    lag = (
+        "streamer_consumer_lag",
+        "gauge",
+        "Records behind the end of each partition (at the last stats report).",
+        ("source", "partition"),
+    )
+    for (source, partition), n in sorted(s.lag.items()):
+        yield lag, (source, partition), n
+    if s.model_version is not None:
+        doc = "Promotions of the weights behind the latest forecasts."
+        yield ("streamer_model_version", "gauge", doc, ()), (), s.model_version
+    if s.retrains is not None:
+        retrains = ("streamer_retrains", "counter", "Retrain attempts, by outcome.", ("outcome",))
+        for outcome, n in sorted(s.retrains.items()):
+            yield retrains, (outcome,), n
+    if s.drifts is not None:
+        drifts = ("streamer_drifts", "counter", "Drift detections, by detector.", ("detector",))
+        for detector, n in sorted(s.drifts.items()):
+            yield drifts, (detector,), n
+    if s.group is not None:
+        yield from _group(s.group)
+
+
+def _group(g: GroupStatus) -> Iterator[tuple[Family, tuple[str, ...], float]]:
     """This replica's share of its group: what it reads, restores and commits."""
-    owned = GaugeMetricFamily(
+    owned = (
         "streamer_partition_owned",
+        "gauge",
         "1 for each input partition this replica reads (restored).",
-        labels=["partition"],
+        ("partition",),
     )
     for partition in g.owned:
-        owned.add_metric([partition], 1)
-    yield owned
-    yield _gauge(
-        "streamer_partitions_restoring",
-        "Partitions assigned whose series' state is not restored yet.",
-        len(g.restoring),
-    )
-    yield _counter(
-        "streamer_restored_series", "Series restored from the changelog.", g.restored_series
-    )
-    yield _counter(
-        "streamer_restore_seconds", "Time spent restoring partitions.", g.restore_seconds
-    )
-    yield _gauge(
-        "streamer_changelog_pending",
-        "Series whose state changed since the last changelog commit (the changelog lag).",
-        g.changelog_pending,
-    )
-    yield _counter(
-        "streamer_changelog_commits", "Changelog transactions committed.", g.changelog_commits
-    )
+        yield owned, (partition,), 1
+    doc = "Partitions assigned whose series' state is not restored yet."
+    yield ("streamer_partitions_restoring", "gauge", doc, ()), (), len(g.restoring)
+    doc = "Series restored from the changelog."
+    yield ("streamer_restored_series", "counter", doc, ()), (), g.restored_series
+    doc = "Time spent restoring partitions."
+    yield ("streamer_restore_seconds", "counter", doc, ()), (), g.restore_seconds
+    doc = "Series whose state changed since the last changelog commit (the changelog lag)."
+    yield ("streamer_changelog_pending", "gauge", doc, ()), (), g.changelog_pending
+    doc = "Changelog transactions committed."
+    yield ("streamer_changelog_commits", "counter", doc, ()), (), g.changelog_commits
     if g.trainer is not None:
-        yield _gauge(
-            "streamer_trainer", "1 while this replica trains the group's model.", g.trainer
-        )
-
-
-def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-    return CounterMetricFamily(name, doc, value=value)
-
-
-def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, value=value)
+        doc = "1 while this replica trains the group's model."
+        yield ("streamer_trainer", "gauge", doc, ()), (), g.trainer
 
 
 class Metrics:
@@ -133,9 +124,12 @@ class Metrics:
             registry=self.registry,
         )
 
-    def collect_from(self, read: Callable[[], Snapshot]) -> Metrics:
-        """Collect the pipeline's counters from the snapshots `read` returns."""
-        self.registry.register(_SnapshotCollector(read))
+    def collect_from(
+        self, read: Callable[[], Snapshot] | dict[str, Callable[[], Snapshot]]
+    ) -> Metrics:
+        """Collect the pipeline's counters from the snapshots `read` returns; or, for a
+        config of several streams, each stream's, labelled with its name."""
+        self.registry.register(_SnapshotCollector(read if isinstance(read, dict) else {"": read}))
         return self
 
     def written(self, sink: str, seconds: float) -> None:

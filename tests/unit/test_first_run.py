@@ -107,3 +107,23 @@ def test_an_unset_training_window_grows_to_fit_the_horizon_and_a_set_one_is_chec
     assert config.retrain.window == 128  # above 2 seasons of lags (48) - 1 + 24
     found = problems(EDGES + "model: {horizon: 24}\nretrain: {window: 64}\n")
     assert "retrain.window (64) must be more than model.lags (48" in found[""]
+
+
+def test_the_examples_streams_block_is_a_valid_config_of_two_cadences() -> None:
+    text = EXAMPLE.read_text()
+    start = text.index("# streams:\n")
+    block = []
+    for line in text[start:].splitlines():
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    example = yaml.safe_load(EXAMPLE.read_text())
+    del example["sources"]
+    example |= yaml.safe_load("\n".join(block))
+    config = parse_config(yaml.safe_dump(example), "example streams", {})
+    streams = config.stream_configs()
+    assert {n: (str(c.window.step), c.window.aggregation) for n, c in streams.items()} == {
+        "ticks": ("0:00:01", "last"),
+        "sensors": ("0:00:10", "mean"),
+    }
+    assert [s.name for s in streams["ticks"].sinks] == ["influx"]

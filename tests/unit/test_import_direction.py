@@ -57,6 +57,7 @@ SCHEMA = tuple(
         "schema_edges",
         "schema_models",
         "schema_drift",
+        "schema_streams",
         "file",
     )
 )
