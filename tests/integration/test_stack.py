@@ -7,7 +7,7 @@ each with its own container host name); the bridge reads config/bridge.yaml, the
 producer gets the producer service's flags. What only a container has is replaced:
 compose's host names by where the services run here, the image's state volume by a
 temporary directory, and the fixed topics and consumer groups by this test's own.
-Steps are shortened (200 ms instead of 1 s, and an earlier first training) so that the
+Each stream's steps are shortened (200 ms, and an earlier first training) so that the
 LSTM serves within the test.
 """
 
@@ -103,21 +103,25 @@ def test_the_stacks_replicas_bridge_and_producer_feed_influxdb_together(
             "INFLUX_BUCKET": influx_bucket,
             "INFLUX_TOKEN": services.influx_token,
             # Compose's DNS names, the image's volume, the topics and groups, as here.
-            "STREAMER__SOURCES__0__BOOTSTRAP_SERVERS": f"[{services.kafka_bootstrap}]",
-            "STREAMER__SOURCES__0__TOPICS": f"[{ticks}]",
-            "STREAMER__SOURCES__0__GROUP_ID": f"stack-ticks-{run}",
-            "STREAMER__SOURCES__1__BOOTSTRAP_SERVERS": f"[{services.kafka_bootstrap}]",
-            "STREAMER__SOURCES__1__TOPICS": f"[{readings}]",
-            "STREAMER__SOURCES__1__GROUP_ID": f"stack-readings-{run}",
+            **{
+                f"STREAMER__STREAMS__{stream}__{key}": value
+                for stream, topic in (("TICKS", ticks), ("SENSORS", readings))
+                for key, value in {
+                    "SOURCES__0__BOOTSTRAP_SERVERS": f"[{services.kafka_bootstrap}]",
+                    "SOURCES__0__TOPICS": f"[{topic}]",
+                    "SOURCES__0__GROUP_ID": f"stack-{stream.lower()}-{run}",
+                    # Shorter steps and an earlier first training: the LSTM serves in
+                    # the test.
+                    "WINDOW__STEP": "200ms",
+                    "MODEL__MIN_TRAIN_STEPS": "300",
+                    "MODEL__SERVE_IF": "trained",
+                }.items()
+            },
             "STREAMER__SINKS__0__URL": services.influx_url,
             "STREAMER__CHECKPOINT__PATH": str(state / "checkpoint.db"),
             "STREAMER__PIPELINE__DEAD_LETTER__PATH": str(state / "dead-letter.jsonl"),
             "STREAMER__HTTP__BIND": f"127.0.0.1:{port}",
             "STREAMER__GROUP__SESSION_TIMEOUT": "10s",
-            # Shorter steps and an earlier first training: the LSTM serves in the test.
-            "STREAMER__WINDOW__STEP": "200ms",
-            "STREAMER__MODEL__MIN_TRAIN_STEPS": "300",
-            "STREAMER__MODEL__SERVE_IF": "trained",
             "STREAMER__RETRAIN__SCHEDULE": "3s",
             "STREAMER__RETRAIN__MIN_NEW_STEPS": "200",
             "STREAMER__STATS__EVERY": "1s",
@@ -190,7 +194,8 @@ def test_the_stacks_replicas_bridge_and_producer_feed_influxdb_together(
         assert all(json.loads(line)["level"] for line in log.splitlines()), "not JSON a line"
     seen = set().union(*_series_by_model(influx_client, influx_bucket).values())
     assert symbols | sensors <= seen, seen
-    assert (tmp_path / "streamer-1" / "checkpoint.db").exists()
+    for stream in ("ticks", "sensors"):  # each stream its own checkpoint
+        assert (tmp_path / "streamer-1" / f"checkpoint.{stream}.db").exists()
     assert b"Traceback" not in errors
 
 
@@ -203,8 +208,9 @@ def _readyz(port: int) -> tuple[int, dict[str, Any]]:
 
 
 def _partitions(readyz: dict[str, Any]) -> set[str]:
-    """The partitions a replica's /readyz says its sources read."""
-    return {p for read in readyz.get("partitions", {}).values() for p in read}
+    """The partitions a replica's /readyz says its streams' sources read."""
+    bodies = readyz["streams"].values() if "streams" in readyz else [readyz]
+    return {p for body in bodies for read in body.get("partitions", {}).values() for p in read}
 
 
 def _instances_panel(client: InfluxDBClient, bucket: str) -> dict[str, set[str]]:
@@ -219,4 +225,7 @@ def _instances_panel(client: InfluxDBClient, bucket: str) -> dict[str, set[str]]
     }.items():
         flux = flux.replace(macro, value)
     rows = [r.values for t in client.query_api().query(flux) for r in t.records]
-    return {str(r["instance"]): set(str(r["partitions_owned"]).split(",")) for r in rows}
+    shown: dict[str, set[str]] = {}  # a row per instance and stream
+    for r in rows:
+        shown.setdefault(str(r["instance"]), set()).update(str(r["partitions_owned"]).split(","))
+    return shown
