@@ -55,6 +55,22 @@ class StreamTag(logging.Filter):
         return True
 
 
+class MissingTopic(logging.Filter):
+    """kafka-python logs a topic the broker does not know yet as an ERROR, also when the
+    broker creates it on first use (its default): said here as what it is, at INFO."""
+
+    MESSAGE = "Topic %s not found in cluster metadata"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "kafka.cluster" and record.msg == self.MESSAGE:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = (
+                "Kafka topic %s does not exist yet: the broker makes it on first use where "
+                "it may (auto.create.topics.enable); else writes to it wait"
+            )
+        return True
+
+
 SHORT = 8  # characters: a shorter secret is masked only where it stands alone
 
 
@@ -91,6 +107,7 @@ def configure(level: str = "INFO", format: str = "text", secrets: Iterable[str] 
     handler = _StderrHandler()
     handler.addFilter(Redact(secrets))
     handler.addFilter(StreamTag())
+    handler.addFilter(MissingTopic())
     if format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -75,3 +75,14 @@ def test_a_short_secret_is_masked_only_where_it_stands_alone(
     logs.configure("INFO", "text", {"t"})
     logging.getLogger("x").warning("bucket 'b' at http://127.0.0.1: token t refused")
     assert "bucket 'b' at http://127.0.0.1: token *** refused" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_topic_the_broker_will_create_is_not_reported_as_an_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("INFO")
+    logging.getLogger("kafka.cluster").error("Topic %s not found in cluster metadata", "forecasts")
+    err = capsys.readouterr().err
+    assert "ERROR" not in err
+    assert "INFO    kafka.cluster: Kafka topic forecasts does not exist yet" in err
