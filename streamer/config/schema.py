@@ -222,7 +222,8 @@ class StreamerConfig(Section):
                 "give either `sources` (one stream) or `streams` (several, each with its "
                 "own sources), not both"
             )
-        return {**data, "sources": _stream_sources(data["streams"])}
+        streams = dict(data["streams"])  # a copy: the caller's mapping stays as given
+        return {**data, "streams": streams, "sources": _stream_sources(streams)}
 
     @field_validator("sources")
     @classmethod
@@ -372,18 +373,21 @@ class StreamerConfig(Section):
 
 
 def _stream_sources(streams: dict[str, Any]) -> list[Any]:
-    """Every stream's sources, in order; an unnamed one named after its stream."""
+    """Every stream's sources, in order, an unnamed one named after its stream (in
+    `streams` itself too, so that the stream's pipeline has the same names)."""
     out: list[Any] = []
     for name, stream in streams.items():
         sources = stream.get("sources") if isinstance(stream, dict) else None
         if not isinstance(sources, list):
             continue  # reported as the stream's own problem
-        for i, source in enumerate(sources):
-            if isinstance(source, dict) and not source.get("name"):
-                source = {**source, "name": name if len(sources) == 1 else f"{name}-{i}"}
-            out.append(source)
-        if isinstance(stream, dict):
-            stream["sources"] = out[len(out) - len(sources) :]
+        named = [
+            {**s, "name": name if len(sources) == 1 else f"{name}-{i}"}
+            if isinstance(s, dict) and not s.get("name")
+            else s
+            for i, s in enumerate(sources)
+        ]
+        streams[name] = {**stream, "sources": named}
+        out.extend(named)
     return out
 
 

@@ -8,7 +8,7 @@ each one present and of the right sign. They say nothing about speed.
 
 The benchmarks that talk to Kafka or InfluxDB take the `services` fixture, so that
 they fail, rather than skip, when the test services are down. quality.py,
-evaluate_speed.py and drift_alarms.py read the ETT files from `../shared/data` beside
+evaluate_speed.py, warm_start.py and drift_alarms.py read the ETT files from `../shared/data` beside
 the repository.
 """
 
@@ -272,6 +272,19 @@ def test_evaluate_speed_times_both_ways_and_counts_differing_forecasts(tmp_path:
         assert positive(run["forecasts"])
         assert run["forecasts_differing"] == 0
     assert positive(figures["models"]["lstm"]["retrains"])
+
+
+def test_warm_start_scores_a_cold_and_a_trained_deployment(tmp_path: Path) -> None:
+    out = tmp_path / "warm_start.json"
+    bench("warm_start", "--data", DATA, "--history", "300", "--live", "60", "--epochs", "1",
+          "--min-train-steps", "100", "--output", out, tmp=tmp_path)  # fmt: skip
+    figures = read(out)
+    cold, warm = figures["runs"]["cold"], figures["runs"]["warm"]
+    assert cold["served"] == {"baseline": cold["forecasts"]}  # not trained live yet
+    assert "lstm" in warm["served"]  # trained on the history
+    for run in (cold, warm):
+        assert positive(run["forecasts"])
+        assert all(positive(run[bucket]["mae"]) for bucket in ("h=1", "1..6", "1..24"))
 
 
 def test_recurrent_step_reports_speed_and_memory_per_series(tmp_path: Path) -> None:
