@@ -74,7 +74,10 @@ class Trained:
 def train(config: cfg.StreamerConfig, options: TrainOptions) -> Trained:
     """Train the config's model on the file and write its checkpoint (see module doc)."""
     if not config.checkpoint.enabled:
-        raise EvaluateError("checkpoint.enabled is false: there is nowhere to write the model")
+        raise EvaluateError(
+            "checkpoint.enabled is false: there is nowhere to write the model for `streamer "
+            "run` to start from; enable it (and set checkpoint.path)"
+        )
     path = config.checkpoint.path
     if not options.replace and path.exists() and CheckpointStore(path).load() is not None:
         raise EvaluateError(

@@ -28,14 +28,14 @@ class FileFacts:
     numeric_time: bool
 
 
-def _open_text(path: Path) -> IO[str]:
+def open_text(path: Path) -> IO[str]:
     if path.suffix == ".gz":
         return cast(IO[str], gzip.open(path, "rt", encoding="utf-8-sig", newline=""))
     return open(path, encoding="utf-8-sig", newline="")
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
-    with _open_text(path) as stream:
+    with open_text(path) as stream:
         yield from csv.DictReader(stream)
 
 
@@ -43,7 +43,7 @@ def inspect(options: EvaluateOptions) -> FileFacts:
     """Check the columns, count the rows, and take the z-score statistics."""
     if not options.data.is_file():
         raise EvaluateError(f"{options.data}: no such file")
-    with _open_text(options.data) as stream:
+    with open_text(options.data) as stream:
         header = next(csv.reader(stream), [])
     missing = [c for c in (options.time_col, *options.targets) if c not in header]
     if missing:

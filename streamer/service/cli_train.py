@@ -55,6 +55,13 @@ def add_train(
     )
     train.add_argument("--time-col", metavar="COL", help="the time column (with --data)")
     train.add_argument(
+        "--series-col",
+        metavar="COL",
+        help="with --data: the file is long, one reading a line (as a replay source reads "
+        "it), this column naming the series; --value-col the value",
+    )
+    train.add_argument("--value-col", metavar="COL", help="with --series-col: the value column")
+    train.add_argument(
         "--time-unit",
         choices=["s", "ms", "us", "ns", "iso8601"],
         help="unit of the time column (default: ISO 8601, or s when the times are numbers)",
@@ -115,6 +122,7 @@ def add_train(
 
 def run_train(args: argparse.Namespace) -> int:
     from streamer.evaluation.influx_history import TIME_COL
+    from streamer.evaluation.long_file import pivot
     from streamer.evaluation.options import EvaluateError
 
     loaded = load(args.config)
@@ -126,19 +134,37 @@ def run_train(args: argparse.Namespace) -> int:
     logs.configure("WARNING")
     targets = [t.strip() for t in (args.targets or "").split(",") if t.strip()]
     try:
-        if not args.from_influx:
+        if not args.from_influx and not args.series_col:
             if not args.time_col or not targets:
-                raise EvaluateError("--data needs --time-col and --targets (the series' columns)")
+                raise EvaluateError(
+                    "--data needs --time-col and --targets (the series' columns), or, for a "
+                    "file of one reading a line, --time-col, --series-col and --value-col"
+                )
             return _train(config, args, Path(args.data), args.time_col, targets)
+        if args.series_col:
+            if not args.time_col or not args.value_col:
+                raise EvaluateError("--series-col needs --time-col and --value-col")
+            with tempfile.TemporaryDirectory(prefix="streamer-train-") as folder:
+                data = Path(folder) / "history.csv"
+                found = pivot(Path(args.data), args.time_col, args.series_col, args.value_col, data)
+                _say(f"read {len(found)} series from {args.data}")
+                return _train(config, args, data, args.time_col, _kept(targets, found))
         with tempfile.TemporaryDirectory(prefix="streamer-train-") as folder:
             data, found = _from_influx(config, args, Path(folder))
-            missing = sorted(set(targets) - set(found))
-            if missing:
-                raise EvaluateError(f"--targets: no history for {', '.join(missing)}")
-            return _train(config, args, data, TIME_COL, targets or found, "iso8601")
+            return _train(config, args, data, TIME_COL, _kept(targets, found), "iso8601")
     except EvaluateError as exc:
         print(f"streamer train: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+
+
+def _kept(targets: list[str], found: list[str]) -> list[str]:
+    """The series --targets keeps of those the history has (all of them without it)."""
+    from streamer.evaluation.options import EvaluateError
+
+    missing = sorted(set(targets) - set(found))
+    if missing:
+        raise EvaluateError(f"--targets: no history for {', '.join(missing)}")
+    return targets or found
 
 
 def _from_influx(

@@ -198,3 +198,29 @@ def test_a_model_for_another_setup_or_not_a_model_is_refused_saying_why(
     attempt = streamer("model", "import", "-c", str(folder / "longer.yaml"), str(bad))
     assert attempt.returncode == 2
     assert "names posix.system, which a model file may not" in attempt.stderr
+
+
+def test_a_long_file_of_one_reading_a_line_trains_as_its_wide_form_does(
+    trained: Trained,
+) -> None:
+    assert trained.done.returncode == 0, trained.done.stderr
+    folder = trained.folder
+    long = folder / "history-long.csv"
+    with trained.history.open() as f, long.open("w", newline="") as out:
+        rows = list(csv.DictReader(f))
+        writer = csv.writer(out)
+        writer.writerow(["sensor_id", "value", "time"])
+        for row in reversed(rows):  # in any order
+            writer.writerows([name, row[name], row["time"]] for name in NAMES)
+    other = config(folder, trained.live, "long")
+    done = streamer(
+        "train", "-c", str(other), "--data", str(long), "--time-col", "time",
+        "--series-col", "sensor_id", "--value-col", "value", "--epochs", "5",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"read {SERIES} series from {long}" in done.stderr
+
+    def held_out(text: str) -> str:
+        return next(line for line in text.splitlines() if line.startswith("held-out MAE"))
+
+    assert held_out(done.stdout) == held_out(trained.done.stdout)
