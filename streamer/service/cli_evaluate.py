@@ -25,7 +25,7 @@ from streamer.config.schema import (
 from streamer.core.durations import parse_duration
 from streamer.core.records import NS_PER_S
 from streamer.service import logs
-from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load
+from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load, one_stream
 
 if TYPE_CHECKING:
     from streamer.evaluation.options import EvaluateOptions, Report
@@ -47,6 +47,9 @@ def add_evaluate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _add_output_flags(evaluate)
     evaluate.add_argument(
         "-c", "--config", metavar="FILE", help="take model and retrain settings from this config"
+    )
+    evaluate.add_argument(
+        "--stream", metavar="NAME", help="with -c, a config of several streams: this one's"
     )
     evaluate.set_defaults(handler=run_evaluate)
 
@@ -198,7 +201,8 @@ def _options(args: argparse.Namespace) -> EvaluateOptions | int:
     model, retrain = None, None
     season = NetSettings().season_length
     if args.config:
-        config = load(args.config)
+        loaded = load(args.config)
+        config = loaded if isinstance(loaded, int) else one_stream(loaded, args.stream, "evaluate")
         if isinstance(config, int):
             return config
         retrain, model = config.retrain, config.model

@@ -191,3 +191,23 @@ def test_metrics_and_health_say_which_stream() -> None:
     alive, _ = _each(seen, lambda s, w: health(s, w, stall_after=1e9), "ok")
     assert alive
     assert json.dumps(body)
+
+
+def test_commands_about_one_model_ask_which_stream(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamer.service.cli import main
+
+    config = tmp_path / "two.yaml"
+    config.write_text(TWO)
+    for command in (
+        ["model", "export", "-c", str(config), "m"],
+        ["train", "-c", str(config), "--data", "x"],
+    ):
+        assert main(command) == 2
+        assert (
+            "several streams (ticks, sensors): say which with --stream NAME"
+            in capsys.readouterr().err
+        )
+    assert main(["model", "export", "-c", str(config), "--stream", "nope", "m"]) == 2
+    assert "--stream 'nope': the config's streams are ticks, sensors" in capsys.readouterr().err
