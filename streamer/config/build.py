@@ -93,22 +93,7 @@ def build(
     dead_letter = build_dead_letter(config)
     if dead_letter is not None:
         dead_letter.check()  # a refused certificate or login stops the start, naming it
-    if stop_at_end is None:
-        stop_at_end = all(s.ends for s in config.sources)
-    settings = PipelineSettings(
-        max_batch=config.pipeline.max_batch,
-        max_wait=config.pipeline.max_wait.total_seconds(),
-        max_in_flight=config.pipeline.max_in_flight,
-        # Without a checkpoint store, positions are still committed this often.
-        checkpoint_every=config.checkpoint.every.total_seconds(),
-        stop_at_end=stop_at_end,
-        rejected_log_every=config.logging.rejected_every.total_seconds(),
-        progress_every=config.stats.every.total_seconds(),
-        stats_every=config.stats.every.total_seconds(),
-        instance=config.instance,
-        stream=stream,
-        sink_names=tuple(sink_name(s, i) for i, s in enumerate(config.sinks)),
-    )
+    settings = _settings(config, stop_at_end, stream)
     sinks = build_sinks(config)
     for sink in sinks:
         sink.check()  # a wrong token or bucket stops the start, naming the sink
@@ -130,6 +115,26 @@ def build(
         partitions=_partitions(config, [source for source, _ in sources], checkpoints),
     )
     return Built(pipeline, retrainer)
+
+
+def _settings(config: StreamerConfig, stop_at_end: bool | None, stream: str) -> PipelineSettings:
+    """The loop's settings from the config (`stop_at_end` None: when every source ends)."""
+    if stop_at_end is None:
+        stop_at_end = all(s.ends for s in config.sources)
+    return PipelineSettings(
+        max_batch=config.pipeline.max_batch,
+        max_wait=config.pipeline.max_wait.total_seconds(),
+        max_in_flight=config.pipeline.max_in_flight,
+        # Without a checkpoint store, positions are still committed this often.
+        checkpoint_every=config.checkpoint.every.total_seconds(),
+        stop_at_end=stop_at_end,
+        rejected_log_every=config.logging.rejected_every.total_seconds(),
+        progress_every=config.stats.every.total_seconds(),
+        stats_every=config.stats.every.total_seconds(),
+        instance=config.instance,
+        stream=stream,
+        sink_names=tuple(sink_name(s, i) for i, s in enumerate(config.sinks)),
+    )
 
 
 def _lineage(config: StreamerConfig, retrainer: Retrainer | None) -> RetrainHook | None:

@@ -60,6 +60,9 @@ from streamer.config.schema_streams import (
     RetrainConfig,
     StreamConfig,
     WindowConfig,
+    per_stream_path,
+    shared_files,
+    stream_sources,
 )
 from streamer.config.types import (
     HostPort,
@@ -223,7 +226,7 @@ class StreamerConfig(Section):
                 "own sources), not both"
             )
         streams = dict(data["streams"])  # a copy: the caller's mapping stays as given
-        return {**data, "streams": streams, "sources": _stream_sources(streams)}
+        return {**data, "streams": streams, "sources": stream_sources(streams)}
 
     @field_validator("sources")
     @classmethod
@@ -315,7 +318,7 @@ class StreamerConfig(Section):
                     f"({', '.join(sinks)})"
                 )
         resolved = {name: self._stream(name, s, sinks) for name, s in self.streams.items()}
-        for path, users in _shared_files(resolved).items():
+        for path, users in shared_files(resolved).items():
             if len(users) > 1:
                 raise ValueError(
                     f"file sink {path} would take the output of streams {users}: a file holds "
@@ -337,14 +340,14 @@ class StreamerConfig(Section):
         ]
         data["checkpoint"] = {
             **self.checkpoint.model_dump(exclude_unset=True),
-            "path": _per_stream(self.checkpoint.path, name),
+            "path": per_stream_path(self.checkpoint.path, name),
         }
         letter = self.pipeline.dead_letter
         if isinstance(letter, FileDeadLetter):
             pipeline = data.setdefault("pipeline", {})
             pipeline["dead_letter"] = {
                 **pipeline["dead_letter"],
-                "path": _per_stream(letter.path, name),
+                "path": per_stream_path(letter.path, name),
             }
         try:
             return StreamerConfig.model_validate(data)
@@ -370,37 +373,3 @@ class StreamerConfig(Section):
             f"-> model {self.model.type} "
             f"(horizon {self.model.horizon}) -> {len(self.sinks)} sink(s) [{sinks}]"
         )
-
-
-def _stream_sources(streams: dict[str, Any]) -> list[Any]:
-    """Every stream's sources, in order, an unnamed one named after its stream (in
-    `streams` itself too, so that the stream's pipeline has the same names)."""
-    out: list[Any] = []
-    for name, stream in streams.items():
-        sources = stream.get("sources") if isinstance(stream, dict) else None
-        if not isinstance(sources, list):
-            continue  # reported as the stream's own problem
-        named = [
-            {**s, "name": name if len(sources) == 1 else f"{name}-{i}"}
-            if isinstance(s, dict) and not s.get("name")
-            else s
-            for i, s in enumerate(sources)
-        ]
-        streams[name] = {**stream, "sources": named}
-        out.extend(named)
-    return out
-
-
-def _per_stream(path: Path, stream: str) -> Path:
-    """`state/checkpoint.db` -> `state/checkpoint.ticks.db`: a stream's own file."""
-    return path.with_name(f"{path.stem}.{stream}{path.suffix}")
-
-
-def _shared_files(configs: dict[str, StreamerConfig]) -> dict[Path, list[str]]:
-    """File sink paths, by the streams that write them."""
-    users: dict[Path, list[str]] = {}
-    for name, config in configs.items():
-        for sink in config.sinks:
-            if isinstance(sink, FileSink):
-                users.setdefault(sink.path, []).append(name)
-    return users

@@ -6,15 +6,20 @@ the sinks its output goes to. A section a stream does not set is the config's ow
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
 from streamer.config.schema_drift import Detector, PageHinkleyDetector
-from streamer.config.schema_edges import Source, source_name
+from streamer.config.schema_edges import FileSink, Source, source_name
 from streamer.config.schema_models import Model
 from streamer.config.types import Duration, NonEmptyStr, PositiveDuration, Schedule, Section
+
+if TYPE_CHECKING:
+    from streamer.config.schema import StreamerConfig
 
 # --- one stream's sections ---------------------------------------------------------------
 
@@ -110,3 +115,37 @@ class StreamConfig(Section):
 
 SECTIONS = ("window", "model", "intervals", "retrain", "drift")  # a stream may set its own
 STREAM_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # in file names, metric labels and log lines
+
+
+def stream_sources(streams: dict[str, Any]) -> list[Any]:
+    """Every stream's sources, in order, an unnamed one named after its stream (in
+    `streams` itself too, so that the stream's pipeline has the same names)."""
+    out: list[Any] = []
+    for name, stream in streams.items():
+        sources = stream.get("sources") if isinstance(stream, dict) else None
+        if not isinstance(sources, list):
+            continue  # reported as the stream's own problem
+        named = [
+            {**s, "name": name if len(sources) == 1 else f"{name}-{i}"}
+            if isinstance(s, dict) and not s.get("name")
+            else s
+            for i, s in enumerate(sources)
+        ]
+        streams[name] = {**stream, "sources": named}
+        out.extend(named)
+    return out
+
+
+def per_stream_path(path: Path, stream: str) -> Path:
+    """`state/checkpoint.db` -> `state/checkpoint.ticks.db`: a stream's own file."""
+    return path.with_name(f"{path.stem}.{stream}{path.suffix}")
+
+
+def shared_files(configs: Mapping[str, StreamerConfig]) -> dict[Path, list[str]]:
+    """File sink paths, by the streams that write them."""
+    users: dict[Path, list[str]] = {}
+    for name, config in configs.items():
+        for sink in config.sinks:
+            if isinstance(sink, FileSink):
+                users.setdefault(sink.path, []).append(name)
+    return users

@@ -82,26 +82,15 @@ class Pipeline:
         self.saver = (
             CheckpointWriter(checkpoints) if checkpoints and self.partitions is None else None
         )
-        told = (observer.written, observer.retried) if observer else (None, None)
-        self.writer = SinkWriter(
-            sinks,
-            settings.max_in_flight,
-            settings.sink_retry_wait,
-            clock,
-            on_written=told[0],
-            on_retry=told[1],
-            names=settings.sink_names,
-        )
+        told: tuple[Any, Any] = (observer.written, observer.retried) if observer else (None, None)
+        writing = (settings.max_in_flight, settings.sink_retry_wait, clock, *told)
+        self.writer = SinkWriter(sinks, *writing, settings.sink_names)
         for source, _ in sources:  # a rebalance commits what was read first
             source.on_revoke = functools.partial(self._revoke, source.name)
         self.counters = Counters()
         self.rejections = Rejections(self.counters, dead_letter, settings.rejected_log_every)
         self.reporter = Reporter(
-            settings.instance,
-            settings.stats_every,
-            settings.progress_every,
-            clock(),
-            settings.stream,
+            settings.stats_tags, settings.stats_every, settings.progress_every, clock()
         )
         self.positions: dict[str, dict[str, int]] = {s.name: {} for s, _ in sources}
         self._last_checkpoint = clock()
@@ -142,12 +131,7 @@ class Pipeline:
         for part, mine in parts.items():
             if mine is not None and state.get(part) is not None:
                 mine.load_state_dict(state[part])
-        if state["sinks"] is None:  # a trained model (`streamer train`): no output yet
-            for sink in self.sinks:
-                sink.start_fresh()
-        else:
-            for sink, sink_state in zip(self.sinks, state["sinks"], strict=True):
-                sink.load_state_dict(sink_state)
+        self.writer.restore_sinks(state["sinks"])
         self.positions.update({name: dict(p) for name, p in state["positions"].items()})
         if state["idle_clock"] is not None:
             self.idle_clock = float(state["idle_clock"])

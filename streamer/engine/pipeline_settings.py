@@ -54,5 +54,10 @@ class PipelineSettings:
     stream: str = ""  # in a config of several streams, this one's (a tag of its stats)
     sink_names: tuple[str, ...] = ()  # in metrics and logs (empty: the sinks' classes)
 
+    @property
+    def stats_tags(self) -> dict[str, str]:
+        """The tags of this pipeline's streamer_stats points."""
+        return {"instance": self.instance, **({"stream": self.stream} if self.stream else {})}
+
 
 DEFAULT_SETTINGS = PipelineSettings()

@@ -79,15 +79,9 @@ class Reporter:
     `progress_every` seconds a progress line."""
 
     def __init__(
-        self,
-        instance: str,
-        stats_every: float | None,
-        progress_every: float,
-        now: float,
-        stream: str = "",
+        self, tags: Mapping[str, str], stats_every: float | None, progress_every: float, now: float
     ) -> None:
-        self.instance = instance
-        self.tags = {"instance": instance, **({"stream": stream} if stream else {})}
+        self.tags = dict(tags)  # of each streamer_stats event: instance (and stream)
         self.stats_every = stats_every
         self.progress_every = progress_every
         self._last_stats = now

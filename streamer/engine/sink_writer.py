@@ -170,6 +170,16 @@ class SinkWriter:
     def _publish(self, failing: bool, problem: str | None) -> None:
         self.status = WriterStatus(failing, problem, time.monotonic())
 
+    def restore_sinks(self, states: list[dict[str, Any]] | None) -> None:
+        """Each sink's state from a checkpoint; none (a trained model's, from `streamer
+        train`, which wrote no output): each starts fresh."""
+        if states is None:
+            for sink in self.sinks:
+                sink.start_fresh()
+            return
+        for sink, state in zip(self.sinks, states, strict=True):
+            sink.load_state_dict(state)
+
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise RuntimeError("the sink writer failed") from self._failure

@@ -187,12 +187,7 @@ def _pipeline(
         max_series=max(w.max_series, len(options.targets)),
     )
     built = build_model(config.model, config.retrain)
-    schedule = None
-    if built.net is not None and isinstance(config.model, cfg.NetSettings):
-        settings = replace(retrain_settings(config.model, config.retrain), max_duration=math.inf)
-        every = options.retrain_every or RETRAIN_SEASONS * max(evaluation.season, 1)
-        retrainer = Retrainer(built.net, settings)
-        schedule = EventTimeSchedule(retrainer, window, warmup_step, every, options.epochs)
+    schedule = _schedule(config, built.net, window, options, evaluation, warmup_step)
     drift, on_drift = build_drift(
         config, built.forecaster, schedule.retrainer if schedule else None
     )
@@ -229,6 +224,23 @@ def _pipeline(
         clock=lambda: 0.0,
     )
     return pipeline, schedule, sink
+
+
+def _schedule(
+    config: cfg.StreamerConfig,
+    net: Any,
+    window: WindowBuffer,
+    options: TrainOptions,
+    evaluation: EvaluateOptions,
+    warmup_step: int,
+) -> EventTimeSchedule | None:
+    """For a model with a net: its training at the end of the trained rows, then its
+    retraining in event time (never cut short by the clock)."""
+    if net is None or not isinstance(config.model, cfg.NetSettings):
+        return None
+    settings = replace(retrain_settings(config.model, config.retrain), max_duration=math.inf)
+    every = options.retrain_every or RETRAIN_SEASONS * max(evaluation.season, 1)
+    return EventTimeSchedule(Retrainer(net, settings), window, warmup_step, every, options.epochs)
 
 
 def _replay(

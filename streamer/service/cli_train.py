@@ -26,11 +26,12 @@ def add_train(
         help="train the config's model on a history file and write the checkpoint "
         "`streamer run` starts from",
         description=(
-            "Replay a CSV (optionally .gz; one column per series, as `evaluate` reads it) "
-            "through the config's window and model. The model trains on all but the last "
-            "--holdout-fraction of the rows, forecasts those one step at a time (the "
-            "held-out error, next to the last value's), then trains once more on every "
-            "row. The weights, scalers and each series' state go to the config's "
+            "Replay a CSV (optionally .gz; one column per series, as `evaluate` reads it, "
+            "or one reading a line with --series-col), or what InfluxDB holds "
+            "(--from-influx), through the config's window and model. The model trains on "
+            "all but the last --holdout-fraction of the rows, forecasts those one step at "
+            "a time (the held-out error, next to the last value's), then trains once more "
+            "on every row. The weights, scalers and each series' state go to the config's "
             "checkpoint.path; `streamer run -c` the same config continues from them, its "
             "sources where they start and its sinks fresh."
         ),
@@ -45,6 +46,13 @@ def add_train(
     train.add_argument(
         "--stream", metavar="NAME", help="in a config of several streams: the one to train"
     )
+    _add_history_flags(train)
+    _add_training_flags(train)
+    train.set_defaults(handler=run_train)
+
+
+def _add_history_flags(train: argparse.ArgumentParser) -> None:
+    """Where the history is: a file (wide or long) or InfluxDB, and its columns."""
     history = train.add_mutually_exclusive_group(required=True)
     history.add_argument("--data", metavar="FILE", help="CSV file, or .csv.gz")
     history.add_argument(
@@ -84,6 +92,10 @@ def add_train(
         "--start", default="-30d", help="a duration before now or an RFC 3339 time (-30d)"
     )
     influx.add_argument("--stop", default="now()", help="the same, or now() (the default)")
+
+
+def _add_training_flags(train: argparse.ArgumentParser) -> None:
+    """What the columns are, how much is held out, how long it trains, and overwriting."""
     train.add_argument(
         "--kind",
         choices=["price", "sensor"],
@@ -109,7 +121,7 @@ def add_train(
         type=int,
         default=0,
         metavar="STEPS",
-        help="retrains while the held-out rows are forecast, in steps (default: 4 seasons)",
+        help="retrains while the held-out rows are forecast, in steps (default: 10 seasons)",
     )
     train.add_argument(
         "--replace",
@@ -117,7 +129,6 @@ def add_train(
         help="overwrite the checkpoint that is there (by default an existing one is kept "
         "and the command fails)",
     )
-    train.set_defaults(handler=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -264,7 +264,7 @@ class Rebalanced(MemorySource):
 
 def test_lag_and_partitions_follow_the_assignment_after_a_rebalance() -> None:
     source = Rebalanced("ticks", [])
-    reporter = Reporter("here", stats_every=1.0, progress_every=60.0, now=0.0)
+    reporter = Reporter({"instance": "here"}, stats_every=1.0, progress_every=60.0, now=0.0)
     positions = {"ticks": {"t/0": 4, "t/1": 7}}
 
     def stats(now: float) -> None:
