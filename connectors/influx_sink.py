@@ -38,6 +38,7 @@ from influxdb_client.rest import ApiException
 from connectors.base import AcknowledgedSink, Output, pause
 from connectors.points import lines
 from streamer.core.errors import SinkError, SinkRejectedError, SinkUnusableError, shortened
+from streamer.core.threads import thread_name
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class InfluxSink(AcknowledgedSink):
                     failures.append(exc)
 
         threads = [
-            threading.Thread(target=work, name="influx-write", daemon=True)
+            threading.Thread(target=work, name=thread_name("influx-write"), daemon=True)
             for _ in range(min(self.requests, len(chunks)))
         ]
         for thread in threads:

@@ -1,1 +1,2 @@
-"""The kernel every room shares: records, errors and durations; it imports nothing of ours."""
+"""The kernel every room shares: records, errors, durations and thread names; it imports
+nothing of ours."""

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from streamer.core.threads import thread_name
 from streamer.engine.checkpoint import CheckpointStore, encode
 from streamer.engine.sink_writer import Barrier
 
@@ -46,7 +47,10 @@ class CheckpointWriter:
         self.store.hold_spills()
         self._committed = committed
         self._thread = threading.Thread(
-            target=self._write, args=(state, sinks), name="checkpoint-writer", daemon=True
+            target=self._write,
+            args=(state, sinks),
+            name=thread_name("checkpoint-writer"),
+            daemon=True,
         )
         self._thread.start()
 

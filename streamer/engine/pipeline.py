@@ -84,7 +84,7 @@ class Pipeline:
         )
         told: tuple[Any, Any] = (observer.written, observer.retried) if observer else (None, None)
         writing = (settings.max_in_flight, settings.sink_retry_wait, clock, *told)
-        self.writer = SinkWriter(sinks, *writing, settings.sink_names)
+        self.writer = SinkWriter(sinks, *writing, settings.sink_names, settings.stream)
         for source, _ in sources:  # a rebalance commits what was read first
             source.on_revoke = functools.partial(self._revoke, source.name)
         self.counters = Counters()

@@ -27,6 +27,7 @@ import torch
 
 from models.base import Candidate, Trainable, TrainingJob, TrainSettings
 from streamer.core.records import Event
+from streamer.core.threads import thread_name
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ class Retrainer:
             wanted = self._take_request()
             if wanted is not None:
                 self._thread = threading.Thread(
-                    target=self._train, args=(wanted,), name="retrain", daemon=True
+                    target=self._train, args=(wanted,), name=thread_name("retrain"), daemon=True
                 )
                 self._thread.start()
         return events

@@ -27,6 +27,7 @@ from typing import Any
 from connectors.base import Output, Sink, pause
 from streamer.core.errors import SinkError, SinkRejectedError, SinkUnusableError, shortened
 from streamer.core.records import SINK_REJECTED, Rejection
+from streamer.core.threads import thread_name
 from streamer.engine.snapshot import WriterStatus
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class SinkWriter:
         on_written: Callable[[str, float], None] | None = None,
         on_retry: Callable[[str], None] | None = None,
         names: Sequence[str] = (),
+        stream: str = "",
     ) -> None:
         self.sinks = sinks
         # Each sink's name in metrics and log lines: the config's, else its class's.
@@ -103,7 +105,9 @@ class SinkWriter:
             sink.heartbeat = self._beat
         self._unusable_logged = -math.inf
         self.blocked_seconds = 0.0  # the pipeline thread's total wait in submit and drain
-        self._thread = threading.Thread(target=self._run, name="sink-writer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=thread_name("sink-writer", stream), daemon=True
+        )
         self._thread.start()
 
     def submit(self, output: Output) -> None:

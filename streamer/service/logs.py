@@ -9,6 +9,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from streamer.core.threads import stream_of
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message (and the exception)."""
@@ -41,15 +43,11 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-STREAM_THREAD = "stream "  # a stream's pipeline thread is named this and the stream
-
-
 class StreamTag(logging.Filter):
-    """Sets `record.stream` to the stream whose pipeline thread logs it (or "")."""
+    """Sets `record.stream` to the stream whose thread logs it (or "")."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        thread = record.threadName or ""
-        stream = thread[len(STREAM_THREAD) :] if thread.startswith(STREAM_THREAD) else ""
+        stream = stream_of(record.threadName or "")
         record.stream = stream
         record.stream_prefix = f"[{stream}] " if stream else ""
         return True

@@ -8,9 +8,9 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 
+from streamer.core.threads import thread_name
 from streamer.engine.pipeline import Pipeline
 from streamer.engine.reporting import Counters
-from streamer.service.logs import STREAM_THREAD
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def run_pipelines(pipelines: Mapping[str, Pipeline], stop: threading.Event) -> d
             stop.set()
 
     threads = [
-        threading.Thread(target=loop, args=item, name=f"{STREAM_THREAD}{item[0]}", daemon=True)
+        threading.Thread(target=loop, args=item, name=thread_name("stream", item[0]), daemon=True)
         for item in pipelines.items()
     ]
     for thread in threads:

@@ -1,17 +1,24 @@
 """What the daemon's logs show: never the config's secrets, whatever a library or an
-exception puts in a message, in text or JSON."""
+exception puts in a message, in text or JSON; and which stream a line is about."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from connectors.base import Output
 from streamer.config.file import parse_config
 from streamer.config.secrets import secret_values
+from streamer.core.errors import SinkError
+from streamer.core.threads import thread_name
+from streamer.engine.sink_writer import SinkWriter
 from streamer.service import logs
+from tests.helpers import output
 
 CONFIG = """
 sources:
@@ -86,3 +93,58 @@ def test_a_topic_the_broker_will_create_is_not_reported_as_an_error(
     err = capsys.readouterr().err
     assert "ERROR" not in err
     assert "INFO    kafka.cluster: Kafka topic forecasts does not exist yet" in err
+
+
+class _FlakySink:
+    """Fails its first write, like a sink whose server is down for a moment; its writes
+    run on a helper thread of their own, as the InfluxDB sink's do."""
+
+    def __init__(self) -> None:
+        self.heartbeat: Callable[[], None] = lambda: None
+        self.failed = False
+        self.written = threading.Event()
+
+    def write(self, output: Output) -> None:
+        def work() -> None:
+            logging.getLogger("sink.helper").info("sending %d series", len(output.forecasts))
+
+        helper = threading.Thread(target=work, name=thread_name("influx-write"))
+        helper.start()
+        helper.join()
+        if not self.failed:
+            self.failed = True
+            raise SinkError("server down")
+        self.written.set()
+
+    def check(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def start_fresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_streams_helper_threads_say_which_stream_they_work_for(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("INFO")
+    sink = _FlakySink()
+    writer = SinkWriter([sink], retry_wait=0.01, names=["store"], stream="ticks")
+    writer.submit(output(["AAA", "BBB"], [[1.0], [2.0]]))
+    assert sink.written.wait(10)
+    writer.close()
+    err = capsys.readouterr().err
+    assert "streamer.engine.sink_writer: [ticks] store cannot write (server down)" in err
+    assert err.count("sink.helper: [ticks] sending 2 series") == 2
