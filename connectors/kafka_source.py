@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 COMMIT_TIMEOUT_MS = 3_000  # one commit's wait, while the pipeline thread waits on it
 COMMIT_RETRY_AFTER = 10.0  # seconds after a failed commit before the next try
 PROBLEM_LOG_EVERY = 60.0  # seconds between WARNING lines while Kafka is unreachable
+# Seconds a first join may wait for the group's coordinator before that is a problem: a
+# new broker makes its offsets topic when a group first asks for it, in a few seconds.
+JOIN_GRACE = 30.0
 
 
 def partition_key(tp: TopicPartition) -> str:
@@ -133,6 +136,10 @@ class KafkaSource(StreamSource):
         self._unsent: dict[TopicPartition, OffsetAndMetadata] = {}  # commits still due
         self._retry_commit_at = 0.0
         self._problem_logged = -float("inf")
+        self._group = group_id
+        self._joining = f"joining consumer group {group_id!r}"  # the problem until joined
+        self._started = time.monotonic()
+        self._coordinator_seen = False  # known once: a later loss of it is an outage
         self._next: dict[TopicPartition, int] = {}  # the next offset, by what was polled
         self._behind_by: int | float = 0
         # Each partition's end as the broker said when reading (re)started: at start, after
@@ -240,14 +247,26 @@ class KafkaSource(StreamSource):
         """Ready while partitions are assigned and the group's coordinator answers (with
         a single broker down, it does not), and no commit is overdue."""
         if self.consumer._coordinator.coordinator_unknown():
-            self._note_problem(
-                f"Kafka at {self._servers} is unreachable (no group coordinator); "
-                "waiting for it, nothing is lost"
-            )
+            if self._coordinator_seen or time.monotonic() - self._started > JOIN_GRACE:
+                self._note_problem(
+                    f"Kafka at {self._servers} is unreachable (no group coordinator); "
+                    "waiting for it, nothing is lost"
+                )
+            elif self.problem is None:
+                self.problem = self._joining
+                log.info(
+                    "source %r: joining consumer group %r; its coordinator is not known yet "
+                    "(a new broker makes its offsets topic on first use)",
+                    self.name,
+                    self._group,
+                )
         elif not self._unsent:
-            if self.problem is not None:
+            if self.problem == self._joining:
+                log.info("source %r: joined consumer group %r", self.name, self._group)
+            elif self.problem is not None:
                 log.info("source %r: Kafka is reachable again (%s before)", self.name, self.problem)
                 self._ask_ends = True  # the high watermarks are from before the outage
+            self._coordinator_seen = True
             self.problem = None
             self._problem_logged = -float("inf")
         self._ready = bool(self.consumer.assignment()) and self.problem is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from connectors import kafka_source
 from connectors.kafka_client import client_settings
 from connectors.kafka_source import KafkaSource
 from connectors.mqtt_source import MqttSource
@@ -103,6 +105,53 @@ def test_in_a_group_a_joining_replica_takes_only_the_partitions_that_move(
     assert not second_revoked
     second.close()
     first.close()
+
+
+def test_a_first_join_is_said_as_a_join_and_only_one_past_the_grace_as_an_outage(
+    services: Services,
+    kafka_topic: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A new broker makes its offsets topic when a group first asks for its coordinator,
+    and answers seconds later: the log says the source is joining, not that Kafka is
+    unreachable, unless that lasts longer than JOIN_GRACE."""
+    caplog.set_level(logging.INFO, logger="connectors.kafka_source")
+    settings = client_settings(bootstrap_servers=[services.kafka_bootstrap], client_id="test")
+
+    def first_polls(name: str) -> str:
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        source = KafkaSource(name, topics=[kafka_topic], group_id=group, settings=settings)
+        with monkeypatch.context() as patch:  # the coordinator not known yet, as on a new broker
+            patch.setattr(source.consumer._coordinator, "coordinator_unknown", lambda: True)
+            for _ in range(3):
+                source.poll(100, 0.1)
+                assert not source.ready
+        deadline = time.monotonic() + 30
+        while not source.ready and time.monotonic() < deadline:
+            source.poll(100, 0.2)
+        assert source.ready
+        assert source.problem is None
+        source.close()
+        return group
+
+    group = first_polls("fresh")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "'fresh'" in r.getMessage()]
+    assert said == [
+        (
+            "INFO",
+            f"source 'fresh': joining consumer group {group!r}; its coordinator is "
+            "not known yet (a new broker makes its offsets topic on first use)",
+        ),
+        ("INFO", f"source 'fresh': joined consumer group {group!r}"),
+    ]
+
+    monkeypatch.setattr(kafka_source, "JOIN_GRACE", 0.0)
+    first_polls("slow")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "'slow'" in r.getMessage()]
+    assert said[0][0] == "WARNING"
+    assert "is unreachable (no group coordinator); waiting for it, nothing is lost" in said[0][1]
+    assert said[1][1].startswith("source 'slow': Kafka is reachable again")
 
 
 @pytest.fixture
