@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+import yaml
 
 from connectors.base import Output
 from streamer.core.records import Forecasts, StepBatch
 
 STEP = 1_000_000_000
 T = 1_790_000_000
+EXAMPLE = Path(__file__).parents[1] / "config" / "streamer.example.yaml"
+
+
+def example_with_streams() -> dict[str, Any]:
+    """The example config with its commented `streams:` block in place of `sources`."""
+    text = EXAMPLE.read_text()
+    block = []
+    for line in text[text.index("# streams:\n") :].splitlines():
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    example: dict[str, Any] = yaml.safe_load(text)
+    del example["sources"]
+    example.update(yaml.safe_load("\n".join(block)))
+    return example
 
 
 def seasonal(series: int, steps: int, season: int, seed: int = 0) -> np.ndarray:

@@ -10,14 +10,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from streamer.config.file import load_config, parse_config
 from streamer.config.schema import KafkaSource, StreamerConfig, sink_name
 from streamer.core.errors import ConfigError
 from streamer.service.cli import main
-
-EXAMPLE = Path(__file__).parents[2] / "config" / "streamer.example.yaml"
+from tests.helpers import EXAMPLE, example_with_streams
 
 MINIMAL = """
 sources:
@@ -44,8 +44,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_example_config_is_valid() -> None:
     config = load_config(EXAMPLE, environ={})
-    assert {s.type for s in config.sources} == {"kafka", "mqtt", "replay"}
+    assert {s.type for s in config.sources} == {"kafka", "mqtt"}
     assert {s.type for s in config.sinks} == {"influxdb", "file", "kafka"}
+    streams = parse_config(yaml.safe_dump(example_with_streams()), "example streams", {})
+    assert {s.type for s in streams.sources} == {"kafka", "mqtt", "replay"}
 
 
 def _models(annotation: typing.Any) -> typing.Iterator[type[BaseModel]]:

@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import textwrap
+from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pytest
 import yaml
 
-from streamer.config.file import load_config, parse_config
-from streamer.config.schema import LstmModel, PageHinkleyDetector
+from streamer.config.file import parse_config
+from streamer.config.schema import LstmModel, PageHinkleyDetector, ReplaySource
 from streamer.core.errors import ConfigError
 from streamer.service import cli_demo
 from tests.compose import service
+from tests.helpers import EXAMPLE, example_with_streams
 
 REPO = Path(__file__).parents[2]
-EXAMPLE = REPO / "config" / "streamer.example.yaml"
 
 EDGES = """
 sources:
@@ -64,14 +67,20 @@ def test_a_required_choice_names_its_accepted_values() -> None:
     assert "model.type" not in found
 
 
-def test_the_example_replays_a_file_that_ships_with_its_columns() -> None:
-    config = load_config(EXAMPLE, environ={})
-    (replay,) = (s for s in config.sources if s.type == "replay")
+def test_the_example_replays_a_file_that_ships_with_its_columns_at_its_cadence() -> None:
+    config = parse_config(yaml.safe_dump(example_with_streams()), "example streams", {})
+    history = config.stream_configs()["history"]
+    (replay,) = history.sources
+    assert isinstance(replay, ReplaySource)
     path = REPO / replay.path
     assert path.is_file(), f"{replay.path} does not exist"
     with path.open() as f:
-        columns = next(csv.reader(f))
-    assert {replay.fields.series, replay.fields.value, replay.fields.time} <= set(columns)
+        rows = list(csv.DictReader(f))
+    assert {replay.fields.series, replay.fields.value, replay.fields.time} <= set(rows[0])
+    days = sorted({date.fromisoformat(row[replay.fields.time][:10]) for row in rows})
+    gaps = Counter(b - a for a, b in itertools.pairwise(days))
+    assert gaps.most_common(1)[0][0] == history.window.step  # a trading day: one step
+    assert max(gaps) <= history.window.step * (history.window.max_gap + 1)  # none resets
 
 
 def test_the_example_reads_the_topics_demo_produce_sends_to_by_default() -> None:
@@ -109,21 +118,12 @@ def test_an_unset_training_window_grows_to_fit_the_horizon_and_a_set_one_is_chec
     assert "retrain.window (64) must be more than model.lags (48" in found[""]
 
 
-def test_the_examples_streams_block_is_a_valid_config_of_two_cadences() -> None:
-    text = EXAMPLE.read_text()
-    start = text.index("# streams:\n")
-    block = []
-    for line in text[start:].splitlines():
-        if not line.startswith("#"):
-            break
-        block.append(line[2:])
-    example = yaml.safe_load(EXAMPLE.read_text())
-    del example["sources"]
-    example |= yaml.safe_load("\n".join(block))
-    config = parse_config(yaml.safe_dump(example), "example streams", {})
+def test_the_examples_streams_block_is_a_valid_config_of_three_cadences() -> None:
+    config = parse_config(yaml.safe_dump(example_with_streams()), "example streams", {})
     streams = config.stream_configs()
     assert {n: (str(c.window.step), c.window.aggregation) for n, c in streams.items()} == {
         "ticks": ("0:00:01", "last"),
         "sensors": ("0:00:10", "mean"),
+        "history": ("1 day, 0:00:00", "last"),
     }
     assert [s.name for s in streams["ticks"].sinks] == ["influx"]
