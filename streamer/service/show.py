@@ -7,6 +7,8 @@ Both are folds over points (`connectors.readback`), whichever sink they come fro
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -142,29 +144,25 @@ def series_table(t: Trace, last: int | None) -> str:
 
 def plot(t: Trace, path: Path, last: int | None, pyplot: Any) -> int:
     """Draw the last `last` values (None: all) with the forecasts made for them and
-    after them, and the interval band, by date; the number of values drawn."""
+    after them, and the interval band, by date; the number of values drawn. Lines and
+    the band break where steps are missing (an outage, a restart, a series that paused),
+    so that nothing is drawn where the sink holds nothing."""
     times = sorted(t.observed)[-last:] if last else sorted(t.observed)
     start = times[0] if times else min(t.forecast, default=0)
     ahead = sorted(k for k in t.forecast if k >= start)
+    step = _step(sorted(set(times) | set(ahead)))
     fig, ax = pyplot.subplots(figsize=(11, 4.5))
-    ax.plot(_dates(times), [t.observed[k] for k in times], color="black", lw=1.2, label="actual")
-    yhat = [(k, t.forecast[k]["yhat"]) for k in ahead if "yhat" in t.forecast[k]]
-    if yhat:
-        ax.plot(
-            _dates([k for k, _ in yhat]),
-            [v for _, v in yhat],
-            lw=1.2,
-            label=f"forecast, {t.horizon} step(s) ahead",
-        )
+    when, (actual,) = _broken(times, step, [t.observed[k] for k in times])
+    ax.plot(when, actual, color="black", lw=1.2, label="actual")
+    made = [k for k in ahead if "yhat" in t.forecast[k]]
+    if made:
+        when, (yhat,) = _broken(made, step, [t.forecast[k]["yhat"] for k in made])
+        ax.plot(when, yhat, lw=1.2, label=f"forecast, {t.horizon} step(s) ahead")
     band = [k for k in ahead if {"lower", "upper"} <= set(t.forecast[k])]
     if band:
-        ax.fill_between(
-            _dates(band),
-            [t.forecast[k]["lower"] for k in band],
-            [t.forecast[k]["upper"] for k in band],
-            alpha=0.25,
-            label="interval",
-        )
+        bounds = ([t.forecast[k][b] for k in band] for b in ("lower", "upper"))
+        when, (lower, upper) = _broken(band, step, *bounds)
+        ax.fill_between(when, lower, upper, alpha=0.25, label="interval")
     ax.set_title(f"{t.series}: actual and forecast at horizon {t.horizon}")
     ax.legend(loc="upper left")
     fig.autofmt_xdate()
@@ -174,5 +172,24 @@ def plot(t: Trace, path: Path, last: int | None, pyplot: Any) -> int:
     return len(times)
 
 
-def _dates(times: list[int]) -> list[datetime]:
-    return [datetime.fromtimestamp(k / NS, UTC) for k in times]
+def _step(times: list[int]) -> int:
+    """The series' step: the shortest distance between two of its times (0: unknown)."""
+    return min((b - a for a, b in itertools.pairwise(times)), default=0)
+
+
+def _broken(
+    times: list[int], step: int, *columns: list[float]
+) -> tuple[list[datetime], list[list[float]]]:
+    """The times as dates and the columns, with a NaN between two times more than one
+    step apart: matplotlib breaks a line (and a band) there."""
+    when: list[int] = []
+    out: list[list[float]] = [[] for _ in columns]
+    for i, k in enumerate(times):
+        if step and when and k - when[-1] > step:
+            when.append((when[-1] + k) // 2)
+            for column in out:
+                column.append(math.nan)
+        when.append(k)
+        for column, values in zip(out, columns, strict=True):
+            column.append(values[i])
+    return [datetime.fromtimestamp(k / NS, UTC) for k in when], out

@@ -9,10 +9,14 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import yaml
+
+from streamer.evaluation.report import pyplot
+from streamer.service import show
 
 REPO = Path(__file__).parents[2]
 NAMES, STEPS, ERRORS = ["pump-1", "pump-2", "tank/level"], 80, 20
@@ -114,3 +118,42 @@ def test_one_series_step_by_step_and_as_a_plot(
     unknown = streamer("show", "-c", str(config), "--series", "nope")
     assert unknown.returncode == 1
     assert "holds nothing of series 'nope'" in unknown.stderr
+
+
+class _OpenFigures:
+    """matplotlib's pyplot, but each figure stays open to be looked at."""
+
+    def __init__(self) -> None:
+        self.plt = pyplot()
+        self.axes: list[Any] = []
+
+    def subplots(self, **kwargs: Any) -> tuple[Any, Any]:
+        fig, ax = self.plt.subplots(**kwargs)
+        self.axes.append(ax)
+        return fig, ax
+
+    def close(self, fig: Any) -> None:
+        pass
+
+
+def test_the_plot_draws_nothing_across_a_gap(tmp_path: Path) -> None:
+    """A restart or an outage leaves steps the sink never got: the lines and the band
+    stop at its start and go on at its end, and do not join across it."""
+    step = 10**9
+    before, after = range(0, 5 * step, step), range(60 * step, 65 * step, step)
+    t = show.Trace("s", 1)
+    for k in [*before, *after]:
+        t.observed[k] = float(k // step)
+        t.forecast[k + step] = {"yhat": k / step + 0.5, "lower": k / step, "upper": k / step + 1}
+    figures = _OpenFigures()
+    assert show.plot(t, tmp_path / "s.png", None, figures) == 10
+    (ax,) = figures.axes
+    for line in ax.lines:  # actual, forecast: one NaN each, between the two runs of steps
+        y = np.asarray(line.get_ydata(), dtype=float)
+        (gap,) = np.flatnonzero(np.isnan(y))
+        assert np.all(np.diff(y[:gap]) > 0)
+        assert np.all(np.diff(y[gap + 1 :]) > 0)
+        assert y[gap - 1] < y[gap + 1]
+    (band,) = ax.collections
+    assert len(band.get_paths()) == 2  # two pieces of interval band
+    figures.plt.close("all")
