@@ -10,6 +10,9 @@ value to each horizon. The map is refitted from running normal equations, one pe
 horizon, fed leak-free: a step's features meet their target only when the target's
 step has arrived, h steps later. Old pairs fade with a half-life of `memory` steps,
 so the map follows a changing stream. Series read as log returns are left to the recurrent net.
+Lags and changes are clipped at `LIMIT` sds: a jump of more than that is a break that
+no lag foretells, and one such pair, learnt at full size, would throw every later
+forecast far off its series.
 
 >>> import numpy as np
 >>> ar = LagRegression(horizon=1, lags=2)
@@ -39,6 +42,7 @@ F64 = NDArray[np.float64]
 Mask = NDArray[np.bool_]
 
 FED, MEAN, STD = 0, 1, 2
+LIMIT = 10.0  # sds: the largest lag or change (standardised) the map reads or learns
 
 
 def lag_features(history: F64, count: I64, lags: int) -> F64:
@@ -51,7 +55,8 @@ def lag_features(history: F64, count: I64, lags: int) -> F64:
     first = np.maximum(steps - np.minimum(count, steps), 0)[:, None]
     values = history[np.arange(len(history))[:, None], np.maximum(take[None, :], first), FED]
     mean, std = history[:, -1, MEAN][:, None], history[:, -1, STD][:, None]
-    return np.concatenate([(values - mean) / std, np.ones((len(history), 1))], axis=1)
+    standard = np.clip((values - mean) / std, -LIMIT, LIMIT)
+    return np.concatenate([standard, np.ones((len(history), 1))], axis=1)
 
 
 class LagRegression:
@@ -151,9 +156,9 @@ class LagRegression:
         ok = count[:, None] >= h + self.lags  # [n, H]: issued with all its lags since the reset
         mean = rows[:, issued, MEAN]
         std = np.where(ok, rows[:, issued, STD], 1.0)  # (unset before a series' start)
-        x = (values.reshape(at.shape) - mean[..., None]) / std[..., None]
+        x = np.clip((values.reshape(at.shape) - mean[..., None]) / std[..., None], -LIMIT, LIMIT)
         x = np.concatenate([x, np.ones((*x.shape[:2], 1))], axis=2)  # [n, H, lags + 1]
-        target = (fed[learn][:, None] - rows[:, issued, FED]) / std  # [n, H]
+        target = np.clip((fed[learn][:, None] - rows[:, issued, FED]) / std, -LIMIT, LIMIT)
         x = x * ok[..., None]
         per_horizon = x.transpose(1, 0, 2)  # [H, n, lags + 1]
         self.gram += per_horizon.transpose(0, 2, 1) @ per_horizon

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.lag_regression import LagRegression
+from models.scaling import OnlineScaler
 
 
 def make() -> LagRegression:
@@ -39,3 +40,24 @@ def test_a_restored_highway_continues_exactly(seed: int, stop: int) -> None:
             out.append(model.forecast(slots, returns))
     for k, (a, b) in enumerate(zip(expected, got, strict=True)):
         assert np.array_equal(a, b), f"step {k} differs after a restart at step {stop}"
+
+
+def test_a_level_shift_does_not_teach_the_highway_to_forecast_far_off_the_series() -> None:
+    # A series near 10 jumps by a million: the pairs straddling the jump ask for a change
+    # of half a million of its old sds. The map must not learn that as a pattern, or
+    # every later forecast is multiplied out by the new, wide scale (a thousand times
+    # the level here, from the first refit after the jump).
+    rng = np.random.default_rng(0)
+    values = 10.0 + rng.normal(size=600).cumsum() * 0.3
+    values[300:] += 1e6
+    ar = LagRegression(horizon=3, lags=24)
+    scaler = OnlineScaler()
+    slots = np.zeros(1, dtype=np.int64)
+    for t, value in enumerate(values):
+        scaler.update(slots, np.array([[value]]))
+        mean, std = scaler.mean[slots, 0], scaler.std(slots)[:, 0]
+        ar.observe(slots, np.array([value]), mean, std, np.zeros(1, bool))
+        ar.refit_if_due()
+        change = ar.forecast(slots, np.zeros(1, bool))[0] * std[0]
+        if t >= 350:  # past the jump's own lags (the map refits at 256 new pairs)
+            assert np.abs(change).max() < 5e4, f"step {t}: forecasts {change} off the level"
