@@ -6,12 +6,13 @@ restore truncates the file back to it, so output replayed after a crash is writt
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 from connectors.base import Output, SinkBase
-from connectors.points import iso_times, lines
+from connectors.points import iso_times, lines, squared_error
 from streamer.core.records import Forecasts
 
 CSV_HEADER = (
@@ -41,9 +42,11 @@ def csv_rows(output: Output) -> list[str]:
         for s, h, m, err, t in zip(
             e.series, e.horizon.tolist(), e.model, e.error.tolist(), times, strict=True
         ):
+            if not math.isfinite(err):  # as in line protocol: no point for no error
+                continue
             rows.append(
                 f"forecast_error,{t},{_quote(str(s))},,{_quote(str(m))},{h},,,,,,,"
-                f"abs_err={abs(err)!r};sq_err={err * err!r}"
+                f"abs_err={abs(err)!r}{squared_error(abs(err), ';sq_err=')}"
             )
     for event in output.events:
         (time,) = iso_times(event.time_ns)

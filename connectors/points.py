@@ -17,8 +17,9 @@ the sink: lines are assembled from pre-escaped pieces, one f-string per point.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -115,9 +116,22 @@ def _intervals(
 
 
 def iso_times(times_ns: Any) -> list[str]:
-    """RFC 3339 UTC strings for nanosecond timestamps (any shape, flattened)."""
-    stamps = np.datetime_as_string(np.asarray(times_ns, dtype="datetime64[ns]"), unit="auto")
-    return [f"{s}Z" for s in np.ravel(stamps).tolist()]
+    """RFC 3339 UTC strings for nanosecond timestamps (any shape, flattened): always with
+    seconds (`2020-01-01T00:00:00Z`, which every ISO 8601 reader takes, not numpy's
+    shortest `2020-01-01Z`), and with as many fractional digits as the times need."""
+    ns = np.ravel(np.asarray(times_ns, dtype=np.int64))
+    unit: Literal["s", "ms", "us", "ns"] = next(
+        (u for u, per in _UNITS if not np.any(ns % per)), "ns"
+    )
+    stamps = np.datetime_as_string(ns.astype("datetime64[ns]"), unit=unit)
+    return [f"{s}Z" for s in stamps.tolist()]
+
+
+_UNITS: tuple[tuple[Literal["s", "ms", "us"], int], ...] = (
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+)  # coarsest first
 
 
 def lines(output: Output) -> list[str]:
@@ -128,6 +142,8 @@ def lines(output: Output) -> list[str]:
 
 
 def error_lines(output: Output) -> list[str]:
+    """A forecast_error point per finite error, without `sq_err` where the square is
+    beyond a float (an error over 1.3e154), which InfluxDB would refuse as `inf`."""
     e = output.errors
     if e is None or len(e) == 0:
         return []
@@ -135,7 +151,7 @@ def error_lines(output: Output) -> list[str]:
     keep = np.isfinite(absolute).tolist()
     return [
         f"forecast_error,horizon={h},model={tag(m)},series={tag(s)} "
-        f"abs_err={a!r},sq_err={a * a!r} {t}"
+        f"abs_err={a!r}{squared_error(a, ',sq_err=')} {t}"
         for s, h, m, a, t, ok in zip(
             e.series.tolist(),
             e.horizon.tolist(),
@@ -147,6 +163,12 @@ def error_lines(output: Output) -> list[str]:
         )
         if ok
     ]
+
+
+def squared_error(absolute: float, prefix: str) -> str:
+    """`prefix` and the error's square, or "" where the square is beyond a float."""
+    square = absolute * absolute
+    return f"{prefix}{square!r}" if math.isfinite(square) else ""
 
 
 def event_lines(output: Output) -> list[str]:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connectors.field_values import iso_ns
 from connectors.file_sink import CSV_HEADER, FileSink
+from connectors.points import iso_times
 from tests.helpers import output
 
 
@@ -56,3 +61,18 @@ def test_truncate_mode_starts_a_fresh_file_when_there_is_no_checkpoint(tmp_path:
     truncating.start_fresh()
     truncating.close()
     assert path.read_text() == ""
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    times=st.lists(st.integers(-(2**40), 2**42).map(lambda ms: ms * 1_000_000), min_size=1),
+    extra=st.sampled_from([0, 1_000, 1]),  # whole ms, then µs, then ns in the batch
+)
+def test_times_written_are_times_a_replay_reads_back(times: list[int], extra: int) -> None:
+    # A step on midnight was written `2020-01-01Z`, which no ISO 8601 reader (our own
+    # replay source included) takes back.
+    times = [*times, times[0] + extra]
+    written = iso_times(times)
+    assert all("T" in text and text.endswith("Z") for text in written)
+    if extra % 1_000 == 0:  # what a replay's ISO 8601 reader holds: microseconds
+        assert [iso_ns(text) for text in written] == times

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 from connectors.base import Output
 from connectors.line_protocol import parse_line
 from connectors.points import lines
-from streamer.core.records import Forecasts, StepBatch
+from streamer.core.records import ForecastErrors, Forecasts, StepBatch
+from tests import helpers
 
 names = st.text(
     st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\\"),
@@ -125,3 +127,31 @@ def test_each_forecast_carries_the_model_and_version_of_its_own_row() -> None:
     assert csv == {"a": "baseline", "b": "lstm", "c": "baseline", "d": "lstm"}
     messages = {key.decode(): value for key, value in forecast_messages(output)}
     assert [b'"model": "baseline"' in messages[s] for s in "abcd"] == [True, False, True, False]
+
+
+@given(st.lists(st.floats(allow_infinity=True, allow_nan=True, width=64), min_size=1, max_size=8))
+def test_every_error_point_is_one_influxdb_takes(errors: list[float]) -> None:
+    # An error of 1e200 squared is inf, which InfluxDB refuses (and so would lose the
+    # whole point): the point keeps abs_err and goes without sq_err.
+    n, step_ns = len(errors), 1_000_000_000
+    series = np.array([f"s{i}" for i in range(n)], dtype=object)
+    steps = np.arange(n, dtype=np.int64) + 1_700_000_000
+    scored = ForecastErrors(
+        series=series,
+        slots=np.arange(n),
+        steps=steps,
+        horizon=np.ones(n, dtype=np.int64),
+        error=np.array(errors),
+        scaled=np.zeros(n),
+        model=np.array(["lstm"] * n, dtype=object),
+        step_ns=step_ns,
+    )
+    output = dataclasses.replace(helpers.output(["x"], [[1.0]]), errors=scored)
+    points = [p for p in map(parse_line, lines(output)) if p.measurement == "forecast_error"]
+    assert [(p.tags["series"], p.fields["abs_err"]) for p in points] == [
+        (s, abs(e)) for s, e in zip(series, errors, strict=True) if math.isfinite(e)
+    ]
+    for p in points:
+        value = p.fields["abs_err"]
+        assert isinstance(value, float)
+        assert ("sq_err" in p.fields) == math.isfinite(value * value)
