@@ -173,8 +173,8 @@ class ScoresMembers(Protocol):
     scores each of them on what arrives."""
 
     def member_errors(self) -> dict[str, float]:
-        """Per member: the mean squared error of its forecasts scored so far (all series
-        and horizons), NaN before any."""
+        """Per member: the mean squared error of its forecasts this process scored (all
+        series and horizons); empty before any."""
         ...
 
 

@@ -127,7 +127,10 @@ class ColdStart:
         )
 
     def member_errors(self) -> dict[str, float]:
-        model, fallback = self.errors.run_mse().tolist()
+        mse = self.errors.run_mse()
+        if mse is None:
+            return {}
+        model, fallback = mse.tolist()
         return {self.model.name: model, self.baseline.name: fallback}
 
     def reset(self, slots: NDArray[np.int64]) -> None:

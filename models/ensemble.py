@@ -116,7 +116,8 @@ class Ensemble:
         )
 
     def member_errors(self) -> dict[str, float]:
-        return dict(zip(self.members, self.errors.run_mse().tolist(), strict=True))
+        mse = self.errors.run_mse()
+        return {} if mse is None else dict(zip(self.members, mse.tolist(), strict=True))
 
     def reset(self, slots: NDArray[np.int64]) -> None:
         for member in self.members.values():

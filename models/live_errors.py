@@ -119,10 +119,11 @@ class LiveErrors:
         before = np.nan_to_num(self.overall)
         self.overall = np.where(scored, before + weight * (mean - before), self.overall)
 
-    def run_mse(self) -> F64:
-        """[members]: the mean squared error of every forecast scored so far (NaN before
-        any): what the run summary reports."""
-        return self.total / self.total_count if self.total_count else np.full(self.members, np.nan)
+    def run_mse(self) -> F64 | None:
+        """[members]: the mean squared error of every forecast this process scored (None
+        before any): what the run summary reports. A checkpoint does not carry it over, so
+        a restarted daemon speaks of its own run, not of the history it was trained on."""
+        return self.total / self.total_count if self.total_count else None
 
     def record(self, slots: I64, steps: I64, yhat: F64) -> None:
         """Keep the forecasts [n, members, H] issued at these series' steps."""
@@ -132,14 +133,12 @@ class LiveErrors:
         self.issued[slots, at] = steps
 
     def state_dict(self) -> dict[str, Any]:
-        state = {name: getattr(self, name).copy() for name in _STATE}
-        return state | {"total_count": self.total_count}
+        return {name: getattr(self, name).copy() for name in _STATE}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in _STATE:
             setattr(self, name, np.array(state[name]))
-        self.total_count = int(state["total_count"])
 
 
 _SLOT_STATE = ("pending", "issued", "mse", "count")
-_STATE = ("pending", "issued", "mse", "count", "overall", "overall_count", "total")
+_STATE = ("pending", "issued", "mse", "count", "overall", "overall_count")

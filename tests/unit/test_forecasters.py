@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 import pytest
@@ -185,3 +186,26 @@ def test_seasonal_naive_reset_forgets_the_old_season() -> None:
     model.step(batch([(0, 0, 1.0, True), (0, 1, 2.0, False), (0, 2, 1.0, False)]))
     out = model.step(batch([(0, 10, 9.0, True)]))
     assert out.yhat.tolist() == [[9.0]]
+
+
+@pytest.mark.parametrize("name", ["ensemble", "cold_start"])
+def test_the_run_summary_speaks_of_this_run_not_the_history_restored(name: str) -> None:
+    # `streamer train` writes a checkpoint after scoring thousands of history steps; the
+    # daemon started from it reported those as its own "error over the run", even when
+    # it read nothing.
+    make = cast(Callable[[], Ensemble | ColdStart], IMPLEMENTATIONS[name])
+    history, live = split(stream(n_series=3, n_steps=40, seed=1), [20])
+    trained = make()
+    trained.step(history)
+    assert trained.member_errors()  # the history run scored its forecasts
+
+    restored = make()
+    restored.load_state_dict(trained.state_dict())
+    assert restored.member_errors() == {}  # nothing scored yet: nothing to say
+
+    errors = trained.errors
+    total, count = errors.total.copy(), errors.total_count
+    trained.step(live)
+    live_only = (errors.total - total) / (errors.total_count - count)
+    restored.step(live)
+    assert list(restored.member_errors().values()) == pytest.approx(live_only.tolist())
