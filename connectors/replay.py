@@ -31,8 +31,10 @@ def _open_binary(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[bytes, dict[str, str]]]:
-    """(raw line, row as a mapping) for each data row. Fields may not span lines."""
+def csv_records(path: Path) -> Iterator[tuple[bytes, dict[str, str]]]:
+    """(raw line, row as a mapping) for each data row: one a non-blank line, as every
+    reader of history files takes them (a stray quote cannot swallow the lines after
+    it). Fields may not span lines; a line that cannot be split maps nothing."""
     with _open_binary(path) as stream:
         header_line = stream.readline()
         if not header_line.strip():
@@ -82,7 +84,7 @@ class ReplaySource(StreamSource):
         self.path = path
         self.speed = speed
         self.event_time = event_time
-        self._rows = _parquet_rows(path) if kind == "parquet" else _csv_rows(path)
+        self._rows = _parquet_rows(path) if kind == "parquet" else csv_records(path)
         self._next = 0  # row number of the next row
         self._done = False
         self._pace_origin: tuple[float, int] | None = None  # (wall time, event time ns)

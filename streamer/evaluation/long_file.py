@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from connectors.replay import csv_records
 from streamer.evaluation.options import EvaluateError
 from streamer.evaluation.wide_replay import open_text
 
@@ -18,21 +19,19 @@ def pivot(path: Path, time_col: str, series_col: str, value_col: str, out: Path)
     rows: dict[str, dict[str, str]] = {}
     series: dict[str, None] = {}
     with open_text(path) as f:
-        reader = csv.DictReader(f)
-        missing = [
-            c for c in (time_col, series_col, value_col) if c not in (reader.fieldnames or [])
-        ]
-        if missing:
-            raise EvaluateError(
-                f"{path}: no column {', '.join(map(repr, missing))}; its columns are "
-                f"{', '.join(reader.fieldnames or [])}"
-            )
-        for line in reader:
-            at, name = line[time_col], line[series_col]
-            if not at or not name:
-                continue
-            rows.setdefault(at, {})[name] = line[value_col]
-            series.setdefault(name, None)
+        header = next(csv.reader(f), [])
+    missing = [c for c in (time_col, series_col, value_col) if c not in header]
+    if missing:
+        raise EvaluateError(
+            f"{path}: no column {', '.join(map(repr, missing))}; its columns are "
+            f"{', '.join(header)}"
+        )
+    for _, line in csv_records(path):  # one reading a line, as a replay source reads it
+        at, name = line.get(time_col), line.get(series_col)
+        if not at or not name:
+            continue
+        rows.setdefault(at, {})[name] = line.get(value_col, "")
+        series.setdefault(name, None)
     if not rows:
         raise EvaluateError(f"{path}: no readings")
     names = list(series)

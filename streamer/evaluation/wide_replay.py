@@ -14,7 +14,7 @@ from typing import IO, Any, cast
 
 from connectors.base import RawRecord, StreamSource
 from connectors.codecs import Decoder, TimeUnit
-from connectors.replay import ReplaySource
+from connectors.replay import ReplaySource, csv_records
 from streamer.core.records import SeriesKind
 from streamer.evaluation.options import EvaluateError, EvaluateOptions
 
@@ -35,8 +35,9 @@ def open_text(path: Path) -> IO[str]:
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
-    with open_text(path) as stream:
-        yield from csv.DictReader(stream)
+    """The data rows as the replay that follows reads them: one a line."""
+    for _, row in csv_records(path):
+        yield row
 
 
 def inspect(options: EvaluateOptions) -> FileFacts:
@@ -51,7 +52,7 @@ def inspect(options: EvaluateOptions) -> FileFacts:
             f"{options.data}: no column {', '.join(map(repr, missing))}; "
             f"the columns are {', '.join(map(repr, header))}"
         )
-    times = [row[options.time_col] for row in _rows(options.data)]
+    times = [row.get(options.time_col, "") for row in _rows(options.data)]
     if options.rows is not None:
         times = times[: options.rows]
     if len(times) < 4:
