@@ -106,6 +106,8 @@ def train(config: cfg.StreamerConfig, options: TrainOptions) -> Trained:
     if schedule is not None:
         options.say(f"last training, on all {facts.rows} rows ({options.epochs} epochs) ...")
     version = _last_training(schedule, options.epochs)
+    if schedule is not None and version == 0:
+        raise EvaluateError(_too_short(config, facts.rows))
     checkpoint_id = _write(pipeline, path, config.checkpoint.keep)
     report = Report(
         models=models,
@@ -279,6 +281,18 @@ def _last_training(schedule: EventTimeSchedule | None, epochs: int) -> int:
     finally:
         retrainer.settings = settings
     return int(retrainer.model.version)
+
+
+def _too_short(config: cfg.StreamerConfig, rows: int) -> str:
+    """Why a net trained on nothing: too few steps for two of its training windows."""
+    r, horizon = config.retrain, config.model.horizon
+    stride = max(1, r.window - r.burn_in - horizon)
+    return (
+        "the net was not trained, so no checkpoint was written: it learns from windows of "
+        f"retrain.window ({r.window}) steps and needs 2 of them; a series gives its first "
+        f"after {r.window} steps in a row and one more every {stride} steps after that, and "
+        f"the file gave {rows} rows. Give a longer history, or a smaller retrain.window"
+    )
 
 
 def _write(pipeline: Pipeline, path: Path, keep: int) -> int:

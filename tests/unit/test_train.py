@@ -224,3 +224,20 @@ def test_a_long_file_of_one_reading_a_line_trains_as_its_wide_form_does(
         return next(line for line in text.splitlines() if line.startswith("held-out MAE"))
 
     assert held_out(done.stdout) == held_out(trained.done.stdout)
+
+
+def test_a_history_too_short_to_train_on_writes_nothing_and_says_why(tmp_path: Path) -> None:
+    # 20 hourly rows give no 32-step window: train used to write the untrained net as
+    # "trained on 20 rows" (and a 5-row file as "held-out MAE nan").
+    history, live = write_files(tmp_path)
+    short = tmp_path / "short.csv"
+    short.write_text("".join(history.read_text().splitlines(keepends=True)[:21]))
+    done = streamer(
+        "train", "-c", str(config(tmp_path, live, "short")), "--data", str(short),
+        "--time-col", "time", "--targets", ",".join(NAMES), "--epochs", "1",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout
+    assert "the net was not trained, so no checkpoint was written" in done.stderr
+    assert "retrain.window (32)" in done.stderr
+    assert "the file gave 20 rows" in done.stderr
+    assert not (tmp_path / "short.db").exists()
