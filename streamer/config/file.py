@@ -1,28 +1,28 @@
 """Read a config file into a `StreamerConfig`, reporting every problem with its key path.
 
 Order of work: parse YAML (duplicate keys are errors), replace `${VAR}` and
-`${VAR:-default}` in string values from the environment (`$${` is a literal `${`), apply
+`${VAR:-default}` (the default where VAR is unset or empty, as in the shell) in string
+values from the environment (`$${` is a literal `${`), apply
 `STREAMER__...` environment overrides (`STREAMER__WINDOW__STEP=5s`,
 `STREAMER__SINKS__0__TOKEN=...`; list items by index), then validate. Each problem names
 its key path (`sources[1].bootstrap_servers`), what was given (never for secrets) and what
-is accepted.
+is accepted (`streamer.config.problems`).
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import re
-import types
 import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import ValidationError
 
+from streamer.config.problems import PathPart, format_path, problems_from
 from streamer.config.schema import StreamerConfig
 from streamer.core.errors import ConfigError, ConfigProblem
 
@@ -31,30 +31,32 @@ log = logging.getLogger(__name__)
 ENV_PREFIX = "STREAMER__"
 _REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-PathPart = str | int
-
-
-def format_path(parts: tuple[PathPart, ...] | list[PathPart]) -> str:
-    """`('sources', 1, 'topics')` -> `sources[1].topics`."""
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
-
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> StreamerConfig:
     """Load and validate a config file; raise ConfigError listing every problem."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(
             source, [ConfigProblem("", f"cannot read file: {exc.strerror}")]
         ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [_not_utf8(data, exc)]) from None
     return parse_config(text, source, environ)
+
+
+def _not_utf8(data: bytes, exc: UnicodeDecodeError) -> ConfigProblem:
+    """Where a file stops being UTF-8, as a line and column, and which byte it is."""
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+    return ConfigProblem(
+        "",
+        f"line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8; "
+        "a config file is UTF-8 text (save it as UTF-8)",
+    )
 
 
 def parse_config(
@@ -69,10 +71,13 @@ def parse_config(
     if problems:
         raise ConfigError(source, problems)
     _drop_retired(data, source, origins)
+    # With `streams`, `sources` is made of the streams' own: each error there is also
+    # reported, at the key the user wrote, under `streams`.
+    derived = isinstance(data.get("streams"), dict) and "sources" not in data
     try:
         return StreamerConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, _problems_from(exc, origins)) from None
+        raise ConfigError(source, problems_from(exc, origins, derived)) from None
 
 
 # --- YAML --------------------------------------------------------------------------------
@@ -86,6 +91,14 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        if not isinstance(key, typing.Hashable):  # a `? [a, b]` or `? {a: 1}` key
+            kind = "mapping" if isinstance(key, dict) else type(key).__name__
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a key must be a single value such as a name, not a {kind}",
+                key_node.start_mark,
+            )
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
@@ -149,9 +162,9 @@ def _interpolate(
                 if match.group(0) == "$${":
                     return "${"
                 name, default = match.group(1), match.group(2)
-                if name in env:
+                if env.get(name) or (name in env and default is None):
                     return env[name]
-                if default is not None:
+                if default is not None:  # unset or empty, as the shell's ${VAR:-default}
                     return default
                 missing.append(name)
                 return match.group(0)
@@ -252,140 +265,3 @@ def _drop_retired(data: dict[str, Any], source: str, origins: dict[str, str]) ->
         origin = origins.get(path)
         where, fix = (f" ({origin})", "unset it") if origin else ("", "delete the line")
         log.warning("%s: %s%s no longer does anything (%s); %s", source, path, where, why, fix)
-
-
-# --- validation errors -------------------------------------------------------------------
-
-
-def _problems_from(exc: ValidationError, origins: dict[str, str]) -> list[ConfigProblem]:
-    """One problem per key path from pydantic's errors; alternatives joined with "or"."""
-    messages: dict[str, list[str]] = {}
-    given: dict[str, str] = {}
-    for error in exc.errors(include_url=False):
-        path, message, value = _describe(error)
-        if message not in messages.setdefault(path, []):
-            messages[path].append(message)
-        if value is not None:
-            given[path] = value
-    problems = []
-    for path, alternatives in messages.items():
-        text = ", or ".join(alternatives)
-        if path in given:
-            text += f"; got {given[path]}"
-        origin = next(
-            (o for p, o in origins.items() if path == p or path.startswith(p + ".")), None
-        )
-        if origin:
-            text += f" [{origin}]"
-        problems.append(ConfigProblem(path, text))
-    return problems
-
-
-def _describe(error: Any) -> tuple[str, str, str | None]:
-    """Path, what is wrong or expected, and the given value as shown (None: not shown)."""
-    loc: tuple[PathPart, ...] = tuple(error["loc"])
-    kind: str = error["type"]
-    ctx: dict[str, Any] = error.get("ctx", {})
-    shown, annotation = _walk(loc)
-    path = format_path(shown)
-    if kind == "extra_forbidden":
-        parent = _walk(loc[:-1])[1]
-        accepted = sorted(parent.model_fields) if _is_model(parent) else []
-        close = difflib.get_close_matches(str(loc[-1]), accepted, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return path, f"unknown key{hint}; accepted here: {', '.join(accepted)}", None
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        field = str(ctx.get("discriminator", "type")).strip("'")
-        given = f"{ctx['tag']!r} is not accepted" if "tag" in ctx else "missing"
-        tags = ctx.get("expected_tags") or ", ".join(map(repr, _tags(annotation)))
-        return format_path([*shown, field]), f"{given}; expected one of {tags}", None
-    if kind == "missing":
-        return path, f"required, but missing{_accepted(annotation)}", None
-    message = str(error["msg"])
-    if kind == "value_error":
-        return path, message.removeprefix("Value error, "), None
-    message = message.replace("Input should be", "should be")
-    if annotation is SecretStr:
-        return path, f"{message} (value hidden: it is a secret)", None
-    return path, message, _short(error.get("input"))
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _walk(loc: tuple[PathPart, ...]) -> tuple[list[PathPart], Any]:
-    """The keys of loc that the user wrote, and the (stripped) type expected there.
-
-    pydantic puts the member of a union into loc (`sources, 0, 'kafka', 'topics'`); those
-    parts pick the member but are not shown.
-    """
-    shown: list[PathPart] = []
-    annotation: Any = StreamerConfig
-    for part in loc:
-        annotation = _strip(annotation)
-        if _is_union(annotation):
-            annotation = _member(annotation, part)
-            continue
-        shown.append(part)
-        if isinstance(part, int):
-            args = typing.get_args(annotation)
-            annotation = args[0] if typing.get_origin(annotation) is list and args else None
-        elif _is_model(annotation) and part in annotation.model_fields:
-            annotation = annotation.model_fields[part].annotation
-        else:
-            annotation = None
-    return shown, _strip(annotation)
-
-
-def _strip(annotation: Any) -> Any:
-    """Unwrap Annotated[...] and `X | None` down to the type that holds the value."""
-    while True:
-        if typing.get_origin(annotation) is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif _is_union(annotation):
-            members = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(members) != 1:
-                return annotation
-            annotation = members[0]
-        else:
-            return annotation
-
-
-def _is_union(annotation: Any) -> bool:
-    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
-
-
-def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
-def _tags(union: Any) -> list[str]:
-    """The `type` values a tagged union accepts, in the schema's order."""
-    tags: list[str] = []
-    for member in typing.get_args(union) if _is_union(union) else ():
-        member = _strip(member)
-        if _is_model(member) and "type" in member.model_fields:
-            tags.extend(typing.get_args(member.model_fields["type"].annotation))
-    return tags
-
-
-def _accepted(annotation: Any) -> str:
-    """What a missing list of tagged sections would accept: '; a list, each with a type of
-    ...' (empty for anything else)."""
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) is list and args and (tags := _tags(_strip(args[0]))):
-        return f"; a list, each item with `type` one of {', '.join(map(repr, tags))}"
-    return ""
-
-
-def _member(union: Any, tag: PathPart) -> Any:
-    """The member of a tagged union whose `type` literal is tag (None if not tagged)."""
-    for member in typing.get_args(union):
-        member = _strip(member)
-        if _is_model(member) and "type" in member.model_fields:
-            literal = member.model_fields["type"].annotation
-            if tag in typing.get_args(literal):
-                return member
-    return None

@@ -15,7 +15,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from streamer.config.schema_drift import (
     AdwinDetector,
@@ -39,6 +47,7 @@ from streamer.config.schema_edges import (
     sink_name,
     source_name,
 )
+from streamer.config.schema_files import file_clash
 from streamer.config.schema_models import (
     DEFAULT_MEMBERS,
     EnsembleMember,
@@ -306,6 +315,15 @@ class StreamerConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _each_file_has_one_use(self) -> StreamerConfig:
+        """Two keys naming one file (sink, dead letter, checkpoint, replay input) are
+        refused, before the streams resolve, so the error names the keys as written."""
+        problem = file_clash(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
     def _streams_resolve(self) -> StreamerConfig:
         if not self.streams:
             return self
@@ -356,6 +374,15 @@ class StreamerConfig(Section):
             where = ".".join(str(part) for part in first["loc"] if not str(part)[0].isupper())
             message = str(first["msg"]).removeprefix("Value error, ")
             raise ValueError(f"stream {name!r}: {where + ': ' if where else ''}{message}") from None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without `sources` where there are `streams` (each holds its own), so that
+        `streamer config show` prints a config that loads as it was given."""
+        data: dict[str, Any] = handler(self)
+        if self.streams:
+            data.pop("sources", None)
+        return data
 
     def stream_configs(self) -> dict[str, StreamerConfig]:
         """Each stream's config, by name; one config of one stream: itself, named ""."""

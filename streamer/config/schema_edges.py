@@ -159,8 +159,11 @@ class KafkaSource(SourceBase, KafkaConnection):
 _MQTT_FILTER_LEVEL = re.compile(r"^[^+#]*$")
 
 
-def _mqtt_filter(value: str) -> str:
-    """Check an MQTT topic filter: `+` fills a whole level, `#` only the last one."""
+def _mqtt_filter(value: Any) -> Any:
+    """Check an MQTT topic filter: `+` fills a whole level, `#` only the last one. A value
+    that is not a string is left to the string check, which says so."""
+    if not isinstance(value, str):
+        return value
     levels = value.split("/")
     for i, level in enumerate(levels):
         ok = level in ("+", "#") or _MQTT_FILTER_LEVEL.match(level)
@@ -259,8 +262,8 @@ DeadLetter = Annotated[FileDeadLetter | KafkaDeadLetter, Field(discriminator="ty
 _HTTP_URL = re.compile(r"^https?://[^/\s:]+(:\d{1,5})?/?$")
 
 
-def _http_url(value: str) -> str:
-    if not _HTTP_URL.match(value):
+def _http_url(value: Any) -> str:
+    if not isinstance(value, str) or not _HTTP_URL.match(value):
         raise ValueError(f"{value!r} is not an http(s) URL; expected e.g. 'http://127.0.0.1:8086'")
     return value.rstrip("/")
 

@@ -6,22 +6,29 @@ the sinks its output goes to. A section a stream does not set is the config's ow
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from streamer.config.schema_drift import Detector, PageHinkleyDetector
 from streamer.config.schema_edges import FileSink, Source, source_name
 from streamer.config.schema_models import Model
 from streamer.config.types import Duration, NonEmptyStr, PositiveDuration, Schedule, Section
+from streamer.core.durations import format_duration
 
 if TYPE_CHECKING:
     from streamer.config.schema import StreamerConfig
 
 # --- one stream's sections ---------------------------------------------------------------
+
+MAX_LATENESS_STEPS = 10_000  # steps of lateness a series may keep open
+# A bucket of the window: its step number and eight accumulators (streamer.engine.buckets).
+BYTES_PER_OPEN_STEP = 9 * 8
+MAX_WINDOW_BYTES = 4 * 2**30  # all series' open buckets, allocated as the daemon starts
 
 
 class WindowConfig(Section):
@@ -33,6 +40,36 @@ class WindowConfig(Section):
     max_gap: Annotated[int, Field(ge=0)] = 5
     idle_close_after: PositiveDuration = timedelta(seconds=30)
     max_series: Annotated[int, Field(ge=1)] = 10_000
+
+    @property
+    def open_steps(self) -> int:
+        """How many steps of a series may be open at once: those within lateness of its
+        newest event, and the one it falls in (the window keeps an array column for each)."""
+        return math.ceil(self.allowed_lateness / self.step) + 2
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> WindowConfig:
+        """The window holds `max_series` x `open_steps` buckets in arrays allocated at
+        start, so a lateness of many steps (`30d` at a `1s` step) would not fit."""
+        late = math.ceil(self.allowed_lateness / self.step)
+        if late > MAX_LATENESS_STEPS:
+            longest = format_duration(self.step * MAX_LATENESS_STEPS)
+            raise ValueError(
+                f"allowed_lateness ({format_duration(self.allowed_lateness)}) spans {late} "
+                f"steps of step ({format_duration(self.step)}); at most "
+                f"{MAX_LATENESS_STEPS} (each is kept open per series): at this step, "
+                f"allowed_lateness at most {longest}, or a longer step"
+            )
+        size = self.max_series * self.open_steps * BYTES_PER_OPEN_STEP
+        if size > MAX_WINDOW_BYTES:
+            raise ValueError(
+                f"max_series ({self.max_series}) x {self.open_steps} open steps each "
+                f"(allowed_lateness {format_duration(self.allowed_lateness)} at step "
+                f"{format_duration(self.step)}) need {size / 2**30:.1f} GiB of window "
+                f"buckets; at most {MAX_WINDOW_BYTES // 2**30} GiB: lower max_series or "
+                "allowed_lateness, or set a longer step"
+            )
+        return self
 
 
 class IntervalsConfig(Section):

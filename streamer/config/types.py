@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from streamer.config.secrets import read_secret_files
-from streamer.core.durations import format_duration, parse_duration
+from streamer.core.durations import format_duration, looks_like_duration, parse_duration
 
 
 class Section(BaseModel):
@@ -37,7 +37,9 @@ class Section(BaseModel):
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
-def _host_port(value: str) -> str:
+def _host_port(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected host:port as a string, e.g. '127.0.0.1:9092'; got {value!r}")
     match = _HOST_PORT.match(value)
     if match is None or not 0 < int(match.group(2)) < 65536:
         raise ValueError(f"{value!r} is not host:port; expected e.g. '127.0.0.1:9092'")
@@ -63,11 +65,8 @@ def _schedule(value: Any) -> str:
     """A duration (run every ...) or a five-field crontab; durations come back canonical."""
     if not isinstance(value, str):
         raise ValueError("expected a duration like '15m' or a crontab like '*/15 * * * *'")
-    try:
+    if looks_like_duration(value):
         interval = parse_duration(value)
-    except ValueError:
-        pass
-    else:
         if interval.total_seconds() <= 0:
             raise ValueError(f"{value!r}: an interval must be more than 0")
         return format_duration(interval)

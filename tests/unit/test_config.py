@@ -450,3 +450,190 @@ def test_sinks_are_named_by_type_and_index_unless_named_and_names_are_unique() -
     assert [sink_name(s, i) for i, s in enumerate(config.sinks)] == ["file-0", "copy"]
     found = problems(MINIMAL + "  - {type: file, path: b.lp, name: file-0}\n")
     assert "two sinks are named 'file-0'" in found["sinks"]
+
+
+# --- files: each has one use -------------------------------------------------------------
+
+REPLAY = "sources:\n  - type: replay\n    path: data/in.csv\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "second"),
+    [
+        (
+            REPLAY + "sinks:\n  - {type: file, path: out/f.lp}\n"
+            "  - {type: file, path: ./out/../out/f.lp, format: csv}\n",
+            "sinks[0].path",
+            "sinks[1].path",
+        ),
+        (
+            REPLAY + "sinks:\n  - {type: file, path: data/in.csv, mode: truncate}\n",
+            "sinks[0].path",
+            "sources[0].path",
+        ),
+        (
+            MINIMAL + "pipeline:\n  dead_letter: {type: file, path: out.lp}\n",
+            "sinks[0].path",
+            "pipeline.dead_letter.path",
+        ),
+        (
+            MINIMAL + "checkpoint:\n  path: ./out.lp\n",
+            "sinks[0].path",
+            "checkpoint.path",
+        ),
+        (
+            REPLAY + "sinks:\n  - {type: file, path: out.lp}\n"
+            "pipeline:\n  dead_letter: {type: file, path: data/in.csv}\n",
+            "pipeline.dead_letter.path",
+            "sources[0].path",
+        ),
+    ],
+    ids=[
+        "two-sinks",
+        "sink-on-replay-input",
+        "dead-letter-on-sink",
+        "checkpoint-on-sink",
+        "dead-letter-on-replay-input",
+    ],
+)
+def test_two_keys_naming_one_file_are_refused_naming_both(
+    text: str, first: str, second: str
+) -> None:
+    found = problems(text)
+    assert f"{first} (" in found[""]
+    assert f"{second} (" in found[""]
+    assert "name the same file" in found[""]
+    assert "give each its own file" in found[""]
+
+
+def test_a_sink_on_another_streams_replay_input_or_checkpoint_is_refused() -> None:
+    streams = """
+        sinks:
+          - {type: file, path: out/a.lp, name: a}
+          - {type: file, path: %s, name: b}
+        streams:
+          ticks: {sources: [{type: replay, path: data/in.csv}], sinks: [a]}
+          prices: {sources: [{type: replay, path: data/in.csv}], sinks: [b]}
+        """
+    found = problems(streams % "data/in.csv")
+    assert "sinks[1].path (data/in.csv) and streams.ticks.sources[0].path" in found[""]
+    found = problems(streams % "state/checkpoint.ticks.db")
+    assert "checkpoint.path of stream ticks (state/checkpoint.ticks.db)" in found[""]
+
+
+def test_replay_sources_may_read_one_file_and_a_disabled_checkpoint_names_none() -> None:
+    text = REPLAY + "  - {type: replay, path: ./data/in.csv, name: again}\n"
+    text += "sinks:\n  - {type: file, path: state/checkpoint.db}\ncheckpoint: {enabled: false}\n"
+    assert len(parse_config(text, environ={}).sources) == 2
+
+
+# --- config errors, not tracebacks --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "expected"),
+    [
+        (MINIMAL + "http: {bind: 8000}\n", "http.bind", "host:port as a string"),
+        (
+            "sources: [{type: kafka, bootstrap_servers: [9092], topics: [t]}]\n"
+            "sinks: [{type: file, path: o.lp}]\n",
+            "sources[0].bootstrap_servers[0]",
+            "host:port as a string",
+        ),
+        (
+            REPLAY + "sinks: [{type: influxdb, url: 8086, org: o, bucket: b, token: t}]\n",
+            "sinks[0].url",
+            "8086 is not an http(s) URL",
+        ),
+        (
+            "sources: [{type: mqtt, topics: [1]}]\nsinks: [{type: file, path: o.lp}]\n",
+            "sources[0].topics[0]",
+            "valid string",
+        ),
+        (MINIMAL + "window: {step: 99999999999d}\n", "window.step", "too long; at most 106751d"),
+        (
+            MINIMAL + "retrain: {schedule: 99999999999d}\n",
+            "retrain.schedule",
+            "too long; at most 106751d",
+        ),
+    ],
+    ids=["bind-int", "bootstrap-int", "url-int", "mqtt-topic-int", "step-huge", "schedule-huge"],
+)
+def test_a_value_of_the_wrong_kind_is_a_config_error_at_its_key(
+    text: str, path: str, expected: str
+) -> None:
+    assert expected in problems(text)[path]
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(MINIMAL.encode() + "instance: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    (problem,) = info.value.problems
+    assert "line 8, column 14: byte 0xe9 is not UTF-8" in problem.message
+
+
+@pytest.mark.parametrize("key", ["[a, b]", "{a: 1}"])
+def test_a_list_or_mapping_as_a_key_is_a_config_error_naming_the_line(key: str) -> None:
+    found = problems(f"? {key}\n: 1\n")
+    assert "line 1" in found[""]
+    assert "a key must be a single value" in found[""]
+
+
+# --- window lateness ---------------------------------------------------------------------
+
+
+def test_a_lateness_of_more_steps_than_the_window_keeps_open_is_refused_naming_both() -> None:
+    found = problems(MINIMAL + "window: {step: 1s, allowed_lateness: 30d}\n")
+    assert "allowed_lateness (30d) spans 2592000 steps of step (1s)" in found["window"]
+    assert "at most 10000" in found["window"]
+
+
+def test_window_buckets_beyond_the_memory_limit_are_refused_naming_max_series() -> None:
+    found = problems(MINIMAL + "window: {step: 1s, allowed_lateness: 1h, max_series: 100000}\n")
+    assert "max_series (100000) x 3602 open steps" in found["window"]
+    assert "at most 4 GiB" in found["window"]
+    config = parse_config(MINIMAL + "window: {step: 1s, allowed_lateness: 1h}\n", environ={})
+    assert config.window.open_steps == 3602
+
+
+# --- env defaults, config show, errors in streams ----------------------------------------
+
+
+def test_env_reference_default_applies_when_the_variable_is_set_but_empty() -> None:
+    text = INFLUX.replace("${INFLUX_TOKEN}", "${INFLUX_TOKEN:-dflt}")
+    text = text.replace("bucket: b", "bucket: ${BUCKET}x")
+    sink = parse_config(text, environ={"INFLUX_TOKEN": "", "BUCKET": ""}).sinks[0]
+    assert sink.type == "influxdb"
+    assert sink.token.get_secret_value() == "dflt"
+    assert sink.bucket == "x"
+
+
+def test_config_show_of_streams_prints_a_config_that_loads_as_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "streams.yaml"
+    path.write_text(yaml.safe_dump(example_with_streams()))
+    assert main(["config", "show", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "streams:" in shown
+    assert not shown.startswith("sources:")
+    assert "\nsources:" not in shown
+    again = parse_config(shown, "shown", {})
+    original = load_config(path, environ={})
+    assert again.stream_configs().keys() == original.stream_configs().keys()
+    assert again.summary() == original.summary()
+
+
+def test_a_typo_in_a_stream_source_is_reported_once_at_the_key_written() -> None:
+    found = problems(
+        """
+        sinks: [{type: file, path: out.lp}]
+        streams:
+          a: {sources: [{type: replay, pth: x}]}
+        """
+    )
+    assert set(found) == {"streams.a.sources[0].path", "streams.a.sources[0].pth"}
+    assert "did you mean 'path'?" in found["streams.a.sources[0].pth"]
+    assert "accepted here: fields, file_format" in found["streams.a.sources[0].pth"]

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamer.core.durations import format_duration, parse_duration
+from streamer.core.durations import MAX_DURATION, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -35,8 +35,23 @@ def test_formatted_duration_parses_back_to_the_same_value(millis: int) -> None:
     assert parse_duration(format_duration(value)) == value
 
 
-@given(st.integers(min_value=1, max_value=10**6), st.sampled_from(["ms", "s", "m", "h", "d"]))
+@given(st.integers(min_value=1, max_value=10**5), st.sampled_from(["ms", "s", "m", "h", "d"]))
 def test_format_uses_the_largest_exact_unit(number: int, unit: str) -> None:
     text = format_duration(parse_duration(f"{number}{unit}"))
     assert parse_duration(text) == parse_duration(f"{number}{unit}")
     assert len(text) <= len(f"{number}{unit}")
+
+
+@given(st.integers(min_value=0, max_value=MAX_DURATION // timedelta(microseconds=1)))
+def test_any_duration_down_to_the_microsecond_is_shown_exactly(micros: int) -> None:
+    value = timedelta(microseconds=micros)
+    assert parse_duration(format_duration(value)) == value
+
+
+@given(st.integers(min_value=106_752, max_value=10**400), st.sampled_from(["d", "h", "s"]))
+def test_a_duration_too_long_for_nanoseconds_is_rejected_with_the_limit(
+    number: int, unit: str
+) -> None:
+    text = f"{number * {'d': 1, 'h': 24, 's': 86_400}[unit]}{unit}"
+    with pytest.raises(ValueError, match=r"too long; at most 106751d"):
+        parse_duration(text)
