@@ -277,6 +277,14 @@ class Decoder:
             )
         return observations, rejections
 
+    def needed_fields(self) -> tuple[str, ...]:
+        """The fields no event can do without: its series, its value (when one field
+        holds it) and its time (unless a missing one is taken as the arrival time). A
+        file whose header lacks one of them can give nothing but rejections."""
+        value = (self.value_field,) if self.value_field and not self.values_field else ()
+        time = (self.time_field,) if self.missing_time == "reject" else ()
+        return (self.series_field, *value, *time)
+
     def event_time_ns(self, event: Mapping[str, Any]) -> int | None:
         """The event time of a mapping, or None if it has none that can be read."""
         value = event.get(self.time_field)

@@ -11,7 +11,7 @@ import csv
 import gzip
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
@@ -51,6 +51,32 @@ def csv_records(path: Path) -> Iterator[tuple[bytes, dict[str, str]]]:
             yield raw, dict(zip(header, values, strict=False))
 
 
+def _check_header(path: Path, name: str, columns: Sequence[str]) -> None:
+    """Refuse a CSV whose header lacks a column every row needs: each row would only be
+    rejected, as missing that field."""
+    try:
+        with _open_binary(path) as stream:
+            line = stream.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    except (OSError, EOFError) as exc:  # not gzip after all, truncated, unreadable
+        raise ReplaySourceError(f"{path}: cannot be read ({exc}); replay source {name!r}") from None
+    header = next(csv.reader([line]), [])
+    missing = [c for c in columns if c not in header]
+    if not line.strip() or not missing:
+        return  # an empty file is said as one when it is read
+    hint = next(
+        (
+            f" (it looks separated by {sep!r}; a replay reads commas)"
+            for sep in ";\t|"
+            if len(header) == 1 and sep in line
+        ),
+        "",
+    )
+    raise ReplaySourceError(
+        f"{path}: no column {', '.join(map(repr, missing))}, which replay source {name!r} "
+        f"reads (its fields); the file's columns are {', '.join(map(repr, header))}{hint}"
+    )
+
+
 def _parquet_rows(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
     try:
         import pyarrow.parquet as pq
@@ -74,12 +100,16 @@ class ReplaySource(StreamSource):
         file_format: Literal["auto", "csv", "parquet"] = "auto",
         speed: float | Literal["max"] = "max",
         event_time: EventTime | None = None,
+        columns: Sequence[str] = (),
     ) -> None:
+        """`columns`: what every row needs (a CSV's header is checked for them at once)."""
         if not path.is_file():
             raise ReplaySourceError(f"{path}: no such file (replay source {name!r})")
         kind = file_format
         if kind == "auto":
             kind = "parquet" if path.suffix == ".parquet" else "csv"
+        if kind == "csv" and columns:
+            _check_header(path, name, columns)
         self.name = name
         self.path = path
         self.speed = speed

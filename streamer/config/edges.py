@@ -92,6 +92,7 @@ def _replay(section: edges.ReplaySource, at: SourceContext) -> Source:
             file_format=section.file_format,
             speed=section.speed,
             event_time=at.decoder.event_time_ns,
+            columns=at.decoder.needed_fields(),
         )
     except ReplaySourceError as exc:
         raise SourceError(str(exc)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,6 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.replay import ReplaySource, ReplaySourceError
+from streamer.config.edges import build_sources
+from streamer.config.file import parse_config
+from streamer.core.errors import SourceError
 
 ROWS = [
     {"ts": "2026-01-01T00:00:00Z", "sensor_id": "a", "value": "1.5"},
@@ -55,3 +59,24 @@ def test_seek_continues_at_the_checkpointed_row(tmp_path: Path) -> None:
 def test_a_missing_file_says_which(tmp_path: Path) -> None:
     with pytest.raises(ReplaySourceError, match=r"nope\.csv: no such file"):
         ReplaySource("history", tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [
+        ("ts;sensor_id;value", "it looks separated by ';'"),
+        ("time,sensor,value", "no column 'sensor_id', 'ts'"),
+    ],
+)
+def test_a_file_without_the_columns_its_fields_name_is_refused_at_start(
+    tmp_path: Path, header: str, said: str
+) -> None:
+    # Such a file ran to its end rejecting every row as missing_field, and exited 0.
+    path = tmp_path / "events.csv"
+    path.write_text(header + "\n" + "2026-01-01T00:00:00Z;a;1.5\n")
+    config = parse_config(
+        f"sources: [{{type: replay, path: '{path}', fields: {{time_unit: iso8601}}}}]\n"
+        f"sinks: [{{type: file, path: '{tmp_path / 'out.lp'}'}}]\n"
+    )
+    with pytest.raises(SourceError, match=re.escape(said)):
+        build_sources(config)
