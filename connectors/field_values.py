@@ -110,7 +110,10 @@ def iso_ns(value: Any) -> int:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise RejectError(BAD_TIME, f"event time {value[:40]!r} is not ISO 8601") from None
+        try:  # RFC 3339 lets `t` and `z` be lowercase; fromisoformat takes capitals only
+            moment = datetime.fromisoformat(value.upper())
+        except ValueError:
+            raise RejectError(BAD_TIME, f"event time {value[:40]!r} is not ISO 8601") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)

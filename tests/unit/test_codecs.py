@@ -76,6 +76,7 @@ def test_split_fields_off_reads_only_the_main_value() -> None:
         ("ms", str(T * 1000)),
         ("iso8601", "2026-09-21T14:13:20Z"),
         ("iso8601", "2026-09-21T16:13:20+02:00"),
+        ("iso8601", "2026-09-21t14:13:20z"),  # RFC 3339 allows either case
     ],
 )
 def test_time_units(unit: str, value: object) -> None:
