@@ -58,7 +58,9 @@ SCHEMA = tuple(
         "schema_models",
         "schema_drift",
         "schema_streams",
+        "schema_files",
         "file",
+        "problems",
     )
 )
 """The config schema and its loading: pydantic only, so `streamer config check` stays light."""
