@@ -8,18 +8,26 @@ the spill and the newest checkpoint always agree (SQLite makes the commit atomic
 durable). `keep` generations are kept; a row whose checksum does not match is reported
 and skipped in favour of the one before it. A checkpoint may be written on another
 thread (`checkpoint_writer.py`); spills made meanwhile are held until it is committed.
+
+The settings the state depends on (`made_for`: the model's type, horizon and layout, the
+window's step and aggregation) are kept beside the checkpoints. A store told the
+settings it serves refuses to load state made for others (ConfigError), which would
+otherwise fail half-way into restoring it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import pickle
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+
+from streamer.core.errors import ConfigError, ConfigProblem
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +69,65 @@ CREATE TABLE IF NOT EXISTS held (
     source TEXT NOT NULL, partition TEXT NOT NULL, since INTEGER NOT NULL, records BLOB NOT NULL,
     PRIMARY KEY (source, partition)
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+_REMEDY = (
+    "set the config back, or move the checkpoint aside (or delete it) to start afresh; to "
+    "keep its model, `streamer model export` it first under the config it was written with"
+)
+
+
+def unusable(path: Path | None, exc: Exception) -> ConfigError:
+    """The error for a checkpoint whose state this config's parts cannot take (one
+    written before `made_for` was kept): the part's own reason, or the key it lacks."""
+    if isinstance(exc, ValueError):
+        reason = str(exc)
+    else:
+        reason = f"its state does not fit this config's model or window ({exc!r}); {_REMEDY}"
+    return ConfigError(str(path), [ConfigProblem("checkpoint.path", f"cannot continue: {reason}")])
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """The checkpoint database at path, made if need be; ConfigError (checkpoint.path)
+    naming the file and the cause when it cannot be made, opened or read as one."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
+        db.commit()
+    except OSError as exc:  # a parent that is a file, or one that cannot be made
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            cause = f"{exc.filename} is a file, not a directory"
+        else:
+            cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        raise _unopenable(path, f"its directory cannot be made ({cause})") from None
+    except sqlite3.Error as exc:
+        if path.is_dir():
+            raise _unopenable(path, "it is a directory") from None
+        if path.is_file() and path.stat().st_size:
+            why = f"it is not a checkpoint database ({exc}); move it aside, or"
+            raise _unopenable(path, why) from None
+        raise _unopenable(path, f"it cannot be made or opened ({exc})") from None
+    return db
+
+
+def _unopenable(path: Path, why: str) -> ConfigError:
+    todo = "give checkpoint.path a file in a directory this user can write"
+    sep = " " if why.endswith(" or") else "; "
+    return ConfigError(str(path), [ConfigProblem("checkpoint.path", f"{why}{sep}{todo}")])
 
 
 class CheckpointStore:
     """Saves and restores checkpoints; also the `SpillStore` of the window."""
 
-    def __init__(self, path: Path, keep: int = 3) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, keep: int = 3, made_for: dict[str, Any] | None = None) -> None:
         self.path = path
         self.keep = keep
-        self._db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        self.made_for = made_for  # the settings of the state it saves and loads, if known
+        self._db = _open(path)
         self._held: dict[str, bytes | None] | None = None  # see hold_spills
 
     def save(self, state: dict[str, Any]) -> int:
@@ -94,11 +146,18 @@ class CheckpointStore:
             "(SELECT id FROM checkpoint ORDER BY id DESC LIMIT ?)",
             (self.keep,),
         )
+        if self.made_for is not None:
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('made_for', ?)",
+                (json.dumps(self.made_for, sort_keys=True),),
+            )
         self._db.commit()
         return int(cursor.lastrowid or 0)
 
     def load(self) -> dict[str, Any] | None:
-        """The newest checkpoint whose checksum matches, or None if there is none."""
+        """The newest checkpoint whose checksum matches, or None if there is none;
+        ConfigError if it was made for other settings than `made_for`."""
+        self._check_made_for()
         rows = self._db.execute("SELECT id, sha256, state FROM checkpoint ORDER BY id DESC")
         for checkpoint_id, sha256, blob in rows:
             if hashlib.sha256(blob).hexdigest() != sha256:
@@ -112,6 +171,23 @@ class CheckpointStore:
             log.info("restored checkpoint %d from %s", checkpoint_id, self.path)
             return state
         return None
+
+    def _check_made_for(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'made_for'").fetchone()
+        if row is None or self.made_for is None:
+            return
+        theirs, mine = json.loads(row[0]), json.loads(json.dumps(self.made_for))
+        differ = [
+            f"{key}: the checkpoint's {theirs[key]!r}, the config's {mine[key]!r}"
+            for key in sorted(set(theirs) & set(mine))
+            if theirs[key] != mine[key]
+        ]
+        if differ and self._db.execute("SELECT 1 FROM checkpoint LIMIT 1").fetchone():
+            message = (
+                f"the checkpoint was written for other settings ({'; '.join(differ)}), so "
+                f"this config cannot continue from it: {_REMEDY}"
+            )
+            raise ConfigError(str(self.path), [ConfigProblem("checkpoint.path", message)])
 
     # SpillStore: uncommitted until the next save, so a crash rolls spills back with it.
     # While a checkpoint is being written on another thread, spills and their returns are

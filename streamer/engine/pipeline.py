@@ -23,8 +23,9 @@ import numpy as np
 
 from connectors.base import DeadLetter, Output, PayloadDecoder, Sink, Source
 from models.base import Forecaster, Scorer
+from streamer.core.errors import SourceError
 from streamer.core.records import LATE, NS_PER_S, Event, Rejection, StepBatch, concat_batches
-from streamer.engine.checkpoint import CheckpointStore
+from streamer.engine.checkpoint import CheckpointStore, unusable
 from streamer.engine.checkpoint_writer import CheckpointWriter
 from streamer.engine.decoding import Polled, decode
 from streamer.engine.drift import DriftMonitor
@@ -122,15 +123,18 @@ class Pipeline:
             for sink in self.sinks:
                 sink.start_fresh()
             return False
-        if self.partitions is not None:  # series come from the changelog, offsets from Kafka
+        try:
             self.forecaster.load_state_dict(state["forecaster"])
+            if self.partitions is None:
+                self.window.load_state_dict(state["window"])
+                parts = {"outcomes": self.outcomes, "drift": self.drift, "on_drift": self.on_drift}
+                for part, mine in parts.items():
+                    if mine is not None and state.get(part) is not None:
+                        mine.load_state_dict(state[part])
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+            raise unusable(self.checkpoints.path if self.checkpoints else None, exc) from None
+        if self.partitions is not None:  # series come from the changelog, offsets from Kafka
             return True
-        self.window.load_state_dict(state["window"])
-        self.forecaster.load_state_dict(state["forecaster"])
-        parts = {"outcomes": self.outcomes, "drift": self.drift, "on_drift": self.on_drift}
-        for part, mine in parts.items():
-            if mine is not None and state.get(part) is not None:
-                mine.load_state_dict(state[part])
         self.writer.restore_sinks(state["sinks"])
         self.positions.update({name: dict(p) for name, p in state["positions"].items()})
         if state["idle_clock"] is not None:
@@ -265,7 +269,10 @@ class Pipeline:
             room = self.settings.max_batch - count
             if room <= 0:
                 break
-            got = source.poll(room, 0.0 if count else wait)
+            try:
+                got = source.poll(room, 0.0 if count else wait)
+            except (OSError, EOFError, ValueError) as exc:  # a file it cannot read on
+                raise _unreadable(source, exc) from exc
             if not got:
                 continue
             polled.append((decoder, got))
@@ -391,3 +398,11 @@ class Pipeline:
         )
         if event is not None:
             self._stats_events.append(event)
+
+
+def _unreadable(source: Source, exc: Exception) -> SourceError:
+    """A source failed mid-stream (a replay file found empty, damaged or not UTF-8)."""
+    where = str(getattr(source, "path", ""))  # a file source's file, when not said
+    at = f"{where}: " if where and where not in str(exc) else ""
+    why = "not UTF-8 text: " if isinstance(exc, UnicodeDecodeError) else ""
+    return SourceError(f"source {source.name!r} cannot be read: {at}{why}{exc}")

@@ -57,6 +57,7 @@ class TrainOptions:
     retrain_every: int = 0  # steps of event time; 0: RETRAIN_SEASONS seasons
     kind: SeriesKind | None = None  # None: the kind of the config's sources (all one)
     replace: bool = False  # overwrite a checkpoint that is already there
+    made_for: dict[str, Any] | None = None  # the settings the checkpoint is written for
     progress: Callable[[Progress], None] | None = None  # where each replay is
     say: Callable[[str], None] = lambda text: None  # what is being done (the last training)
 
@@ -108,7 +109,7 @@ def train(config: cfg.StreamerConfig, options: TrainOptions) -> Trained:
     version = _last_training(schedule, options.epochs)
     if schedule is not None and version == 0:
         raise EvaluateError(_too_short(config, facts.rows))
-    checkpoint_id = _write(pipeline, path, config.checkpoint.keep)
+    checkpoint_id = _write(pipeline, path, config.checkpoint.keep, options.made_for)
     report = Report(
         models=models,
         n_forecasts=models[TRAINED]["n_forecasts"],
@@ -295,12 +296,13 @@ def _too_short(config: cfg.StreamerConfig, rows: int) -> str:
     )
 
 
-def _write(pipeline: Pipeline, path: Path, keep: int) -> int:
-    """The pipeline's state as a checkpoint with no positions and no sink state."""
+def _write(pipeline: Pipeline, path: Path, keep: int, made_for: dict[str, Any] | None) -> int:
+    """The pipeline's state as a checkpoint with no positions and no sink state, marked
+    as made for `made_for` (`CheckpointStore`)."""
     state = pipeline.state_dict(with_sinks=False)
     state.update(sinks=None, positions={}, idle_clock=None)
     path.parent.mkdir(parents=True, exist_ok=True)
-    store = CheckpointStore(path, keep)
+    store = CheckpointStore(path, keep, made_for)
     try:
         return store.save(state)
     finally:

@@ -3,7 +3,7 @@ and `config show`.
 
 Exit status: 0 when all is well, 1 when a source or sink cannot be used, 2 for a config
 (or command line) that cannot be used, 130 when stopped at once (a second signal, or
-shutdown_timeout passed).
+shutdown_timeout passed), 141 when the reader of the output closed it (as after SIGPIPE).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from streamer.service.cli_common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_PIPE,
     load,
+    path_problem,
     report,
 )
 from streamer.service.cli_demo import add_demo
@@ -45,9 +47,22 @@ CONFIG_ENV = "STREAMER_CONFIG"  # the config file when -c is not given (the imag
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status. Output cut short by its reader
+    (`streamer show | head`) ends quietly, as a command killed by SIGPIPE does, and a
+    file that cannot be read or written is said in one line rather than a traceback."""
     args = _parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        status = int(args.handler(args))
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return EXIT_PIPE
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        print(f"streamer: {path_problem(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    return status
 
 
 def _parser() -> argparse.ArgumentParser:

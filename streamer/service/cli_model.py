@@ -13,6 +13,7 @@ from typing import Any
 
 from streamer.config.schema import EnsembleModel, LstmModel, NetSettings, StreamerConfig
 from streamer.core.durations import format_duration
+from streamer.core.errors import ConfigError
 from streamer.service import logs
 from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load, one_stream
 
@@ -79,6 +80,12 @@ def layout(config: StreamerConfig) -> dict[str, Any]:
     return out
 
 
+def checkpoint_settings(config: StreamerConfig) -> dict[str, Any]:
+    """What a checkpoint's state depends on: the model's layout and the window's
+    aggregation. Kept with each checkpoint; a config with others cannot continue from it."""
+    return layout(config) | {"window.aggregation": config.window.aggregation}
+
+
 def run_export(args: argparse.Namespace) -> int:
     from streamer.engine import model_file
     from streamer.engine.checkpoint import CheckpointStore
@@ -88,7 +95,16 @@ def run_export(args: argparse.Namespace) -> int:
         return config
     logs.configure("WARNING")
     path = config.checkpoint.path
-    state = CheckpointStore(path).load() if path.exists() else None
+    state = None
+    if path.exists():  # (opening a store makes the file)
+        try:
+            store = CheckpointStore(path, made_for=checkpoint_settings(config))
+            try:
+                state = store.load()
+            finally:
+                store.close()
+        except ConfigError as exc:
+            return _refused(exc)
     if state is None:
         return _fail(
             f"{path} holds no checkpoint to export (`streamer train` or `streamer run` writes one)"
@@ -130,7 +146,10 @@ def run_import(args: argparse.Namespace) -> int:
             "used here:\n  " + "\n  ".join(differ)
         )
     path = config.checkpoint.path
-    store = CheckpointStore(path, config.checkpoint.keep)
+    try:
+        store = CheckpointStore(path, config.checkpoint.keep)
+    except ConfigError as exc:
+        return _refused(exc)
     try:
         if not args.replace and store.load() is not None:
             return _fail(
@@ -138,6 +157,7 @@ def run_import(args: argparse.Namespace) -> int:
                 "--replace to overwrite it with the imported model"
             )
         state = {**found.state, "sinks": None, "positions": {}, "idle_clock": None}
+        store.made_for = checkpoint_settings(config)
         checkpoint_id = store.save(state)
     finally:
         store.close()
@@ -157,3 +177,8 @@ def _config(args: argparse.Namespace, command: str) -> StreamerConfig | int:
 def _fail(message: str) -> int:
     print(f"streamer model: {message}", file=sys.stderr)
     return EXIT_CONFIG
+
+
+def _refused(exc: ConfigError) -> int:
+    """A checkpoint that cannot be opened or is for other settings, as each problem."""
+    return _fail("\n".join(f"{exc.source}: {problem}" for problem in exc.problems))

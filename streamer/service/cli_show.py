@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from streamer.config.schema import FileSink, InfluxSink, StreamerConfig, sink_name
-from streamer.service.cli_common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, load
+from streamer.service.cli_common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    load,
+    output_problem,
+    path_problem,
+)
 
 _SINCE = re.compile(
     r"^(0|-(\d+(ns|us|ms|s|m|h|d|w|mo|y))+|\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2}))$"
@@ -75,6 +82,10 @@ def run_show(args: argparse.Namespace) -> int:
             read.close()
     except (ReadbackError, ValueError) as exc:
         return _fail(str(exc), EXIT_FAILED if isinstance(exc, ReadbackError) else EXIT_CONFIG)
+    except OSError as exc:  # a file sink's path that is a directory or cannot be read
+        if exc.filename is None:  # not a file's (a closed stdout: see cli.main)
+            raise
+        return _fail(path_problem(exc), EXIT_FAILED)
 
 
 def _flag_problem(args: argparse.Namespace) -> str | None:
@@ -84,7 +95,7 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
         return "--horizon, --errors and --limit must be 1 or more, --last 0 or more"
     if not _SINCE.match(args.since):
         return f"--since {args.since!r}: give a duration before now (-7d) or an RFC 3339 time"
-    return None
+    return output_problem("--plot", args.plot)
 
 
 def _sink(config: StreamerConfig, name: str | None) -> InfluxSink | FileSink:

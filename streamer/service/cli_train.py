@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streamer.config.schema import StreamerConfig
+from streamer.core.errors import ConfigError
 from streamer.service import logs
-from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load, one_stream
+from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load, one_stream, report
 
 if TYPE_CHECKING:
     from connectors.codecs import TimeUnit
@@ -166,6 +167,8 @@ def run_train(args: argparse.Namespace) -> int:
     except EvaluateError as exc:
         print(f"streamer train: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except ConfigError as exc:  # a checkpoint path that cannot be a checkpoint
+        return report(exc)
 
 
 def _kept(targets: list[str], found: list[str]) -> list[str]:
@@ -203,6 +206,7 @@ def _train(
 ) -> int:
     from streamer.evaluation import report
     from streamer.evaluation.train import TRAINED, TrainOptions, train
+    from streamer.service.cli_model import checkpoint_settings
 
     options = TrainOptions(
         data=data,
@@ -215,6 +219,7 @@ def _train(
         epochs=args.epochs,
         retrain_every=args.retrain_every,
         replace=args.replace,
+        made_for=checkpoint_settings(config),
         progress=report.ProgressBar(),
         say=_say,
     )

@@ -15,10 +15,12 @@ from types import FrameType
 from models.base import ScoresMembers
 from streamer.config.build import Built, build, schedule_interval
 from streamer.config.schema import StreamerConfig
-from streamer.core.errors import ConfigError, ConfigProblem
+from streamer.core.errors import ConfigError, ConfigProblem, SinkUnusableError
 from streamer.engine.pipeline import Pipeline
 from streamer.engine.reporting import Counters
 from streamer.engine.snapshot import Snapshot, WriterStatus
+from streamer.service.cli_common import path_problem
+from streamer.service.cli_model import checkpoint_settings
 from streamer.service.health import HttpEndpoint, Read
 from streamer.service.metrics import Metrics
 from streamer.service.streams import run_pipelines, total
@@ -133,6 +135,8 @@ def run(config: StreamerConfig, stop: threading.Event | None = None) -> RunResul
     try:
         restored = {}
         for name, (pipeline, retrainer) in built.items():
+            if pipeline.checkpoints is not None:
+                pipeline.checkpoints.made_for = checkpoint_settings(configs[name])
             restored[name] = pipeline.restore()
             stream = configs[name]
             log.info(
@@ -169,12 +173,25 @@ def _build_all(configs: dict[str, StreamerConfig], metrics: Metrics) -> dict[str
     built: dict[str, Built] = {}
     try:
         for name, stream in configs.items():
-            built[name] = build(stream, observer=metrics, stream=name)
+            try:
+                built[name] = build(stream, observer=metrics, stream=name)
+            except OSError as exc:  # a file sink's or dead letter's path
+                raise SinkUnusableError(f"{_path_key(stream, exc)}: {path_problem(exc)}") from None
     except BaseException:
         for made in built.values():
             made.pipeline.close()
         raise
     return built
+
+
+def _path_key(config: StreamerConfig, exc: OSError) -> str:
+    """The config key of the path an OSError is about (that path, or a directory of it)."""
+    named = str(exc.filename or "")
+    dead_letter = config.pipeline.dead_letter
+    paths = {f"sinks[{i}].path": getattr(s, "path", None) for i, s in enumerate(config.sinks)}
+    paths["pipeline.dead_letter.path"] = getattr(dead_letter, "path", None)
+    found = (k for k, path in paths.items() if named and str(path or "").startswith(named))
+    return next(found, "a path")
 
 
 def read_snapshot(pipeline: Pipeline) -> Callable[[], Snapshot]:

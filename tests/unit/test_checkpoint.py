@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from streamer.core.errors import ConfigError
 from streamer.engine.checkpoint import CheckpointStore
 from streamer.engine.drift import Detection
 
@@ -53,3 +54,43 @@ def test_a_checkpoint_written_before_the_engine_moved_is_restored(tmp_path: Path
             (hashlib.sha256(old).hexdigest(), old),
         )
     assert CheckpointStore(path).load() == {"cause": cause}
+
+
+def test_a_store_refuses_a_checkpoint_made_for_other_settings_naming_each(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.db"
+    made_for = {"model.type": "last_value", "model.horizon": 3, "window.step": "1h"}
+    store = CheckpointStore(path, made_for=made_for)
+    store.save({"generation": 0})
+    store.close()
+    assert CheckpointStore(path, made_for=made_for).load() == {"generation": 0}
+    assert CheckpointStore(path).load() == {"generation": 0}  # (settings not known: no check)
+    other = made_for | {"model.type": "seasonal_naive", "model.horizon": 5}
+    with pytest.raises(ConfigError) as refused:
+        CheckpointStore(path, made_for=other).load()
+    (problem,) = refused.value.problems
+    assert refused.value.source == str(path)
+    assert problem.path == "checkpoint.path"
+    assert "model.horizon: the checkpoint's 3, the config's 5" in problem.message
+    assert "model.type: the checkpoint's 'last_value', the config's 'seasonal_naive'" in (
+        problem.message
+    )
+    assert "window.step" not in problem.message
+
+
+@pytest.mark.parametrize("where", ["a directory", "under a file", "not a database"])
+def test_a_checkpoint_path_that_cannot_be_a_database_is_a_config_error_naming_it(
+    tmp_path: Path, where: str
+) -> None:
+    (tmp_path / "a-file").write_text("in the way\n")
+    path = {
+        "a directory": tmp_path,
+        "under a file": tmp_path / "a-file" / "checkpoint.db",
+        "not a database": tmp_path / "a-file",
+    }[where]
+    with pytest.raises(ConfigError) as refused:
+        CheckpointStore(path)
+    (problem,) = refused.value.problems
+    assert refused.value.source == str(path)
+    assert problem.path == "checkpoint.path"
+    said = {"a directory": "is a directory", "under a file": "is a file, not a directory"}
+    assert said.get(where, "is not a checkpoint database") in problem.message

@@ -157,3 +157,45 @@ def test_the_plot_draws_nothing_across_a_gap(tmp_path: Path) -> None:
     (band,) = ax.collections
     assert len(band.get_paths()) == 2  # two pieces of interval band
     figures.plt.close("all")
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(ran: tuple[Path, np.ndarray]) -> None:
+    """`streamer show | head`: the reader is gone before the table is printed."""
+    config, _ = ran
+    command = [sys.executable, "-m", "streamer", "show", "-c", str(config), "--series", "pump-1"]
+    with subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as shown:
+        assert shown.stdout is not None
+        assert shown.stderr is not None
+        shown.stdout.close()
+        err = shown.stderr.read()
+        assert shown.wait(timeout=120) == 141
+    assert err == ""
+
+
+def test_a_file_sink_path_that_is_a_directory_is_one_line_naming_it(
+    ran: tuple[Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamer.service.cli import main
+
+    config, _ = ran
+    moved = yaml.safe_load(config.read_text())
+    moved["sinks"] = [{"type": "file", "path": str(tmp_path)}]
+    path = tmp_path / "show.yaml"
+    path.write_text(yaml.safe_dump(moved))
+    assert main(["show", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"streamer show: {tmp_path} is a directory; give the path of a file\n"
+
+
+def test_a_plot_in_a_missing_directory_is_refused_before_reading(
+    ran: tuple[Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamer.service.cli import main
+
+    config, _ = ran
+    png = tmp_path / "nodir" / "p.png"
+    assert main(["show", "-c", str(config), "--series", "pump-1", "--plot", str(png)]) == 2
+    err = capsys.readouterr().err
+    assert f"--plot {png}: there is no directory {png.parent}" in err

@@ -200,6 +200,27 @@ def test_a_model_for_another_setup_or_not_a_model_is_refused_saying_why(
     assert "names posix.system, which a model file may not" in attempt.stderr
 
 
+def test_a_trained_checkpoint_under_another_model_setup_is_refused_by_run_and_export(
+    trained: Trained,
+) -> None:
+    """The settings it was trained for are kept with the checkpoint: a config changed
+    since is told what differs, and neither continues from it nor exports it as its own."""
+    assert trained.done.returncode == 0, trained.done.stderr
+    folder = trained.folder
+    changed = yaml.safe_load((folder / "warm.yaml").read_text())
+    changed["model"]["horizon"] = 5
+    (folder / "changed.yaml").write_text(yaml.safe_dump(changed))
+    said = "model.horizon: the checkpoint's 3, the config's 5"
+    ran = streamer("run", "-c", str(folder / "changed.yaml"))
+    assert ran.returncode == 2, ran.stderr
+    assert said in ran.stderr
+    assert "Traceback" not in ran.stderr
+    exported = streamer("model", "export", "-c", str(folder / "changed.yaml"), str(folder / "x"))
+    assert exported.returncode == 2, exported.stderr
+    assert said in exported.stderr
+    assert not (folder / "x").exists()
+
+
 def test_a_long_file_of_one_reading_a_line_trains_as_its_wide_form_does(
     trained: Trained,
 ) -> None:
