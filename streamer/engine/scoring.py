@@ -96,7 +96,8 @@ def score(
 ) -> dict[str, Any]:
     """MAE, MSE, RMSE, sMAPE (%) and MASE per horizon (lists; MASE's is `mase_by_horizon`)
     and averaged over 1..H (`mae_avg`, ..., `mase`), for the forecasts issued at steps
-    >= from_step whose target arrived."""
+    >= from_step whose target arrived. A horizon with nothing scored (NaN: longer than
+    the file) is left out of the averages rather than making them NaN."""
     keep = issued.steps >= from_step
     series, steps, yhat = issued.series[keep], issued.steps[keep], issued.yhat[keep]
     horizon = issued.yhat.shape[1]
@@ -132,16 +133,16 @@ def score(
             widths.append(_mean((up - lo)[known]))
     out: dict[str, Any] = {k: v for k, v in per.items() if k != "mase"}
     out["mase_by_horizon"] = per["mase"]
-    out["mae_avg"] = _mean(np.array(per["mae"]))
-    out["mse_avg"] = _mean(np.array(per["mse"]))
+    out["mae_avg"] = over_scored(per["mae"])
+    out["mse_avg"] = over_scored(per["mse"])
     out["rmse_avg"] = float(np.sqrt(out["mse_avg"]))
-    out["smape_avg"] = _mean(np.array(per["smape"]))
-    out["mase"] = _mean(np.array(per["mase"]))
+    out["smape_avg"] = over_scored(per["smape"])
+    out["mase"] = over_scored(per["mase"])
     out["n_forecasts"] = sum(counts)
     if with_intervals:
         out["coverage"] = coverage
-        out["coverage_avg"] = _mean(np.array(coverage))
-        out["width_avg"] = _mean(np.array(widths))
+        out["coverage_avg"] = over_scored(coverage)
+        out["width_avg"] = over_scored(widths)
     return out
 
 
@@ -170,3 +171,9 @@ def mae_after(
 
 def _mean(values: F64) -> float:
     return float(values.mean()) if len(values) else float("nan")
+
+
+def over_scored(per_horizon: list[float]) -> float:
+    """The mean over the horizons that have a score; NaN when none has."""
+    values = np.array(per_horizon, dtype=float)
+    return _mean(values[~np.isnan(values)])

@@ -10,7 +10,15 @@ from typing import Any
 import numpy as np
 
 from streamer.core.records import Forecasts, StepBatch
-from streamer.engine.scoring import F64, Actuals, Issued, mae_after, mase_scales, score
+from streamer.engine.scoring import (
+    F64,
+    Actuals,
+    Issued,
+    mae_after,
+    mase_scales,
+    over_scored,
+    score,
+)
 from streamer.evaluation.options import EvaluateOptions, ModelRun
 
 
@@ -76,8 +84,8 @@ def bucket_name(end: int) -> str:
 def _by_bucket(metrics: dict[str, Any], horizon: int) -> dict[str, dict[str, float]]:
     return {
         bucket_name(end): {
-            "mse": float(np.mean(metrics["mse"][:end])),
-            "mae": float(np.mean(metrics["mae"][:end])),
+            "mse": over_scored(metrics["mse"][:end]),
+            "mae": over_scored(metrics["mae"][:end]),
         }
         for end in buckets(horizon)
     }

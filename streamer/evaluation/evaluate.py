@@ -50,7 +50,13 @@ from streamer.evaluation.options import (
     Report,
 )
 from streamer.evaluation.retrain_schedule import EventTimeSchedule
-from streamer.evaluation.wide_replay import FileFacts, WideReplay, inspect, make_decoder
+from streamer.evaluation.wide_replay import (
+    FileFacts,
+    WideReplay,
+    content,
+    inspect,
+    make_decoder,
+)
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -301,6 +307,8 @@ def evaluate(options: EvaluateOptions) -> Report:
         for index, name in enumerate(options.models, start=1)
     }
     models = collect.score_runs(runs, options, warmup_step)
+    if not any(m["n_forecasts"] for m in models.values()):
+        raise EvaluateError(_nothing_scored(options, facts.rows))
     return Report(
         models=models,
         n_forecasts=max(m["n_forecasts"] for m in models.values()),
@@ -310,3 +318,23 @@ def evaluate(options: EvaluateOptions) -> Report:
         step_ns=options.step_ns,
         rows=facts.rows,
     )
+
+
+def _nothing_scored(options: EvaluateOptions, rows: int) -> str:
+    """Why no forecast could be scored: no number to read, every row at one time, or
+    too few steps after the warm-up for a forecast to meet a later value."""
+    times, numbers = content(options, rows)
+    if not numbers:
+        why = f"no value of {', '.join(options.targets)} in its {rows} rows is a number"
+    elif times == 1:
+        why = (
+            f"its {rows} rows all have the same time, and a forecast is scored against a "
+            "value at a later step; give rows at different times"
+        )
+    else:
+        why = (
+            f"its {times} times fall in too few steps of --step after the warm-up for a "
+            "forecast issued there to meet a later value; give a longer file, a shorter "
+            "--step or a smaller --warmup-fraction"
+        )
+    return f"{options.data}: nothing could be scored: {why}"

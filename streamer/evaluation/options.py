@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from connectors.codecs import TimeUnit
 from streamer.config import schema as cfg
@@ -91,9 +94,24 @@ class Report:
     rows: int
 
     def as_json(self) -> dict[str, Any]:
+        """The report as JSON values: a metric with nothing to score (NaN) is null, as
+        JSON has no NaN and other readers refuse it."""
         return {
-            "models": self.models,
+            "models": _nulled(self.models),
             "n_forecasts": self.n_forecasts,
             "rows": self.rows,
             "seconds": self.seconds,
         }
+
+
+def _nulled(value: Any) -> Any:
+    """`value` with every float that is not finite (and numpy's scalars) as JSON takes it."""
+    if isinstance(value, dict):
+        return {k: _nulled(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nulled(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

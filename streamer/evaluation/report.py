@@ -14,6 +14,7 @@ from streamer.evaluation.collect import bucket_name, buckets
 from streamer.evaluation.options import EvaluateError, Progress, Report
 
 BASELINES = (("last_value", "last"), ("seasonal_naive", "snaive"))
+RATE_AFTER = 0.5  # seconds a model has run before its rows/s mean anything
 
 
 def _ratios(report: Report, name: str, bucket: str) -> str:
@@ -63,9 +64,11 @@ def table(report: Report) -> str:
         if "mean_weights" in m:
             shares = ", ".join(f"{k} {v:.2f}" for k, v in m["mean_weights"].items())
             lines.append(f"{name}: mean member weights {shares}")
+    scored = max(sum(not math.isnan(v) for v in m["mse"]) for m in report.models.values())
+    over = f"1..{horizon}" if scored == horizon else f"the {scored} of 1..{horizon} with a score"
     lines.append(
         f"{report.n_forecasts} forecasts scored per model over {report.rows} rows, in "
-        f"{report.seconds:.1f}s; averages over horizons 1..{horizon}; cover: share of outcomes "
+        f"{report.seconds:.1f}s; averages over horizons {over}; cover: share of outcomes "
         "inside the interval; MAE after: in the season after each change in the inputs"
     )
     return "\n".join(lines)
@@ -75,8 +78,8 @@ def series_table(report: Report) -> str:
     """MSE over all horizons per series (rows) and model (columns)."""
     models = list(report.models)
     series = sorted({s for m in report.models.values() for s in m["per_series"]})
-    width = max(12, *(len(m) + 2 for m in models))
-    label = max(8, *(len(s) + 2 for s in series))
+    width = max([12, *(len(m) + 2 for m in models)])
+    label = max([8, *(len(s) + 2 for s in series)])
     lines = [
         "MSE per series, mean over all horizons",
         f"{'series':<{label}}" + "".join(f"{m:>{width}}" for m in models),
@@ -154,7 +157,8 @@ def pyplot() -> Any:
 
 class ProgressBar:
     """File rows done by the model being run, on stderr: redrawn in place on a terminal,
-    else a line every `every` seconds."""
+    else a line every `every` seconds. The rate is shown once the model has run for
+    RATE_AFTER seconds: over less, one row in next to no time reads as billions a second."""
 
     def __init__(self, stream: IO[str] | None = None, every: float = 5.0) -> None:
         stream = sys.stderr if stream is None else stream
@@ -174,11 +178,12 @@ class ProgressBar:
             return
         self.last = now
         share = p.done / p.rows if p.rows else 1.0
-        rate = p.done / max(now - self.started, 1e-9)
+        elapsed = now - self.started
+        rate = f", {p.done / elapsed:,.0f} rows/s" if elapsed >= RATE_AFTER else ""
         bar = "#" * int(30 * share)
         text = (
             f"{p.model} ({p.index}/{p.models}) [{bar:<30}] {100 * share:5.1f}% "
-            f"{p.done}/{p.rows} rows, {rate:,.0f} rows/s"
+            f"{p.done}/{p.rows} rows{rate}"
         )
         if self.tty:
             self.stream.write("\r" + text + ("\n" if end else ""))

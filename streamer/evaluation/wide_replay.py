@@ -40,6 +40,19 @@ def _rows(path: Path) -> Iterator[dict[str, str]]:
         yield row
 
 
+def content(options: EvaluateOptions, rows: int) -> tuple[int, int]:
+    """(distinct times, target values that are numbers) in the first `rows` rows: what
+    a file that gave nothing to score lacked."""
+    times: set[str] = set()
+    numbers = 0
+    for i, row in enumerate(_rows(options.data)):
+        if i >= rows:
+            break
+        times.add(row.get(options.time_col, ""))
+        numbers += sum(_float(row.get(t)) is not None for t in options.targets)
+    return len(times), numbers
+
+
 def inspect(options: EvaluateOptions) -> FileFacts:
     """Check the columns, count the rows, and take the z-score statistics."""
     if not options.data.is_file():

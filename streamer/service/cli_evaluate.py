@@ -25,7 +25,7 @@ from streamer.config.schema import (
 from streamer.core.durations import parse_duration
 from streamer.core.records import NS_PER_S
 from streamer.service import logs
-from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load, one_stream
+from streamer.service.cli_common import EXIT_CONFIG, EXIT_OK, load, one_stream, output_problem
 
 if TYPE_CHECKING:
     from streamer.evaluation.options import EvaluateOptions, Report
@@ -182,6 +182,9 @@ def _checked(args: argparse.Namespace) -> tuple[timedelta, list[str]] | None:
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if not targets:
         problems.append("--targets: name at least one column")
+    for flag, path in (("--output", args.output), ("--plot", args.plot)):
+        problem = output_problem(flag, path)
+        problems += [problem] if problem else []
     if problems or step is None or step.total_seconds() <= 0:
         for problem in problems or ["--step: must be more than 0"]:
             print(f"streamer evaluate: {problem}", file=sys.stderr)
@@ -244,4 +247,4 @@ def _show(result: Report, args: argparse.Namespace) -> None:
     print()
     print(report.series_table(result))
     if args.output:
-        Path(args.output).write_text(json.dumps(result.as_json(), indent=2) + "\n")
+        Path(args.output).write_text(json.dumps(result.as_json(), indent=2, allow_nan=False) + "\n")

@@ -234,3 +234,107 @@ def test_rows_batched_give_the_same_forecasts_as_one_row_a_batch(
         assert one[model].keys() == batched[model].keys(), model
         differ = [k for k in one[model] if not np.array_equal(one[model][k], batched[model][k])]
         assert not differ, f"{model}: {len(differ)} forecasts differ, e.g. {differ[0]}"
+
+
+def evaluate_flags(data: Path, *more: str) -> list[str]:
+    return [
+        "evaluate", "--data", str(data), "--time-col", "time", "--step", "1h",
+        "--models", "last_value", *more,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rows", "targets", "why"),
+    [
+        ([f"1700000000,{i}" for i in range(40)], "a", "all have the same time"),
+        ([f"2024-01-01T{i:02d}:00:00Z,{i}" for i in range(20)], "time", "is a number"),
+    ],
+)
+def test_nothing_scored_is_said_with_the_reason_instead_of_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: list[str], targets: str, why: str
+) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("\n".join(["time,a", *rows]) + "\n")
+    status = main(evaluate_flags(data, "--targets", targets, "--horizon", "3"))
+    assert status == 2
+    err = capsys.readouterr().err
+    assert f"{data}: nothing could be scored: " in err, err
+    assert why in err, err
+
+
+def test_a_horizon_past_the_file_averages_the_horizons_scored_and_writes_json_null(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, report = tmp_path / "data.csv", tmp_path / "report.json"
+    write_csv(data, seasonal(2, 200, season=12, seed=1))
+    flags = ["--targets", "a,b", "--horizon", "500", "--output", str(report)]
+    assert main(evaluate_flags(data, *flags)) == 0
+    capsys.readouterr()
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    got = json.loads(report.read_text(), parse_constant=refuse)
+    metrics = got["models"]["last_value"]
+    assert got["n_forecasts"] > 10_000
+    assert metrics["mse"][0] is not None
+    assert metrics["mse"][-1] is None
+    scored = [v for v in metrics["mae"] if v is not None]
+    assert metrics["mae_avg"] == pytest.approx(np.mean(scored))
+    for key in ("mae_avg", "rmse_avg", "mase", "coverage_avg"):
+        assert np.isfinite(metrics[key] if metrics[key] is not None else np.nan), key
+    for per_series in metrics["per_series"].values():
+        assert per_series["mse_avg"] is not None
+
+
+def test_score_averages_only_the_horizons_that_have_a_score() -> None:
+    from streamer.engine.scoring import Actuals, Issued, score
+
+    steps = np.arange(4)
+    actual = Actuals(np.array(["s"] * 4, dtype=object), steps, np.array([1.0, 2.0, 4.0, 7.0]))
+    issued = Issued(np.array(["s"], dtype=object), np.array([0]), np.array([[1.0, 1.0, 1.0, 1.0]]))
+    got = score(actual, issued, 0, {"s": 1.0})
+    assert got["mae"][:3] == [1.0, 3.0, 6.0]
+    assert np.isnan(got["mae"][3])
+    assert got["mae_avg"] == pytest.approx(10 / 3)
+    assert got["mase"] == pytest.approx(10 / 3)
+
+
+@pytest.mark.parametrize("flag", ["--output", "--plot"])
+def test_an_output_in_a_missing_directory_is_refused_before_the_work(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    flag: str,
+) -> None:
+    def never(*_: object) -> None:
+        raise AssertionError("evaluated before the output was checked")
+
+    monkeypatch.setattr(evaluation, "evaluate", never)
+    data = tmp_path / "data.csv"
+    write_csv(data, seasonal(2, 50, season=12))
+    out = tmp_path / "nodir" / "x.out"
+    assert main(evaluate_flags(data, "--targets", "a", "--horizon", "2", flag, str(out))) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} {out}: there is no directory {out.parent}" in err
+
+
+def test_the_first_progress_line_shows_no_rate_until_time_has_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    from types import SimpleNamespace
+
+    from streamer.evaluation import report
+    from streamer.evaluation.options import Progress
+
+    now = [100.0]
+    monkeypatch.setattr(report, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    stream = io.StringIO()
+    bar = report.ProgressBar(stream, every=0.0)
+    bar(Progress("last_value", 1, 1, 1, 1000))
+    now[0] += 2.0
+    bar(Progress("last_value", 1, 1, 1000, 1000))
+    first, last = stream.getvalue().splitlines()
+    assert first.endswith("1/1000 rows"), first
+    assert last.endswith("1000/1000 rows, 500 rows/s"), last
