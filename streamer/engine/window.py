@@ -124,9 +124,11 @@ class WindowBuffer:
         return AddResult(closed, np.flatnonzero(late))
 
     def close_idle(self, now: float) -> StepBatch:
-        """Close every open step of series with no events for idle_close_after seconds."""
+        """Close every open step of series with no events for idle_close_after seconds;
+        at `now` infinite (the end of the data), every open step, idle closing on or off."""
         has_open = (self.open_step != NO_STEP).any(axis=1)
-        idle = np.flatnonzero(has_open & (self.touched <= now - self.idle_close_after))
+        quiet_since = math.inf if now == math.inf else now - self.idle_close_after
+        idle = np.flatnonzero(has_open & (self.touched <= quiet_since))
         if len(idle) == 0:
             return self.empty()
         groups = self._take_open(idle)

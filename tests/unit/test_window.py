@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -274,6 +275,18 @@ def test_quiet_series_closes_its_open_step_after_idle_close_after() -> None:
     assert buffer.add(
         ["a"], "sensor", np.array([T0 + 10]), np.array([2.0]), 131.0
     ).late.tolist() == [0]
+
+
+@pytest.mark.parametrize("idle_close_after", [30.0, math.inf])
+def test_the_end_of_the_data_closes_every_open_step(idle_close_after: float) -> None:
+    # What a replay's end does (close_idle at infinity). With idle closing off (evaluate,
+    # train) it closed nothing: each series' last row was never scored nor written.
+    buffer = window(idle_close_after=idle_close_after)
+    add(buffer, [("a", T0, 1.0), ("b", T0 + S, 2.0)], now=100.0)
+    assert rows(buffer.close_idle(math.inf)) == [
+        ("a", 1000, (1.0,), False, True),
+        ("b", 1001, (2.0,), False, True),
+    ]
 
 
 def state_bytes(buffer: WindowBuffer) -> int:
