@@ -96,7 +96,14 @@ def _cells(r: SeriesRow) -> tuple[str, ...]:
 
 
 def _num(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.5g}"
+    """A value to read at a glance: 5 significant digits, but every digit of its whole
+    part and two decimals (below 1e15), so that a series near a million is not all
+    `1e+06`."""
+    if value is None:
+        return "-"
+    number = float(value)
+    whole = len(str(int(abs(number)))) if abs(number) < 1e15 else 0
+    return f"{number:.{max(5, whole + 2)}g}"
 
 
 def _when(time_ns: int) -> str:

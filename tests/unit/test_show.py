@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streamer.evaluation.report import pyplot
 from streamer.service import show
@@ -199,3 +201,12 @@ def test_a_plot_in_a_missing_directory_is_refused_before_reading(
     assert main(["show", "-c", str(config), "--series", "pump-1", "--plot", str(png)]) == 2
     err = capsys.readouterr().err
     assert f"--plot {png}: there is no directory {png.parent}" in err
+
+
+@given(st.floats(min_value=-1e15, max_value=1e15, exclude_min=True, exclude_max=True))
+def test_a_value_is_shown_to_its_hundredths_whatever_its_size(value: float) -> None:
+    # A series near a million was shown as 1e+06 in every column: latest, forecast and
+    # interval alike.
+    text = show._num(value)
+    assert "e" not in text or abs(value) < 1e-4
+    assert abs(float(text) - value) <= max(0.005, abs(value) * 1e-4)
