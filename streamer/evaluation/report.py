@@ -28,6 +28,37 @@ def _ratios(report: Report, name: str, bucket: str) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
+AVERAGES = (  # (header, metric, format) of the averages' table
+    ("MAE", "mae_avg", ".4g"),
+    ("RMSE", "rmse_avg", ".4g"),
+    ("sMAPE %", "smape_avg", ".3f"),
+    ("MASE", "mase", ".4g"),
+    ("cover", "coverage_avg", ".3f"),
+    ("width", "width_avg", ".4g"),
+    ("drifts", "drifts", "d"),
+    ("retrains", "retrains", "d"),
+    ("MAE after", "mae_after_changes", ".4g"),
+)
+
+
+def _averages(report: Report) -> list[str]:
+    """The averages over all horizons, a line per model, each column as wide as its
+    widest cell (a MASE of 4774.4 does not run into its neighbour)."""
+    rows = {
+        name: [format(m[key], spec) for _, key, spec in AVERAGES]
+        for name, m in report.models.items()
+    }
+    widths = [
+        max(len(head), *(len(r[i]) for r in rows.values())) + 2
+        for i, (head, _, _) in enumerate(AVERAGES)
+    ]
+    heads = [head for head, _, _ in AVERAGES]
+    return [
+        f"{name:<20}" + "".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
+        for name, cells in [("model", heads), *rows.items()]
+    ]
+
+
 def table(report: Report) -> str:
     """The overall metrics: MSE by horizon bucket (with ratios to the baselines), then
     the averages over all horizons, one line per model."""
@@ -46,16 +77,7 @@ def table(report: Report) -> str:
         seconds = report.models[name]["seconds"]
         lines.append(f"{name:<20}" + "".join(f"{c:>{width}}" for c in row) + f"{seconds:>10.1f}")
     lines.append("")
-    lines.append(
-        f"{'model':<20}{'MAE':>10}{'RMSE':>10}{'sMAPE %':>9}{'MASE':>8}{'cover':>7}"
-        f"{'width':>10}{'drifts':>8}{'retrains':>9}{'MAE after':>11}"
-    )
-    for name, m in report.models.items():
-        lines.append(
-            f"{name:<20}{m['mae_avg']:>10.4g}{m['rmse_avg']:>10.4g}{m['smape_avg']:>9.3f}"
-            f"{m['mase']:>8.3f}{m['coverage_avg']:>7.3f}{m['width_avg']:>10.4g}"
-            f"{m['drifts']:>8d}{m['retrains']:>9d}{m['mae_after_changes']:>11.4g}"
-        )
+    lines += _averages(report)
     for name, m in report.models.items():
         if len(m["served_by"]) > 1:
             total = sum(m["served_by"].values())

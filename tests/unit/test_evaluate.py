@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import river.datasets
 
 import streamer.evaluation.evaluate as evaluation
+import streamer.evaluation.report as report_module
 from streamer.config.schema import LstmModel, RetrainConfig
 from streamer.evaluation.evaluate import DRIFT_RETRAIN, MODELS, EvaluateOptions, evaluate
 from streamer.service.cli import main
@@ -338,3 +341,18 @@ def test_the_first_progress_line_shows_no_rate_until_time_has_passed(
     first, last = stream.getvalue().splitlines()
     assert first.endswith("1/1000 rows"), first
     assert last.endswith("1000/1000 rows, 500 rows/s"), last
+
+
+def test_the_averages_table_keeps_its_columns_apart_whatever_the_numbers() -> None:
+    # A MASE of 24774.384 after an sMAPE of 8.074 was printed as `8.07424774.384`.
+    metrics = {
+        "mae_avg": 1.401e4, "rmse_avg": 8.314e4, "smape_avg": 8.07424, "mase": 24774.384,
+        "coverage_avg": 0.654, "width_avg": 1.72e5, "drifts": 0, "retrains": 12,
+        "mae_after_changes": math.nan,
+    }  # fmt: skip
+    lines = report_module._averages(SimpleNamespace(models={"lstm": metrics}))  # type: ignore[arg-type]
+    head, row = (line.split() for line in lines)
+    assert len(row) == 1 + len(report_module.AVERAGES)
+    assert float(row[3]) == pytest.approx(8.074)
+    assert float(row[4]) == pytest.approx(24770)
+    assert head[:2] == ["model", "MAE"]
