@@ -11,12 +11,13 @@ the same steps and overwrite the same points.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -140,7 +141,8 @@ class Pipeline:
         if state["idle_clock"] is not None:
             self.idle_clock = float(state["idle_clock"])
         for source, _ in self.sources:
-            source.seek(self.positions.get(source.name, {}))
+            with _reading(source):  # a replay reads its file up to the position
+                source.seek(self.positions.get(source.name, {}))
         self.restored = True
         return True
 
@@ -269,10 +271,8 @@ class Pipeline:
             room = self.settings.max_batch - count
             if room <= 0:
                 break
-            try:
+            with _reading(source):
                 got = source.poll(room, 0.0 if count else wait)
-            except (OSError, EOFError, ValueError) as exc:  # a file it cannot read on
-                raise _unreadable(source, exc) from exc
             if not got:
                 continue
             polled.append((decoder, got))
@@ -400,9 +400,14 @@ class Pipeline:
             self._stats_events.append(event)
 
 
-def _unreadable(source: Source, exc: Exception) -> SourceError:
-    """A source failed mid-stream (a replay file found empty, damaged or not UTF-8)."""
-    where = str(getattr(source, "path", ""))  # a file source's file, when not said
-    at = f"{where}: " if where and where not in str(exc) else ""
-    why = "not UTF-8 text: " if isinstance(exc, UnicodeDecodeError) else ""
-    return SourceError(f"source {source.name!r} cannot be read: {at}{why}{exc}")
+@contextlib.contextmanager
+def _reading(source: Source) -> Iterator[None]:
+    """A file a source cannot read on (a replay file found empty, damaged or not UTF-8,
+    also when seeking back to a checkpoint's row) as a SourceError naming it."""
+    try:
+        yield
+    except (OSError, EOFError, ValueError) as exc:
+        where = str(getattr(source, "path", ""))  # a file source's file, when not said
+        at = f"{where}: " if where and where not in str(exc) else ""
+        why = "not UTF-8 text: " if isinstance(exc, UnicodeDecodeError) else ""
+        raise SourceError(f"source {source.name!r} cannot be read: {at}{why}{exc}") from exc

@@ -172,3 +172,18 @@ def test_a_replay_file_that_cannot_be_read_is_one_line_naming_it(
     line = one_line_refusal(done)
     assert says in line, line
     assert "source" in line, line
+
+
+def test_a_replay_file_emptied_since_the_checkpoint_is_one_line_naming_it(
+    tmp_path: Path,
+) -> None:
+    # The restart seeks back to the checkpoint's row, reading the file as it goes.
+    data = readings(tmp_path / "readings.csv")
+    config = write_config(tmp_path)
+    assert streamer("run", "-c", str(config)).returncode == 0
+    data.write_text("")
+    done = streamer("run", "-c", str(config))
+    assert done.returncode == 1, done.stderr
+    line = one_line_refusal(done)
+    assert "readings.csv: empty file" in line, line
+    assert "source 'r'" in line, line
