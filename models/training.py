@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from models.base import TrainSettings
 from models.features import calendar
+from models.lag_regression import LIMIT
 from models.recurrent import RecurrentNet
 from models.replay_buffer import FED, MEAN, RAW, STD, Snapshot
 from models.scaling import OnlineScaler
@@ -84,7 +85,7 @@ def lag_forecasts(fed: F64, mean: F64, std: F64, returns: NDArray[np.bool_], wei
     if length < lags:
         return out
     past = np.lib.stride_tricks.sliding_window_view(fed, lags, axis=1)[..., ::-1]
-    scaled = (past - mean[:, lags - 1 :, None]) / std[:, lags - 1 :, None]
+    scaled = np.clip((past - mean[:, lags - 1 :, None]) / std[:, lags - 1 :, None], -LIMIT, LIMIT)
     x = np.concatenate([scaled, np.ones((*scaled.shape[:2], 1))], axis=-1)
     out[:, lags - 1 :] = np.where(returns[:, None, None], 0.0, x @ weights)
     return out

@@ -4,10 +4,13 @@ seasonal naive, and the trained copy scores better on held-out data than the ori
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.baseline import SeasonalNaive
+from models.lag_regression import lag_features
 from models.recurrent import RecurrentForecaster
-from models.training import scaled_histories, train_copy, windows
+from models.training import lag_forecasts, scaled_histories, train_copy, windows
 from tests.helpers import seasonal, step_batch
 
 SEASON, HORIZON, STEPS, SERIES = 24, 6, 480, 32
@@ -52,3 +55,21 @@ def test_retraining_beats_seasonal_naive_and_improves_held_out_loss() -> None:
     lstm = live_mae(model, raw, start=360)
     naive = live_mae(SeasonalNaive(HORIZON, SEASON), raw, start=360)
     assert lstm < 0.9 * naive, f"LSTM MAE {lstm:.3f} vs seasonal naive {naive:.3f}"
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 10_000), jump=st.sampled_from([0.0, 1e3, 1e6]))
+def test_the_net_trains_on_the_highway_forecasts_serving_makes(seed: int, jump: float) -> None:
+    # The net learns to correct the highway's forecast; trained against one serving never
+    # makes (lags unclipped across a level shift), it learns a wrong correction there.
+    rng = np.random.default_rng(seed)
+    lags, steps = 4, 12
+    fed = 10.0 + rng.normal(size=(3, steps)) * 0.1
+    fed[:, steps // 2 :] += jump
+    mean, std = fed.cumsum(axis=1) / np.arange(1, steps + 1), np.full_like(fed, 0.1)
+    weights = rng.normal(size=(lags + 1, 2))
+    trained = lag_forecasts(fed, mean, std, np.zeros(3, bool), weights)
+    for t in range(lags - 1, steps):
+        history = np.stack([fed, mean, std], axis=2)[:, t - lags + 1 : t + 1]
+        served = lag_features(history, np.full(3, lags), lags) @ weights
+        np.testing.assert_allclose(trained[:, t], served, rtol=1e-5, atol=1e-4)
