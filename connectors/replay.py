@@ -51,23 +51,31 @@ def csv_records(path: Path) -> Iterator[tuple[bytes, dict[str, str]]]:
             yield raw, dict(zip(header, values, strict=False))
 
 
+def csv_header(path: Path) -> list[str]:
+    """A CSV's column names ([] for an empty file); ReplaySourceError naming the file
+    when it cannot be read (not gzip after all, truncated, not UTF-8)."""
+    try:
+        with _open_binary(path) as stream:
+            line = stream.readline().decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise ReplaySourceError(f"{path}: its header is not UTF-8 text ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise ReplaySourceError(f"{path}: cannot be read ({exc})") from None
+    return next(csv.reader([line]), []) if line.strip() else []
+
+
 def _check_header(path: Path, name: str, columns: Sequence[str]) -> None:
     """Refuse a CSV whose header lacks a column every row needs: each row would only be
     rejected, as missing that field."""
-    try:
-        with _open_binary(path) as stream:
-            line = stream.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    except (OSError, EOFError) as exc:  # not gzip after all, truncated, unreadable
-        raise ReplaySourceError(f"{path}: cannot be read ({exc}); replay source {name!r}") from None
-    header = next(csv.reader([line]), [])
+    header = csv_header(path)
     missing = [c for c in columns if c not in header]
-    if not line.strip() or not missing:
+    if not header or not missing:
         return  # an empty file is said as one when it is read
     hint = next(
         (
             f" (it looks separated by {sep!r}; a replay reads commas)"
             for sep in ";\t|"
-            if len(header) == 1 and sep in line
+            if len(header) == 1 and sep in header[0]
         ),
         "",
     )

@@ -7,9 +7,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from connectors.replay import csv_records
+from connectors.replay import ReplaySourceError, csv_header, csv_records
 from streamer.evaluation.options import EvaluateError
-from streamer.evaluation.wide_replay import open_text
 
 
 def pivot(path: Path, time_col: str, series_col: str, value_col: str, out: Path) -> list[str]:
@@ -18,8 +17,10 @@ def pivot(path: Path, time_col: str, series_col: str, value_col: str, out: Path)
     appearance."""
     rows: dict[str, dict[str, str]] = {}
     series: dict[str, None] = {}
-    with open_text(path) as f:
-        header = next(csv.reader(f), [])
+    try:
+        header = csv_header(path)
+    except ReplaySourceError as exc:
+        raise EvaluateError(str(exc)) from None
     missing = [c for c in (time_col, series_col, value_col) if c not in header]
     if missing:
         raise EvaluateError(

@@ -4,17 +4,15 @@ checked and measured once (`inspect`), then replayed row by row as one event per
 
 from __future__ import annotations
 
-import csv
-import gzip
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
 from connectors.base import RawRecord, StreamSource
 from connectors.codecs import Decoder, TimeUnit
-from connectors.replay import ReplaySource, csv_records
+from connectors.replay import ReplaySource, ReplaySourceError, csv_header, csv_records
 from streamer.core.records import SeriesKind
 from streamer.evaluation.options import EvaluateError, EvaluateOptions
 
@@ -26,12 +24,6 @@ class FileFacts:
     mean: dict[str, float]
     std: dict[str, float]
     numeric_time: bool
-
-
-def open_text(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return cast(IO[str], gzip.open(path, "rt", encoding="utf-8-sig", newline=""))
-    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
@@ -54,11 +46,19 @@ def content(options: EvaluateOptions, rows: int) -> tuple[int, int]:
 
 
 def inspect(options: EvaluateOptions) -> FileFacts:
-    """Check the columns, count the rows, and take the z-score statistics."""
+    """Check the columns, count the rows, and take the z-score statistics; EvaluateError
+    for a file that cannot be read."""
     if not options.data.is_file():
         raise EvaluateError(f"{options.data}: no such file")
-    with open_text(options.data) as stream:
-        header = next(csv.reader(stream), [])
+    try:
+        return _inspect(options, csv_header(options.data))
+    except ReplaySourceError as exc:
+        raise EvaluateError(str(exc)) from None
+    except (OSError, EOFError) as exc:  # damaged further on (a gzip stream cut short)
+        raise EvaluateError(f"{options.data}: cannot be read ({exc})") from None
+
+
+def _inspect(options: EvaluateOptions, header: list[str]) -> FileFacts:
     missing = [c for c in (options.time_col, *options.targets) if c not in header]
     if missing:
         raise EvaluateError(
