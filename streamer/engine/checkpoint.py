@@ -99,18 +99,19 @@ def _open(path: Path) -> sqlite3.Connection:
         db.executescript(_SCHEMA)
         db.commit()
     except OSError as exc:  # a parent that is a file, or one that cannot be made
-        if isinstance(exc, FileExistsError | NotADirectoryError):
-            cause = f"{exc.filename} is a file, not a directory"
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            cause = f"{blocker} is a file, not a directory"
         else:
             cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
         raise _unopenable(path, f"its directory cannot be made ({cause})") from None
     except sqlite3.Error as exc:
         if path.is_dir():
             raise _unopenable(path, "it is a directory") from None
-        if path.is_file() and path.stat().st_size:
+        if "not a database" in str(exc):  # (not: a good one this user may not write)
             why = f"it is not a checkpoint database ({exc}); move it aside, or"
             raise _unopenable(path, why) from None
-        raise _unopenable(path, f"it cannot be made or opened ({exc})") from None
+        raise _unopenable(path, f"it cannot be made, opened or written ({exc})") from None
     return db
 
 

@@ -84,7 +84,7 @@ def test_a_checkpoint_path_that_cannot_be_a_database_is_a_config_error_naming_it
     (tmp_path / "a-file").write_text("in the way\n")
     path = {
         "a directory": tmp_path,
-        "under a file": tmp_path / "a-file" / "checkpoint.db",
+        "under a file": tmp_path / "a-file" / "sub" / "checkpoint.db",
         "not a database": tmp_path / "a-file",
     }[where]
     with pytest.raises(ConfigError) as refused:
@@ -92,5 +92,8 @@ def test_a_checkpoint_path_that_cannot_be_a_database_is_a_config_error_naming_it
     (problem,) = refused.value.problems
     assert refused.value.source == str(path)
     assert problem.path == "checkpoint.path"
-    said = {"a directory": "is a directory", "under a file": "is a file, not a directory"}
+    said = {
+        "a directory": "is a directory",
+        "under a file": f"({tmp_path / 'a-file'} is a file, not a directory)",  # not a-file/sub
+    }
     assert said.get(where, "is not a checkpoint database") in problem.message
