@@ -108,7 +108,7 @@ def train(config: cfg.StreamerConfig, options: TrainOptions) -> Trained:
         options.say(f"last training, on all {facts.rows} rows ({options.epochs} epochs) ...")
     version = _last_training(schedule, options.epochs)
     if schedule is not None and version == 0:
-        raise EvaluateError(_too_short(config, facts.rows))
+        raise EvaluateError(_untrained(config, facts.rows, schedule.retrainer))
     checkpoint_id = _write(pipeline, path, config.checkpoint.keep, options.made_for)
     report = Report(
         models=models,
@@ -284,15 +284,26 @@ def _last_training(schedule: EventTimeSchedule | None, epochs: int) -> int:
     return int(retrainer.model.version)
 
 
-def _too_short(config: cfg.StreamerConfig, rows: int) -> str:
-    """Why a net trained on nothing: too few steps for two of its training windows."""
+def _untrained(config: cfg.StreamerConfig, rows: int, retrainer: Retrainer) -> str:
+    """Why the net is still untrained: its trainings failed, none did better than the
+    untrained net, or (none ran) too few steps for two training windows."""
+    first = "the net was not trained, so no checkpoint was written: "
+    last = retrainer.last
+    if retrainer.outcomes["failed"]:
+        return first + "its training failed (the log above says how)"
+    if last is not None and not last.promoted:
+        return first + (
+            f"no training did better than the untrained net on the held-out windows "
+            f"(loss {last.loss_before:.4g} -> {last.loss_after:.4g}), and retrain.promote "
+            "is if_better. Train longer (--epochs), or on a longer history"
+        )
     r, horizon = config.retrain, config.model.horizon
     stride = max(1, r.window - r.burn_in - horizon)
-    return (
-        "the net was not trained, so no checkpoint was written: it learns from windows of "
-        f"retrain.window ({r.window}) steps and needs 2 of them; a series gives its first "
-        f"after {r.window} steps in a row and one more every {stride} steps after that, and "
-        f"the file gave {rows} rows. Give a longer history, or a smaller retrain.window"
+    return first + (
+        f"it learns from windows of retrain.window ({r.window}) steps and needs 2 of them; "
+        f"a series gives its first after {r.window} steps in a row and one more every "
+        f"{stride} steps after that, and the file gave {rows} rows. Give a longer history, "
+        "or a smaller retrain.window"
     )
 
 

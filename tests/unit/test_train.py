@@ -262,3 +262,24 @@ def test_a_history_too_short_to_train_on_writes_nothing_and_says_why(tmp_path: P
     assert "retrain.window (32)" in done.stderr
     assert "the file gave 20 rows" in done.stderr
     assert not (tmp_path / "short.db").exists()
+
+
+def test_a_training_that_fails_is_said_as_a_failure_not_as_a_short_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamer.engine.retrain import Retrainer
+    from streamer.service.cli import main
+
+    def fail(self: Retrainer, job: object) -> None:
+        raise MemoryError("out of memory while training")
+
+    monkeypatch.setattr(Retrainer, "_fit", fail)
+    history, live = write_files(tmp_path)
+    code = main(
+        ["train", "-c", str(config(tmp_path, live, "failing")), "--data", str(history),
+         "--time-col", "time", "--targets", ",".join(NAMES), "--epochs", "1"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "the net was not trained, so no checkpoint was written: its training failed" in err
+    assert not (tmp_path / "failing.db").exists()
