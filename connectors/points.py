@@ -18,6 +18,7 @@ the sink: lines are assembled from pre-escaped pieces, one f-string per point.
 from __future__ import annotations
 
 import math
+import sys
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -149,26 +150,30 @@ def error_lines(output: Output) -> list[str]:
         return []
     absolute = np.abs(e.error)
     keep = np.isfinite(absolute).tolist()
+    huge = (absolute > MAX_SQUARABLE).tolist()  # (one vector test, not one a point)
     return [
         f"forecast_error,horizon={h},model={tag(m)},series={tag(s)} "
-        f"abs_err={a!r}{squared_error(a, ',sq_err=')} {t}"
-        for s, h, m, a, t, ok in zip(
+        f"abs_err={a!r}{'' if big else f',sq_err={a * a!r}'} {t}"
+        for s, h, m, a, t, ok, big in zip(
             e.series.tolist(),
             e.horizon.tolist(),
             e.model.tolist(),
             absolute.tolist(),
             e.times_ns.tolist(),
             keep,
+            huge,
             strict=True,
         )
         if ok
     ]
 
 
+MAX_SQUARABLE = math.sqrt(sys.float_info.max)  # about 1.34e154: its square is a float
+
+
 def squared_error(absolute: float, prefix: str) -> str:
     """`prefix` and the error's square, or "" where the square is beyond a float."""
-    square = absolute * absolute
-    return f"{prefix}{square!r}" if math.isfinite(square) else ""
+    return f"{prefix}{absolute * absolute!r}" if absolute <= MAX_SQUARABLE else ""
 
 
 def event_lines(output: Output) -> list[str]:
