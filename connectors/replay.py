@@ -67,7 +67,10 @@ def csv_header(path: Path) -> list[str]:
 def _check_header(path: Path, name: str, columns: Sequence[str]) -> None:
     """Refuse a CSV whose header lacks a column every row needs: each row would only be
     rejected, as missing that field."""
-    header = csv_header(path)
+    try:
+        header = csv_header(path)
+    except ReplaySourceError as exc:
+        raise ReplaySourceError(f"{exc} (replay source {name!r})") from None
     missing = [c for c in columns if c not in header]
     if not header or not missing:
         return  # an empty file is said as one when it is read
