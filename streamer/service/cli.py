@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if exc.filename is None:
             raise
-        print(f"streamer: {path_problem(exc)}", file=sys.stderr)
+        print(f"streamer {args.command}: {path_problem(exc)}", file=sys.stderr)
         return EXIT_FAILED
     return status
 
@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="streamer", description="Streaming time-series forecasting daemon."
     )
     parser.add_argument("--version", action="version", version=f"streamer {version('streamer')}")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
     _add_run(commands)
     add_evaluate(commands)
     add_train(commands, DEFAULT_CONFIG, CONFIG_ENV)

@@ -17,7 +17,6 @@ from streamer.service.cli_common import (
     EXIT_OK,
     load,
     output_problem,
-    path_problem,
 )
 
 _SINCE = re.compile(
@@ -82,10 +81,6 @@ def run_show(args: argparse.Namespace) -> int:
             read.close()
     except (ReadbackError, ValueError) as exc:
         return _fail(str(exc), EXIT_FAILED if isinstance(exc, ReadbackError) else EXIT_CONFIG)
-    except OSError as exc:  # a file sink's path that is a directory or cannot be read
-        if exc.filename is None:  # not a file's (a closed stdout: see cli.main)
-            raise
-        return _fail(path_problem(exc), EXIT_FAILED)
 
 
 def _flag_problem(args: argparse.Namespace) -> str | None:
